@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "medic-edge",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "medic-edge", targets: ["medic-edge"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries, through pkg-config.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
+                       providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+
+        // Pure domain: config, payload rules, check-in choice, alerts, occupancy, ids, pt-BR words.
+        .target(name: "EdgeCore", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The SQLite store (GRDB): schema, migrations, write paths.
+        .target(name: "EdgeStore", dependencies: [
+            "EdgeCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The small Swift owner of a libmosquitto client.
+        .target(name: "EdgeMQTT", dependencies: [
+            "CMosquitto",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The small Swift owner of libcurl easy handles (uplink, roster, tests).
+        .target(name: "EdgeHTTPClient", dependencies: ["CCurl"]),
+        // The application: services, ingest pipeline, uplink, roster, HTTP, CLI.
+        .target(name: "MedicEdge", dependencies: [
+            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // The cloud stub: Inngest Event API + Directus REST with fault injection.
+        .target(name: "CloudStub", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "medic-edge", dependencies: ["MedicEdge"]),
+
+        // Test harness: real mosquitto, the cloud stub, the daemon as a subprocess.
+        .target(name: "EdgeTestSupport", dependencies: [
+            "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeCore",
+        ]),
+        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore"]),
+        .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient"]),
+    ]
+)

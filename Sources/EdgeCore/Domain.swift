@@ -1,0 +1,131 @@
+import Foundation
+import Crypto
+
+public enum QRCode {
+    /// Lowercase hex SHA-256 of the scanned text's UTF-8 bytes (CONTRACT §1.2).
+    public static func hash(_ text: String) -> String {
+        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+public enum AppointmentStatus: String, Sendable, CaseIterable {
+    case scheduled, confirmed, arrived, inProgress = "in_progress", completed, noShow = "no_show", cancelled, rescheduled
+    public var checkinEligible: Bool { self == .scheduled || self == .confirmed || self == .noShow }
+    public var alreadyIn: Bool { self == .arrived || self == .inProgress || self == .completed }
+}
+
+public struct AppointmentInfo: Sendable, Equatable {
+    public var id: String
+    public var startMs: Int64
+    public var endMs: Int64
+    public var status: String
+    public var checkedInLocally: Bool
+    public init(id: String, startMs: Int64, endMs: Int64, status: String, checkedInLocally: Bool) {
+        self.id = id; self.startMs = startMs; self.endMs = endMs; self.status = status; self.checkedInLocally = checkedInLocally
+    }
+}
+
+public enum KioskOutcome: String, Sendable, CaseIterable {
+    case checkedIn = "checked_in", alreadyCheckedIn = "already_checked_in", noAppointment = "no_appointment"
+    case unknownCode = "unknown_code", invalidRequest = "invalid_request"
+}
+
+public enum CheckinPolicy {
+    public enum Choice: Sendable, Equatable { case checkIn(String), already(String), none }
+
+    /// CONTRACT §1.2: the earliest eligible appointment whose window
+    /// [start − openBefore, end) contains now; else one already checked in within its window.
+    public static func choose(_ appts: [AppointmentInfo], nowMs: Int64, openBeforeMs: Int64) -> Choice {
+        let inWindow = appts.filter { $0.startMs - openBeforeMs <= nowMs && nowMs < $0.endMs }
+            .sorted { ($0.startMs, $0.id) < ($1.startMs, $1.id) }
+        if let a = inWindow.first(where: { !$0.checkedInLocally && (AppointmentStatus(rawValue: $0.status)?.checkinEligible ?? false) }) {
+            return .checkIn(a.id)
+        }
+        if let a = inWindow.first(where: {
+            let s = AppointmentStatus(rawValue: $0.status)
+            guard s != .cancelled, s != .rescheduled else { return false }
+            return $0.checkedInLocally || (s?.alreadyIn ?? false)
+        }) {
+            return .already(a.id)
+        }
+        return .none
+    }
+}
+
+/// Environment alert hysteresis (CONTRACT §1.4).
+public enum AlertRule {
+    public enum Transition: String, Sendable { case raised, cleared }
+    public static func evaluate(active: Bool, value: Double, limits: MetricLimits) -> Transition? {
+        if !active {
+            return (value < limits.min || value > limits.max) ? .raised : nil
+        }
+        return (value >= limits.min + limits.hysteresis && value <= limits.max - limits.hysteresis) ? .cleared : nil
+    }
+}
+
+/// The no-show rule (CONTRACT §2).
+public enum NoShowRule {
+    public static func isNoShow(status: String, checkedIn: Bool, startMs: Int64, nowMs: Int64, graceMs: Int64) -> Bool {
+        guard status == "scheduled" || status == "confirmed", !checkedIn else { return false }
+        return startMs + graceMs <= nowMs
+    }
+}
+
+/// Words shown to patients at the kiosk (Brazilian Portuguese, gender-neutral).
+public enum KioskMessages {
+    public static func clock(_ ms: Int64, zone: TimeZone) -> String {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = zone
+        let c = cal.dateComponents([.hour, .minute], from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        return String(format: "%02d:%02d", c.hour ?? 0, c.minute ?? 0)
+    }
+
+    public static func message(outcome: KioskOutcome, firstName: String?, professional: String?, room: String?,
+                               startMs: Int64?, zone: TimeZone) -> String {
+        let hello = firstName.map { "Olá, \($0)! " } ?? "Olá! "
+        var detail = ""
+        if let startMs {
+            detail = " Sua consulta"
+            if let p = professional, !p.isEmpty { detail += " com \(p)" }
+            detail += " é às \(clock(startMs, zone: zone))"
+            if let r = room, !r.isEmpty { detail += ", na \(r)" }
+            detail += "."
+        }
+        switch outcome {
+        case .checkedIn: return hello + "Check-in feito." + detail
+        case .alreadyCheckedIn: return hello + "Seu check-in já estava feito." + detail
+        case .noAppointment: return hello + "Não encontramos uma consulta sua para agora. Por favor, fale com a recepção."
+        case .unknownCode: return "Código não reconhecido. Por favor, fale com a recepção."
+        case .invalidRequest: return "Não conseguimos ler o código. Tente de novo ou fale com a recepção."
+        }
+    }
+
+    public static func firstName(_ full: String) -> String {
+        String(full.split(separator: " ").first ?? Substring(full))
+    }
+}
+
+/// What "today" is in the clinic's zone: local day boundaries in Unix ms.
+public enum LocalDay {
+    public static func dayString(_ ms: Int64, zone: TimeZone) -> String {
+        var cal = Calendar(identifier: .gregorian); cal.timeZone = zone
+        let c = cal.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+    }
+    /// [start, end) of the local day `yyyy-mm-dd`, nil when malformed.
+    public static func bounds(_ day: String, zone: TimeZone) -> (Int64, Int64)? {
+        let p = day.split(separator: "-")
+        guard day.count == 10, p.count == 3, let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]) else { return nil }
+        var cal = Calendar(identifier: .gregorian); cal.timeZone = zone
+        guard let start = cal.date(from: DateComponents(year: y, month: m, day: d)),
+              cal.component(.day, from: start) == d,
+              let end = cal.date(byAdding: .day, value: 1, to: start) else { return nil }
+        return (Int64(start.timeIntervalSince1970 * 1000), Int64(end.timeIntervalSince1970 * 1000))
+    }
+    public static func addDays(_ day: String, _ n: Int, zone: TimeZone) -> String {
+        guard let (s, _) = bounds(day, zone: zone) else { return day }
+        var cal = Calendar(identifier: .gregorian); cal.timeZone = zone
+        let d = cal.date(byAdding: .day, value: n, to: Date(timeIntervalSince1970: Double(s) / 1000))!
+        return dayString(Int64(d.timeIntervalSince1970 * 1000), zone: zone)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// Writes JSON text by hand: the appliance builds event bodies from parts (some of them a
+/// device's payload as received), so it needs exact control and no re-encoding.
+public struct JSONText: Sendable {
+    public private(set) var text: String = "{"
+    private var first = true
+    public init() {}
+
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20:
+                out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+    public static func number(_ d: Double) -> String {
+        if d.isFinite, d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+        return d.isFinite ? "\(d)" : "null"
+    }
+
+    private mutating func key(_ k: String) {
+        if !first { text += "," }
+        first = false
+        text += JSONText.quote(k) + ":"
+    }
+    public mutating func add(_ k: String, _ v: String?) { key(k); text += v.map(JSONText.quote) ?? "null" }
+    public mutating func add(_ k: String, _ v: Double?) { key(k); text += v.map(JSONText.number) ?? "null" }
+    public mutating func add(_ k: String, _ v: Int) { key(k); text += String(v) }
+    public mutating func add(_ k: String, _ v: Int64) { key(k); text += String(v) }
+    public mutating func add(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
+    /// Adds already-valid JSON text as the value.
+    public mutating func addRaw(_ k: String, _ json: String) { key(k); text += json }
+    public func finished() -> String { text + "}" }
+
+    public static func object(_ build: (inout JSONText) -> Void) -> String {
+        var j = JSONText(); build(&j); return j.finished()
+    }
+}
+
+/// RFC 3339 times in UTC with a `Z`, millisecond precision when needed.
+public enum Time {
+    public static func rfc3339(_ date: Date) -> String {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        return rfc3339(ms: ms)
+    }
+    public static func rfc3339(ms: Int64) -> String {
+        var secs = ms / 1000
+        var milli = ms % 1000
+        if milli < 0 { milli += 1000; secs -= 1 }
+        var t = time_t(secs)
+        var tmv = tm()
+        gmtime_r(&t, &tmv)
+        let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
+                          Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
+        return milli == 0 ? base + "Z" : base + String(format: ".%03dZ", Int(milli))
+    }
+    /// Parses RFC 3339 (`Z` or an offset, optional fraction). Returns Unix milliseconds.
+    public static func parseMs(_ s: String) -> Int64? {
+        let u = Array(s.utf8)
+        guard u.count >= 20 else { return nil }
+        func num(_ a: Int, _ n: Int) -> Int? {
+            guard a + n <= u.count else { return nil }
+            var v = 0
+            for i in a..<(a + n) { let c = u[i]; guard c >= 48 && c <= 57 else { return nil }; v = v * 10 + Int(c - 48) }
+            return v
+        }
+        guard let y = num(0, 4), u[4] == 45, let mo = num(5, 2), u[7] == 45, let d = num(8, 2),
+              u[10] == 84 || u[10] == 116 || u[10] == 32, let h = num(11, 2), u[13] == 58, let mi = num(14, 2), u[16] == 58,
+              let se = num(17, 2) else { return nil }
+        guard (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61 else { return nil }
+        var i = 19
+        var frac: Int64 = 0
+        if i < u.count, u[i] == 46 {
+            i += 1
+            var digits = 0
+            while i < u.count, u[i] >= 48, u[i] <= 57 {
+                if digits < 3 { frac = frac * 10 + Int64(u[i] - 48) }
+                digits += 1; i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<3 where digits < 3 { frac *= 10 }
+        }
+        guard i < u.count else { return nil }
+        var offset = 0
+        if u[i] == 90 || u[i] == 122 { i += 1 } else if u[i] == 43 || u[i] == 45 {
+            guard let oh = num(i + 1, 2), u.count > i + 3, u[i + 3] == 58, let om = num(i + 4, 2) else { return nil }
+            offset = (oh * 60 + om) * 60 * (u[i] == 43 ? 1 : -1)
+            i += 6
+        } else { return nil }
+        guard i == u.count else { return nil }
+        // days from civil (Howard Hinnant)
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let mp = (mo + 9) % 12
+        let doy = (153 * mp + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        let secs = Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + se) - Int64(offset)
+        return secs * 1000 + frac
+    }
+    public static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+}
+
+/// UUID version 7 (time-ordered), lowercase. Monotonic within one process.
+public final class UUIDv7: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastMs: Int64 = 0
+    private var counter: UInt16 = 0
+    public init() {}
+    public static let shared = UUIDv7()
+
+    public func next(nowMs: Int64 = Time.nowMs()) -> String {
+        lock.lock()
+        var ms = max(nowMs, lastMs)
+        if ms == lastMs {
+            counter &+= 1
+            if counter >= 0x0fff { ms += 1; counter = 0 }
+        } else {
+            counter = UInt16.random(in: 0..<0x0400)
+        }
+        lastMs = ms
+        let c = counter
+        lock.unlock()
+        var b = [UInt8](repeating: 0, count: 16)
+        for i in 0..<6 { b[i] = UInt8((ms >> (40 - 8 * Int64(i))) & 0xff) }
+        b[6] = 0x70 | UInt8((c >> 8) & 0x0f)
+        b[7] = UInt8(c & 0xff)
+        var rnd = SystemRandomNumberGenerator()
+        for i in 8..<16 { b[i] = UInt8.random(in: 0...255, using: &rnd) }
+        b[8] = 0x80 | (b[8] & 0x3f)
+        let hex = b.map { String(format: "%02x", $0) }.joined()
+        let h = Array(hex)
+        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-" + String(h[20..<32])
+    }
+}

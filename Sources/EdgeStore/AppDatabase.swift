@@ -1,0 +1,217 @@
+import EdgeCore
+import Foundation
+import GRDB
+
+/// The appliance's one SQLite database (WAL, `auto_vacuum = INCREMENTAL` from creation,
+/// `synchronous = FULL`), in the style of GRDB's demo app: it takes a `DatabaseWriter`,
+/// one migrator, write methods named for what they do.
+public final class AppDatabase: Sendable {
+    public let writer: any DatabaseWriter
+    public let path: String?
+
+    public init(_ writer: any DatabaseWriter, path: String? = nil) throws {
+        self.writer = writer
+        self.path = path
+        try AppDatabase.migrator.migrate(writer)
+    }
+
+    public static func configuration() -> Configuration {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA journal_size_limit = 16777216")
+        }
+        return config
+    }
+
+    /// Opens (or creates) `data_dir/medic-edge.sqlite` with 0700/0600 permissions.
+    public static func open(dataDir: String, readonly: Bool = false) throws -> AppDatabase {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: dataDir) {
+            try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        chmod(dataDir, 0o700)
+        let path = (dataDir as NSString).appendingPathComponent("medic-edge.sqlite")
+        let old = umask(0o077)
+        defer { umask(old) }
+        if !fm.fileExists(atPath: path) {
+            // auto_vacuum can only be chosen before the first table exists.
+            let q = try DatabaseQueue(path: path)
+            try q.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "CREATE TABLE _init(x); DROP TABLE _init;")
+            }
+            try q.close()
+        }
+        var config = configuration()
+        config.readonly = readonly
+        let pool = try DatabasePool(path: path, configuration: config)
+        for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        return try AppDatabase(pool, path: path)
+    }
+
+    public static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+            CREATE TABLE outbox (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+              class INTEGER NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL,
+              bytes INTEGER NOT NULL);
+            CREATE INDEX outbox_class_seq ON outbox(class, seq);
+            CREATE TABLE outbox_dead (
+              seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, class INTEGER NOT NULL,
+              source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL,
+              status INTEGER NOT NULL, reason TEXT NOT NULL, failed_ms INTEGER NOT NULL);
+            CREATE TABLE rejects (
+              id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, topic TEXT NOT NULL,
+              kind TEXT NOT NULL, device_id TEXT, msg_id TEXT, reason TEXT NOT NULL, detail TEXT NOT NULL);
+            CREATE TABLE device_msgs (
+              device_id TEXT NOT NULL, msg_id TEXT NOT NULL, received_ms INTEGER NOT NULL, ack TEXT NOT NULL,
+              PRIMARY KEY (device_id, msg_id)) WITHOUT ROWID;
+            CREATE INDEX device_msgs_time ON device_msgs(received_ms);
+            CREATE TABLE kiosk_results (
+              device_id TEXT NOT NULL, scan_id TEXT NOT NULL, outcome TEXT NOT NULL, result TEXT NOT NULL,
+              created_ms INTEGER NOT NULL, PRIMARY KEY (device_id, scan_id)) WITHOUT ROWID;
+            CREATE TABLE patients (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT, qr_code_hash TEXT,
+              created_at TEXT, updated_at TEXT);
+            CREATE INDEX patients_qr ON patients(qr_code_hash);
+            CREATE TABLE professionals (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
+            CREATE TABLE services (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
+            CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT, mqtt_room_id TEXT, created_at TEXT, updated_at TEXT);
+            CREATE INDEX rooms_key ON rooms(mqtt_room_id);
+            CREATE TABLE appointments (
+              id TEXT PRIMARY KEY, patient_id TEXT, professional_id TEXT, service_id TEXT, room_id TEXT,
+              start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, scheduled_start TEXT NOT NULL,
+              scheduled_end TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, updated_at TEXT);
+            CREATE INDEX appointments_patient ON appointments(patient_id, start_ms);
+            CREATE INDEX appointments_start ON appointments(start_ms);
+            CREATE TABLE checkins (
+              appointment_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, checked_in_ms INTEGER NOT NULL,
+              method TEXT NOT NULL, device_id TEXT NOT NULL, staff TEXT, event_id TEXT NOT NULL);
+            CREATE TABLE noshows (appointment_id TEXT PRIMARY KEY, detected_ms INTEGER NOT NULL, event_id TEXT NOT NULL);
+            CREATE TABLE presence (device_id TEXT PRIMARY KEY, room_key TEXT NOT NULL, occupied INTEGER NOT NULL,
+              online INTEGER NOT NULL DEFAULT 1, updated_ms INTEGER NOT NULL);
+            CREATE TABLE room_state (room_key TEXT PRIMARY KEY, occupied INTEGER NOT NULL, changed_ms INTEGER NOT NULL);
+            CREATE TABLE readings (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
+              at_ms INTEGER NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
+            CREATE TABLE alerts (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, min REAL NOT NULL,
+              max REAL NOT NULL, since_ms INTEGER NOT NULL, device_id TEXT NOT NULL,
+              PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
+            CREATE TABLE devices (device_id TEXT PRIMARY KEY, type TEXT, room_id TEXT, fw TEXT, state TEXT,
+              last_seen_ms INTEGER NOT NULL);
+            CREATE TABLE staff (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
+              iterations INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+            CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+            CREATE TABLE staff_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, name TEXT NOT NULL,
+              action TEXT NOT NULL, target TEXT);
+            CREATE TABLE sync_state (collection TEXT PRIMARY KEY, cursor TEXT, last_sync_ms INTEGER, last_full_ms INTEGER);
+            CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE dropped (id INTEGER PRIMARY KEY AUTOINCREMENT, class TEXT NOT NULL, count INTEGER NOT NULL,
+              oldest_ms INTEGER NOT NULL, newest_ms INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+            """)
+        }
+        return m
+    }
+}
+
+public enum EventClass: Int, Sendable, CaseIterable {
+    case clinical = 0, telemetry = 1
+    public var name: String { self == .clinical ? "clinical" : "telemetry" }
+}
+
+/// A fact to report to the cloud, with its final id (fixed here, never changed).
+public struct OutboxEvent: Sendable, Equatable {
+    public var seq: Int64
+    public var id: String
+    public var name: String
+    public var eventClass: EventClass
+    public var source: String
+    public var data: String
+    public var createdMs: Int64
+    public init(seq: Int64, id: String, name: String, eventClass: EventClass, source: String, data: String, createdMs: Int64) {
+        self.seq = seq; self.id = id; self.name = name; self.eventClass = eventClass; self.source = source; self.data = data; self.createdMs = createdMs
+    }
+    /// The Inngest event JSON: {"id","name","ts","data"}.
+    public var json: String {
+        "{\"id\":\"\(id)\",\"name\":\(JSONText.quote(name)),\"ts\":\(createdMs),\"data\":\(data)}"
+    }
+}
+
+/// Write paths used inside the ingest transaction and elsewhere. Every one takes the
+/// open `Database` so callers group them into one commit.
+public enum Ledger {
+    /// Adds an event to the outbox; returns its id.
+    @discardableResult
+    public static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
+                               nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
+        let id = ids.next(nowMs: nowMs)
+        try db.execute(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)",
+                       arguments: [id, name, eventClass.rawValue, source, data, nowMs, data.utf8.count + name.utf8.count + 80])
+        return id
+    }
+
+    public static func recordRejection(_ db: Database, topic: String, kind: MessageKind, deviceId: String?, msgId: String?,
+                                       rejection: Rejection, nowMs: Int64) throws {
+        try db.execute(sql: "INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?)",
+                       arguments: [nowMs, String(topic.prefix(512)), kind.rawValue, deviceId, msgId, rejection.reason.rawValue,
+                                   rejection.detail])
+    }
+
+    /// The ack already sent for this `(device, msg_id)`, when seen before.
+    public static func previousAck(_ db: Database, deviceId: String, msgId: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT ack FROM device_msgs WHERE device_id = ? AND msg_id = ?", arguments: [deviceId, msgId])
+    }
+    public static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)",
+                       arguments: [deviceId, msgId, nowMs, ack])
+    }
+    /// Dedupe window: at least 7 days (CONTRACT §1).
+    public static func purgeOldMessages(_ db: Database, nowMs: Int64, keepMs: Int64 = 8 * 86_400_000) throws {
+        try db.execute(sql: "DELETE FROM device_msgs WHERE received_ms < ?", arguments: [nowMs - keepMs])
+        try db.execute(sql: "DELETE FROM kiosk_results WHERE created_ms < ?", arguments: [nowMs - keepMs])
+    }
+
+    public static func kv(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM kv WHERE key = ?", arguments: [key])
+    }
+    public static func setKV(_ db: Database, _ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", arguments: [key, value])
+    }
+}
+
+/// Read-side figures for status, metrics and the CLI.
+public struct OutboxStats: Sendable, Equatable {
+    public var pendingClinical: Int
+    public var pendingTelemetry: Int
+    public var oldestPendingMs: Int64?
+    public var deadLetters: Int
+    public var pending: Int { pendingClinical + pendingTelemetry }
+}
+
+extension AppDatabase {
+    public func outboxStats() throws -> OutboxStats {
+        try writer.read { db in try AppDatabase.outboxStats(db) }
+    }
+    public static func outboxStats(_ db: Database) throws -> OutboxStats {
+        let c = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 0") ?? 0
+        let t = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1") ?? 0
+        let oldest = try Int64.fetchOne(db, sql: "SELECT min(created_ms) FROM outbox")
+        let dead = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0
+        return OutboxStats(pendingClinical: c, pendingTelemetry: t, oldestPendingMs: oldest, deadLetters: dead)
+    }
+
+    /// Database file + WAL (+ shm) on disk.
+    public func usedBytes() -> Int64 {
+        guard let path else { return 0 }
+        var total: Int64 = 0
+        for suffix in ["", "-wal", "-shm"] {
+            if let a = try? FileManager.default.attributesOfItem(atPath: path + suffix), let s = a[.size] as? NSNumber {
+                total += s.int64Value
+            }
+        }
+        return total
+    }
+}

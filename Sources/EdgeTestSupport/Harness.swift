@@ -1,0 +1,313 @@
+import EdgeCore
+import EdgeHTTPClient
+import EdgeMQTT
+import Foundation
+import Logging
+
+/// Real parts for tests and the demo: a mosquitto on a free loopback port, the daemon as a
+/// subprocess of the built binary, an MQTT client that records what it receives. Every wait
+/// is bounded.
+public enum Harness {
+    public struct Timeout: Error, CustomStringConvertible { public let what: String; public var description: String { "timed out waiting for \(what)" } }
+
+    /// A free TCP port on 127.0.0.1 (bound and released).
+    public static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    public static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
+    public static func waitUntil(_ what: String, timeout: Double = 10, poll: Double = 0.02, _ cond: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? await cond()) == true { return }
+            try await Task.sleep(for: .milliseconds(Int(poll * 1000)))
+        }
+        if try await cond() { return }
+        throw Timeout(what: what)
+    }
+
+    public static func tempDir(_ prefix: String = "medic-edge") -> String {
+        let p = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        return p
+    }
+
+    /// The built `medic-edge` binary: $MEDIC_EDGE_BIN, else beside the running executable.
+    public static func binaryPath() -> String {
+        if let p = ProcessInfo.processInfo.environment["MEDIC_EDGE_BIN"], !p.isEmpty { return p }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = (exe as NSString).deletingLastPathComponent
+        // xctest bundles on Linux: .build/debug/medic-edgePackageTests.xctest
+        for _ in 0..<3 {
+            let candidate = (dir as NSString).appendingPathComponent("medic-edge")
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return exe
+    }
+
+    public static func mosquittoPath() -> String {
+        for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] where FileManager.default.isExecutableFile(atPath: p) { return p }
+        return "mosquitto"
+    }
+}
+
+/// A real mosquitto broker on a free loopback port.
+public final class Broker: @unchecked Sendable {
+    public let port: Int
+    public let dir: String
+    private var process: Process?
+
+    public init(port: Int = Harness.freePort(), extraConfig: String = "") throws {
+        self.port = port
+        dir = Harness.tempDir("mosquitto")
+        let conf = """
+        listener \(port) 127.0.0.1
+        allow_anonymous true
+        set_tcp_nodelay true
+        persistence false
+        max_queued_messages 100000
+        message_size_limit 262144
+        log_dest stderr
+        log_type error
+        log_type warning
+        \(extraConfig)
+        """
+        try conf.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
+    }
+
+    public func start() async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.mosquittoPath())
+        p.arguments = ["-c", dir + "/mosquitto.conf"]
+        FileManager.default.createFile(atPath: dir + "/mosquitto.log", contents: nil)
+        let log = FileHandle(forWritingAtPath: dir + "/mosquitto.log")
+        p.standardOutput = log; p.standardError = log
+        try p.run()
+        process = p
+        try await Harness.waitUntil("mosquitto on port \(port)", timeout: 10) { Harness.canConnect(port: self.port) }
+    }
+
+    public func stop() {
+        guard let p = process, p.isRunning else { return }
+        p.terminate()
+        p.waitUntilExit()
+        process = nil
+    }
+    deinit { stop() }
+}
+
+/// The daemon under test: `medic-edge run --config FILE` as a subprocess.
+public final class DaemonProcess: @unchecked Sendable {
+    public let dir: String
+    public let configPath: String
+    public let httpPort: Int
+    public let logPath: String
+    private(set) public var process: Process?
+    private let http = CurlHTTPClient(label: "harness")
+
+    /// `config` is YAML; `{HTTP_PORT}` and `{DATA_DIR}` are filled in.
+    public init(configYAML: String, httpPort: Int = Harness.freePort(), dir: String = Harness.tempDir("daemon")) throws {
+        self.dir = dir
+        self.httpPort = httpPort
+        configPath = dir + "/config.yaml"
+        logPath = dir + "/daemon.log"
+        let text = configYAML.replacingOccurrences(of: "{HTTP_PORT}", with: String(httpPort)).replacingOccurrences(of: "{DATA_DIR}", with: dir + "/data")
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// A config for a test: site `test-site`, the given broker and (optionally) cloud.
+    public static func standardConfig(mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
+                                      extra: String = "") -> String {
+        var s = """
+        site_id: test-site
+        tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
+        timezone: America/Sao_Paulo
+        data_dir: {DATA_DIR}
+        log_level: info
+        mqtt: {host: 127.0.0.1, port: \(mqttPort), client_id: medic-edge-test}
+        http: {listen: "127.0.0.1:{HTTP_PORT}"}
+
+        """
+        if let cloudPort {
+            s += """
+            cloud:
+              events_url: http://127.0.0.1:\(cloudPort)/e/\(eventKey)
+              directus_url: http://127.0.0.1:\(cloudPort)
+              directus_token: \(token)
+              roster_sync_seconds: 0.3
+              connect_timeout_seconds: 1
+              request_timeout_seconds: 2
+
+            """
+        }
+        return s + extra
+    }
+
+    public var dataDir: String { dir + "/data" }
+    public var baseURL: String { "http://127.0.0.1:\(httpPort)" }
+
+    public func start(waitReady: Bool = true, environment: [String: String] = [:]) async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
+        p.arguments = ["run", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = FileHandle(forWritingAtPath: logPath)!
+        log.seekToEndOfFile()
+        p.standardOutput = log; p.standardError = log
+        try p.run()
+        process = p
+        if waitReady { try await self.waitReady() }
+    }
+
+    public func waitReady(timeout: Double = 20) async throws {
+        try await Harness.waitUntil("daemon /healthz", timeout: timeout, poll: 0.05) {
+            if let p = self.process, !p.isRunning { throw Harness.Timeout(what: "daemon exited early: \(self.log().suffix(800))") }
+            return try await self.get("/healthz").status == 200
+        }
+    }
+
+    public func get(_ path: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
+        try await http.send(HTTPRequest(url: baseURL + path, headers: headers, connectTimeout: 1, timeout: 5))
+    }
+    public func send(_ method: String, _ path: String, body: String? = nil, headers: [(String, String)] = []) async throws -> HTTPResponse {
+        var h = headers
+        if body != nil { h.append(("Content-Type", "application/json")) }
+        return try await http.send(HTTPRequest(method: method, url: baseURL + path, headers: h, body: body.map { Array($0.utf8) }, connectTimeout: 1, timeout: 5))
+    }
+    public func status() async throws -> JSON { try JSON.parse(try await get("/api/v1/status").body) }
+
+    /// SIGTERM, then the exit status (nil if it did not exit within `timeout`).
+    public func terminate(timeout: Double = 12) async -> Int32? {
+        guard let p = process else { return nil }
+        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return nil }
+        return p.terminationStatus
+    }
+    public func kill9() {
+        guard let p = process, p.isRunning else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+    public var pid: Int32? { process?.processIdentifier }
+    public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    deinit { kill9() }
+
+    /// Runs the binary with arguments to completion: (exit status, stdout+stderr).
+    public static func runCLI(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 20) async throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "MEDIC_EDGE_CONFIG")
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = out
+        let inPipe = Pipe()
+        p.standardInput = inPipe
+        try p.run()
+        if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? inPipe.fileHandleForWriting.close()
+        let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if p.isRunning { p.terminate(); p.waitUntilExit(); throw Harness.Timeout(what: "medic-edge \(args.joined(separator: " "))") }
+        let data = await reader.value
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// An MQTT client for tests and simulators: publishes, and records what it receives.
+public final class TestMQTT: @unchecked Sendable {
+    public let client: MQTTClient
+    private let lock = NSLock()
+    private var received: [MQTTMessage] = []
+    private var connected = false
+    private var pump: Task<Void, Never>?
+
+    public init(port: Int, clientId: String = "test-\(UUID().uuidString.prefix(8))", will: MQTTWill? = nil) async throws {
+        var logger = Logger(label: "test-mqtt")
+        logger.logLevel = .error
+        client = try MQTTClient(clientId: clientId, cleanSession: true, will: will, logger: logger)
+        try client.connect(host: "127.0.0.1", port: port)
+        let c = client
+        pump = Task { [weak self] in
+            while !Task.isCancelled {
+                let events = await c.nextBatch(max: 1000)
+                if events.isEmpty { return }
+                guard let self else { return }
+                self.absorb(events)
+            }
+        }
+        try await Harness.waitUntil("test MQTT connect", timeout: 10) { self.isConnected }
+    }
+    private func absorb(_ events: [MQTTEvent]) {
+        lock.lock(); defer { lock.unlock() }
+        for e in events {
+            switch e {
+            case .connected(let code): if code == 0 { connected = true }
+            case .disconnected: connected = false
+            case .message(let m): received.append(m)
+            }
+        }
+    }
+    public var isConnected: Bool { lock.lock(); defer { lock.unlock() }; return connected }
+
+    public func subscribe(_ topic: String) async throws {
+        try client.subscribe([topic], qos: 1)
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    public func publish(_ topic: String, _ text: String, retain: Bool = false) throws {
+        try client.publish(topic: topic, text: text, qos: 1, retain: retain)
+    }
+    public func publish(_ topic: String, bytes: [UInt8]) throws { try client.publish(topic: topic, payload: bytes, qos: 1) }
+
+    public func messages(on topic: String) -> [MQTTMessage] {
+        lock.lock(); defer { lock.unlock() }
+        return received.filter { $0.topic == topic }
+    }
+    public func texts(on topic: String) -> [String] { messages(on: topic).map { String(decoding: $0.payload, as: UTF8.self) } }
+    public func json(on topic: String) -> [JSON] { messages(on: topic).compactMap { try? JSON.parse($0.payload) } }
+    public func clear() { lock.lock(); received = []; lock.unlock() }
+
+    /// Waits until `count` messages on `topic` satisfy `match`; returns them.
+    @discardableResult
+    public func waitFor(_ topic: String, count: Int = 1, timeout: Double = 10, where match: @escaping (JSON) -> Bool = { _ in true }) async throws -> [JSON] {
+        var found: [JSON] = []
+        try await Harness.waitUntil("\(count) message(s) on \(topic)", timeout: timeout, poll: 0.005) {
+            found = self.json(on: topic).filter(match)
+            return found.count >= count
+        }
+        return found
+    }
+
+    public func close() {
+        client.disconnect()
+        pump?.cancel()
+    }
+    deinit { pump?.cancel() }
+}

@@ -1,0 +1,155 @@
+import ArgumentParser
+import CloudStub
+import EdgeCore
+import EdgeStore
+import Foundation
+import GRDB
+import Logging
+
+/// `medic-edge` command line (CONTRACT §5). The executable only calls `main()`.
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+public struct MedicEdgeCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "medic-edge",
+        abstract: "MedicSaaS Edge: the clinic's on-premise appliance daemon.",
+        subcommands: [Run.self, Status.self, Outbox.self, Rejects.self, Demo.self, CloudStubCommand.self])
+    public init() {}
+
+    /// The entry point the executable calls.
+    public static func entry() async {
+        do {
+            var command = try parseAsRoot(nil)
+            if var a = command as? AsyncParsableCommand { try await a.run() } else { try command.run() }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Configuration file (default: $MEDIC_EDGE_CONFIG, else /etc/medic-edge/config.yaml, else built-in defaults).")
+    var config: String?
+
+    func load() throws -> EdgeConfig {
+        do { return try EdgeConfig.load(path: config ?? EdgeConfig.defaultPath()) } catch let e as ConfigError {
+            FileHandle.standardError.write(Data("medic-edge: \(e.description)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+    func openDatabase() throws -> (EdgeConfig, AppDatabase) {
+        let c = try load()
+        return (c, try AppDatabase.open(dataDir: c.dataDir))
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the daemon.")
+    @OptionGroup var options: ConfigOption
+    func run() async throws {
+        let config = try options.load()
+        do { try await Daemon.run(config: config) } catch {
+            FileHandle.standardError.write(Data("medic-edge: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the appliance's status from its database (safe while the daemon runs).")
+    @OptionGroup var options: ConfigOption
+    func run() async throws {
+        let (c, db) = try options.openDatabase()
+        let s = try db.outboxStats()
+        let (rejects, patients, appts, alerts) = try await db.writer.read { d in
+            (try Int.fetchOne(d, sql: "SELECT count(*) FROM rejects") ?? 0, try Int.fetchOne(d, sql: "SELECT count(*) FROM patients") ?? 0,
+             try Int.fetchOne(d, sql: "SELECT count(*) FROM appointments") ?? 0, try Int.fetchOne(d, sql: "SELECT count(*) FROM alerts") ?? 0)
+        }
+        print("site:            \(c.siteId)")
+        print("database:        \(db.path ?? "-") (\(db.usedBytes()) of \(c.storageMaxBytes) bytes)")
+        print("outbox pending:  \(s.pending) (clinical \(s.pendingClinical), telemetry \(s.pendingTelemetry))")
+        print("oldest pending:  \(s.oldestPendingMs.map { Time.rfc3339(ms: $0) } ?? "-")")
+        print("dead letters:    \(s.deadLetters) (events the cloud refused)")
+        print("device rejects:  \(rejects)")
+        print("roster:          \(patients) patients, \(appts) appointments")
+        print("active alerts:   \(alerts)")
+        print("cloud:           \(c.cloud == nil ? "disabled (no cloud configured)" : "configured; live state at GET /api/v1/status")")
+    }
+}
+
+struct Outbox: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Events waiting for the cloud, and those it refused.",
+                                                    subcommands: [List.self, DeadLetters.self, Retry.self])
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pending events by class and name, with the oldest.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            let (_, db) = try options.openDatabase()
+            let rows = try await db.writer.read { d in
+                try Row.fetchAll(d, sql: "SELECT class, name, count(*) AS n, min(created_ms) AS oldest FROM outbox GROUP BY class, name ORDER BY class, name")
+            }
+            print("class       name                                count  oldest")
+            for r in rows {
+                let cls = (r["class"] as Int) == 0 ? "clinical" : "telemetry"
+                print(cls.padding(toLength: 12, withPad: " ", startingAt: 0) + (r["name"] as String).padding(toLength: 36, withPad: " ", startingAt: 0)
+                      + String(r["n"] as Int).padding(toLength: 7, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r["oldest"]))
+            }
+            if rows.isEmpty { print("(nothing pending)") }
+        }
+    }
+    struct DeadLetters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "dead-letters", abstract: "Events the cloud refused, with its reasons.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            let (_, db) = try options.openDatabase()
+            let rows = try await db.writer.read { d in try Row.fetchAll(d, sql: "SELECT id, name, status, reason, failed_ms FROM outbox_dead ORDER BY seq") }
+            for r in rows {
+                print("\(Time.rfc3339(ms: r["failed_ms"]))  \(r["id"] as String)  \(r["name"] as String)  HTTP \(r["status"] as Int)  \(r["reason"] as String)")
+            }
+            if rows.isEmpty { print("(no dead letters)") }
+        }
+    }
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put the dead letters back in the outbox (same ids).")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            let (_, db) = try options.openDatabase()
+            let n = try await db.writer.write { d -> Int in
+                try d.execute(sql: """
+                    INSERT OR IGNORE INTO outbox (seq, id, name, class, source, data, created_ms, bytes)
+                    SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox_dead
+                    """)
+                let n = d.changesCount
+                try d.execute(sql: "DELETE FROM outbox_dead")
+                return n
+            }
+            print("\(n) event(s) re-queued")
+        }
+    }
+}
+
+struct Rejects: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Device messages rejected, with reasons (newest first).")
+    @OptionGroup var options: ConfigOption
+    @Option(help: "How many rows.") var limit = 50
+    func run() async throws {
+        let (_, db) = try options.openDatabase()
+        let rows = try await db.writer.read { d in
+            try Row.fetchAll(d, sql: "SELECT received_ms, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
+        }
+        for r in rows {
+            print("\(Time.rfc3339(ms: r["received_ms"]))  \(r["kind"] as String)  \((r["device_id"] as String?) ?? "?")  \(r["reason"] as String)  \(r["detail"] as String)  [\(r["topic"] as String)]")
+        }
+        if rows.isEmpty { print("(no rejected messages)") }
+    }
+}
+
+struct CloudStubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cloud-stub", abstract: "Run the cloud stub (Inngest Event API + Directus REST) for tests and demos.")
+    @Option var host = "127.0.0.1"
+    @Option var port = 0
+    @Option(help: "Seed JSON file (event_key, directus_token, collections).") var seed: String?
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        try await CloudStubMain.run(port: port, host: host, seedPath: seed, logger: Logger(label: "cloud-stub"))
+    }
+}

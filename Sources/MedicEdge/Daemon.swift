@@ -1,0 +1,223 @@
+import EdgeCore
+import EdgeHTTPClient
+import EdgeMQTT
+import EdgeStore
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// A long-running loop as a swift-service-lifecycle `Service`: cancelled on graceful shutdown.
+struct LoopService: Service, CustomStringConvertible {
+    let description: String
+    let body: @Sendable () async -> Void
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await body() }
+    }
+}
+
+/// Owns the MQTT link: subscribes on (re)connect, feeds the ingest pipeline, publishes
+/// replies after each commit and the appliance status. Stops intake first on shutdown.
+final class MQTTService: Service, @unchecked Sendable {
+    let config: EdgeConfig
+    let client: MQTTClient
+    let pipeline: IngestPipeline
+    let state: EdgeState
+    let db: AppDatabase
+    let metrics: EdgeMetrics
+    let logger: Logger
+    private let lock = NSLock()
+    private var lastStatus = ""
+    private var lastStatusAt = Date.distantPast
+
+    init(config: EdgeConfig, db: AppDatabase, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
+        self.config = config; self.db = db; self.pipeline = pipeline; self.state = state; self.metrics = metrics; self.logger = logger
+        let will = MQTTWill(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), payload: Array(#"{"state":"offline"}"#.utf8))
+        // A fixed client id with a persistent session: the broker keeps QoS 1 messages for
+        // the daemon while it restarts.
+        client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
+                                password: config.mqtt.password, will: will, logger: logger)
+    }
+
+    func statusPayload() -> (String, String) {
+        let now = Time.nowMs()
+        let backlog = (try? db.outboxStats().pending) ?? 0
+        let key = "\(state.cloudState(nowMs: now).rawValue)|\(backlog)"
+        let text = JSONText.object { j in
+            j.add("state", "online"); j.add("cloud", state.cloudState(nowMs: now).rawValue)
+            j.add("backlog", backlog); j.add("ts", Time.rfc3339(ms: now))
+        }
+        return (key, text)
+    }
+
+    /// Republished on change, at most every 10 s (CONTRACT §1.7); `force` on (re)connect.
+    func publishStatus(force: Bool) {
+        guard state.mqttConnected else { return }
+        let (key, text) = statusPayload()
+        lock.lock()
+        let due = force || (key != lastStatus && Date().timeIntervalSince(lastStatusAt) >= 10)
+        if due { lastStatus = key; lastStatusAt = Date() }
+        lock.unlock()
+        if due { try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: text, qos: 1, retain: true) }
+    }
+
+    func run() async throws {
+        try client.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let events = await self.client.nextBatch(max: IngestPipeline.maxBatch)
+                var messages: [MQTTMessage] = []
+                for e in events {
+                    switch e {
+                    case .connected(let code):
+                        if code == 0 {
+                            self.state.setMQTTConnected(true)
+                            do { try self.client.subscribe(DeviceTopic.subscriptions(site: self.config.siteId), qos: 1) } catch {
+                                self.logger.error("mqtt: subscribe failed: \(error)")
+                            }
+                            self.logger.info("mqtt: connected to \(self.config.mqtt.host):\(self.config.mqtt.port), subscribed")
+                            self.publishStatus(force: true)
+                        } else {
+                            self.logger.error("mqtt: the broker refused the connection: \(MQTTClient.describe(code: code)); check mqtt.username and mqtt.password")
+                        }
+                    case .disconnected(let code):
+                        self.state.setMQTTConnected(false)
+                        if code != 0 { self.logger.warning("mqtt: connection lost (\(code)); reconnecting") }
+                    case .message(let m):
+                        messages.append(m)
+                    }
+                }
+                if !messages.isEmpty {
+                    // The batch in hand is finished even when shutdown starts meanwhile.
+                    let pipeline = self.pipeline, client = self.client, metrics = self.metrics
+                    await Task {
+                        await pipeline.process(messages) { reply in
+                            do { try client.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false) } catch {
+                                self.logger.warning("mqtt: reply not published: \(error)")
+                            }
+                            if let (t0, outcome) = reply.checkin {
+                                metrics.checkin(outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                            }
+                        }
+                    }.value
+                }
+            }
+        }
+        // Intake stopped: say so, then disconnect cleanly (which suppresses the will).
+        if state.mqttConnected {
+            try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: #"{"state":"offline"}"#, qos: 1, retain: true)
+        }
+        client.disconnect()
+        state.setMQTTConnected(false)
+        logger.info("mqtt: intake stopped, offline status published")
+    }
+}
+
+/// The uplink as a service: on shutdown, one last bounded upload attempt.
+struct UplinkService: Service {
+    let uplink: Uplink
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await uplink.run() }
+        await Task { await uplink.finalAttempt(deadline: 3) }.value
+    }
+}
+
+/// systemd's notify protocol, plain datagrams (no libsystemd).
+enum SystemdNotify {
+    static func send(_ text: String) {
+        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        _ = text.withCString { msg in
+            withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, msg, strlen(msg), 0, $0, len) }
+            }
+        }
+    }
+    static var watchdogInterval: Double? {
+        guard let u = ProcessInfo.processInfo.environment["WATCHDOG_USEC"], let us = Double(u), us > 0 else { return nil }
+        return us / 2_000_000
+    }
+}
+
+/// Builds and runs the appliance.
+public enum Daemon {
+    public static func makeLogger(level: String, label: String = "medic-edge") -> Logger {
+        var l = Logger(label: label)
+        l.logLevel = Logger.Level(rawValue: level) ?? .info
+        return l
+    }
+
+    public static func run(config: EdgeConfig) async throws {
+        umask(0o077)
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = makeLogger(level: config.logLevel)
+        let metrics = EdgeMetrics(bootstrap: true)
+        let db = try AppDatabase.open(dataDir: config.dataDir)
+        let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
+        let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
+        let mqtt = try MQTTService(config: config, db: db, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
+        let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
+        let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, logger: logger)
+        let noshow = NoShowScheduler(config: config, db: db, logger: logger)
+        let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
+
+        let housekeeping = LoopService(description: "housekeeping") {
+            var tick = 0
+            while !Task.isCancelled {
+                let now = Time.nowMs()
+                if let s = try? db.outboxStats() {
+                    metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: now)
+                }
+                metrics.cloudUp(state.cloudState(nowMs: now) == .online)
+                if tick % 5 == 0 { await budget.enforce() }
+                if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
+                mqtt.publishStatus(force: false)
+                tick += 1
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        let watchdog = LoopService(description: "watchdog") {
+            guard let interval = SystemdNotify.watchdogInterval else { return }
+            while !Task.isCancelled {
+                SystemdNotify.send("WATCHDOG=1")
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            }
+        }
+        let router = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger).router()
+        let app = Application(router: router,
+                              configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
+                              onServerRunning: { _ in
+                                  logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
+                                  SystemdNotify.send("READY=1")
+                              },
+                              logger: logger)
+        await budget.enforce()
+        // Start order; shutdown runs in reverse: intake (MQTT) stops first, the uplink makes
+        // its last attempt after, the database closes when all are done.
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: UplinkService(uplink: uplink), successTerminationBehavior: .ignore),
+                .init(service: LoopService(description: "roster") { await roster.run() }, successTerminationBehavior: .ignore),
+                .init(service: LoopService(description: "noshow") { await noshow.run() }, successTerminationBehavior: .ignore),
+                .init(service: housekeeping, successTerminationBehavior: .ignore),
+                .init(service: watchdog, successTerminationBehavior: .ignore),
+                .init(service: app),
+                .init(service: mqtt),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        SystemdNotify.send("STOPPING=1")
+        logger.info("medic-edge stopped cleanly")
+    }
+}

@@ -1,0 +1,65 @@
+import CoreMetrics
+import EdgeCore
+import Foundation
+import Metrics
+import Prometheus
+
+/// The daemon's metrics (CONTRACT §4), through swift-metrics with a Prometheus backend.
+public final class EdgeMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+
+    public init(bootstrap: Bool) {
+        registry = PrometheusCollectorRegistry()
+        if bootstrap {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            let buckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(3),
+                                       .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                       .milliseconds(100), .milliseconds(250), .milliseconds(1000)]
+            factory.durationHistogramBuckets = ["medic_edge_checkin_seconds": buckets]
+            MetricsSystem.bootstrap(factory)
+        }
+        // Make the core series visible from the start (zero until something happens).
+        for k in MessageKind.allCases { for r in ["accepted", "duplicate", "rejected"] { Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", k.rawValue), ("result", r)]).increment(by: 0) } }
+        for r in RejectReason.allCases { deadLetter(r.rawValue, by: 0) }
+        for o in KioskOutcome.allCases { Counter(label: "medic_edge_checkins_total", dimensions: [("outcome", o.rawValue)]).increment(by: 0) }
+        for r in ["accepted", "rejected"] { Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", r)]).increment(by: 0) }
+        Counter(label: "medic_edge_events_delivered_total").increment(by: 0)
+    }
+
+    public func message(_ kind: MessageKind, _ result: String) {
+        Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", kind.rawValue), ("result", result)]).increment()
+    }
+    public func deadLetter(_ reason: String, by n: Int = 1) {
+        Counter(label: "medic_edge_dead_letters_total", dimensions: [("reason", reason)]).increment(by: n)
+    }
+    public func checkin(_ outcome: KioskOutcome, seconds: Double) {
+        Counter(label: "medic_edge_checkins_total", dimensions: [("outcome", outcome.rawValue)]).increment()
+        Metrics.Timer(label: "medic_edge_checkin_seconds").recordNanoseconds(Int64(seconds * 1e9))
+    }
+    public func wearableSamples(accepted: Int, rejected: Int) {
+        Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", "accepted")]).increment(by: accepted)
+        Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", "rejected")]).increment(by: rejected)
+    }
+    public func uplinkRequest(status: String) {
+        Counter(label: "medic_edge_uplink_requests_total", dimensions: [("status", status)]).increment()
+    }
+    public func delivered(_ n: Int) { Counter(label: "medic_edge_events_delivered_total").increment(by: n) }
+    public func outbox(_ s: OutboxStatsView, nowMs: Int64) {
+        Gauge(label: "medic_edge_outbox_pending", dimensions: [("class", "clinical")]).record(s.clinical)
+        Gauge(label: "medic_edge_outbox_pending", dimensions: [("class", "telemetry")]).record(s.telemetry)
+        Gauge(label: "medic_edge_outbox_oldest_pending_seconds").record(s.oldestMs.map { Double(max(0, nowMs - $0)) / 1000 } ?? 0)
+    }
+    public func cloudUp(_ up: Bool) { Gauge(label: "medic_edge_cloud_up").record(up ? 1 : 0) }
+    public func storage(used: Int64, budget: Int64) {
+        Gauge(label: "medic_edge_storage_used_bytes").record(used)
+        Gauge(label: "medic_edge_storage_budget_bytes").record(budget)
+    }
+
+    public func exposition() -> String {
+        var buffer = [UInt8]()
+        registry.emit(into: &buffer)
+        return String(decoding: buffer, as: UTF8.self)
+    }
+}
+
+public struct OutboxStatsView: Sendable { public var clinical: Int; public var telemetry: Int; public var oldestMs: Int64? }

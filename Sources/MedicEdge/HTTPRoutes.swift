@@ -1,0 +1,77 @@
+import EdgeCore
+import EdgeStore
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+
+/// The local HTTP API (CONTRACT §4).
+struct HTTPRoutes: Sendable {
+    let config: EdgeConfig
+    let db: AppDatabase
+    let state: EdgeState
+    let metrics: EdgeMetrics
+    let logger: Logger
+
+    static func json(_ status: HTTPResponse.Status, _ text: String, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = "application/json; charset=utf-8"
+        h[.cacheControl] = "no-store"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+    static func error(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
+        json(status, JSONText.object { j in
+            j.addRaw("error", JSONText.object { e in e.add("code", code); e.add("message", message) })
+        }, headers: headers)
+    }
+
+    func statusJSON() throws -> String {
+        let now = Time.nowMs()
+        let (stats, patients, appts, alerts) = try db.writer.read { db in
+            (try AppDatabase.outboxStats(db),
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM patients") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM appointments") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM alerts") ?? 0)
+        }
+        let (storageState, used) = state.storage
+        return JSONText.object { j in
+            j.add("site_id", config.siteId)
+            j.addRaw("mqtt", JSONText.object { $0.add("connected", state.mqttConnected) })
+            j.addRaw("cloud", JSONText.object { c in
+                c.add("state", state.cloudState(nowMs: now).rawValue)
+                c.add("last_success_at", state.lastSuccessMs.map { Time.rfc3339(ms: $0) })
+            })
+            j.addRaw("outbox", JSONText.object { o in
+                o.add("pending", stats.pending)
+                o.add("oldest_pending_at", stats.oldestPendingMs.map { Time.rfc3339(ms: $0) })
+                o.add("dead_letters", stats.deadLetters)
+            })
+            j.addRaw("roster", JSONText.object { r in
+                r.add("patients", patients); r.add("appointments", appts)
+                r.add("last_sync_at", state.lastRosterSyncMs.map { Time.rfc3339(ms: $0) })
+            })
+            j.addRaw("alerts", JSONText.object { $0.add("active", alerts) })
+            j.addRaw("storage", JSONText.object { s in
+                s.add("used_bytes", used == 0 ? db.usedBytes() : used); s.add("budget_bytes", config.storageMaxBytes)
+                s.add("state", storageState.rawValue)
+            })
+        }
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
+        router.get("/api/v1/status") { _, _ in
+            do { return HTTPRoutes.json(.ok, try statusJSON()) } catch {
+                logger.error("http: status failed: \(error)")
+                return HTTPRoutes.error(.internalServerError, code: "internal", message: "the status could not be read")
+            }
+        }
+        StaffAPI(config: config, db: db, state: state, logger: logger, statusJSON: { try statusJSON() }).register(router)
+        return router
+    }
+}

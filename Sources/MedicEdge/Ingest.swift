@@ -1,0 +1,279 @@
+import EdgeCore
+import EdgeMQTT
+import EdgeStore
+import Foundation
+import GRDB
+import Logging
+
+/// One device message after the pure checks (size, JSON, topic, payload rules), before
+/// the transaction.
+enum Work: Sendable {
+    /// Dead-lettered only; `ackDevice`/`msgId` set when an error ack can be addressed.
+    case reject(topic: String, kind: MessageKind, device: String?, msgId: String?, Rejection)
+    case kiosk(topic: String, device: String, scanId: String, Result<KioskScan, Rejection>)
+    case presence(room: String, device: String, msgId: String?, PresenceReading, raw: String)
+    case environment(room: String, device: String, msgId: String?, EnvironmentReading, raw: String)
+    case status(device: String, msgId: String?, DeviceStatus, raw: String)
+    case wearable(gateway: String, WearableBatch)
+}
+
+/// A reply to publish once the batch is durably committed.
+struct Reply: Sendable {
+    var topic: String
+    var payload: String
+    /// For a kiosk result: when the scan arrived (monotonic ns) and its outcome.
+    var checkin: (UInt64, KioskOutcome)?
+}
+
+/// The ingest pipeline: MQTT → size check → decode → one group-committed transaction per
+/// batch → results and acks published after the commit.
+final class IngestPipeline: Sendable {
+    let config: EdgeConfig
+    let db: AppDatabase
+    let metrics: EdgeMetrics
+    let state: EdgeState
+    let logger: Logger
+    let ids = UUIDv7.shared
+    static let maxBatch = 256
+
+    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
+        self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.logger = logger
+    }
+
+    // MARK: pure decoding
+
+    func decode(_ m: MQTTMessage) -> Work? {
+        let site = config.siteId
+        let parsed = DeviceTopic.parse(m.topic, site: site)
+        // Work out what the topic says first (kind, device), then the payload.
+        let kind: MessageKind
+        var device: String?
+        switch parsed {
+        case .ok(let t): kind = t.kind; device = t.deviceId
+        case .badId(let k, let d): kind = k; device = d
+        case .unknown: kind = .unknown
+        }
+        if m.payload.count > maxPayloadBytes {
+            return .reject(topic: m.topic, kind: kind, device: device, msgId: nil,
+                           Rejection(.tooLarge, "payload is \(m.payload.count) bytes; the limit is \(maxPayloadBytes)"))
+        }
+        let obj: [String: JSON]
+        switch PayloadRules.object(m.payload) {
+        case .failure(let r): return .reject(topic: m.topic, kind: kind, device: device, msgId: nil, r)
+        case .success(let o): obj = o
+        }
+        let idKey = kind == .kioskScan ? "scan_id" : "msg_id"
+        let readableId: String? = (try? PayloadRules.msgId(obj, key: idKey).get()) ?? nil
+        guard case .ok(let topic) = parsed else {
+            let r = parsed == .unknown ? Rejection(.badTopic, "not a device topic of this appliance")
+                                       : Rejection(.badTopic, "an id in the topic breaks [A-Za-z0-9_-]{1,64}")
+            // A kiosk's scan_id is answered on its result topic, not acked: only msg_id acks.
+            return .reject(topic: m.topic, kind: kind, device: device, msgId: kind == .kioskScan ? nil : readableId, r)
+        }
+        let raw = String(decoding: m.payload, as: UTF8.self)
+        switch topic {
+        case .kioskScan(let d):
+            guard let sid = readableId else {
+                let r = (try? PayloadRules.msgId(obj, key: "scan_id").get()) == nil && obj["scan_id"] != nil
+                    ? PayloadRules.msgId(obj, key: "scan_id").failureValue ?? Rejection(.missingField, "scan_id is required")
+                    : Rejection(.missingField, "scan_id is required")
+                return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r)
+            }
+            return .kiosk(topic: m.topic, device: d, scanId: sid, PayloadRules.kioskScan(obj))
+        case .presence(let room, let d):
+            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
+            switch PayloadRules.presence(obj) {
+            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
+            case .success(let p): return .presence(room: room, device: d, msgId: readableId, p, raw: raw)
+            }
+        case .environment(let room, let d):
+            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
+            switch PayloadRules.environment(obj) {
+            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
+            case .success(let e): return .environment(room: room, device: d, msgId: readableId, e, raw: raw)
+            }
+        case .deviceStatus(let d):
+            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
+            switch PayloadRules.deviceStatus(obj) {
+            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
+            case .success(let s): return .status(device: d, msgId: readableId, s, raw: raw)
+            }
+        case .wearable(let g):
+            switch PayloadRules.wearable(obj) {
+            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: g, msgId: readableId, r)
+            case .success(let b): return .wearable(gateway: g, b)
+            }
+        }
+    }
+
+    // MARK: the batch
+
+    /// Processes one batch in one transaction, then publishes the replies.
+    func process(_ messages: [MQTTMessage], publish: (Reply) -> Void) async {
+        let works: [(MQTTMessage, Work?)] = messages.map { ($0, decode($0)) }
+        let nowMs = Time.nowMs()
+        let refuseTelemetry = state.storage.0 == .overBudget
+        struct Outcome: Sendable {
+            var replies: [Reply] = []
+            var counts: [(MessageKind, String)] = []
+            var dead: [String] = []
+            var wearable = (0, 0)
+        }
+        do {
+            let o: Outcome = try await db.writer.write { db in
+                var o = Outcome()
+                for (m, w) in works {
+                    guard let w else { continue }
+                    try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
+                                   replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable)
+                }
+                return o
+            }
+            for r in o.replies { publish(r) }
+            for (k, r) in o.counts { metrics.message(k, r) }
+            for r in o.dead { metrics.deadLetter(r) }
+            if o.wearable != (0, 0) { metrics.wearableSamples(accepted: o.wearable.0, rejected: o.wearable.1) }
+        } catch {
+            // Nothing was acked: devices that keep a msg_id resend; the kiosk retries the scan.
+            logger.error("ingest: batch of \(messages.count) messages not committed: \(error)")
+        }
+    }
+
+    private func ack(_ deviceId: String, _ msgId: String, error: String? = nil) -> (Reply, String) {
+        let payload = JSONText.object { j in
+            j.add("msg_id", msgId)
+            if let error { j.add("error", error) }
+        }
+        return (Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: deviceId), payload: payload), payload)
+    }
+
+    func roomCloudId(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT id FROM rooms WHERE mqtt_room_id = ? ORDER BY id LIMIT 1", arguments: [key])
+    }
+
+    /// The seed's `iot_events` row as an `integration/iot.event`.
+    func iotEvent(_ db: Database, device: String, deviceType: String, eventType: String, payload: String,
+                  room: String?, nowMs: Int64) throws {
+        let cloudRoom = try room.flatMap { try roomCloudId(db, $0) }
+        let data = JSONText.object { j in
+            j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
+            j.add("device_id", device); j.add("device_type", deviceType); j.add("event_type", eventType)
+            j.addRaw("payload", payload)
+            j.add("room_id", room); j.add("cloud_room_id", cloudRoom)
+            j.add("created_at", Time.rfc3339(ms: nowMs))
+        }
+        try Ledger.enqueue(db, name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
+                           data: data, nowMs: nowMs, ids: ids)
+    }
+
+    private func apply(_ w: Work, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
+                       replies: inout [Reply], counts: inout [(MessageKind, String)], dead: inout [String],
+                       wearable: inout (Int, Int)) throws {
+        func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
+            try Ledger.recordRejection(db, topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
+            counts.append((kind, "rejected")); dead.append(r.reason.rawValue)
+            if let device, let msgId {
+                let (reply, payload) = ack(device, msgId, error: r.reason.rawValue)
+                try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
+                replies.append(reply)
+            }
+            logger.notice("ingest: rejected \(kind.rawValue) message from \(device ?? "?"): \(r.reason.rawValue): \(r.detail)")
+        }
+        /// A device message with a msg_id seen before: the same ack again, nothing stored twice.
+        func replayed(_ kind: MessageKind, _ device: String, _ msgId: String?) throws -> Bool {
+            guard let msgId, let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
+            replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
+            counts.append((kind, "duplicate"))
+            return true
+        }
+        func accepted(_ kind: MessageKind, _ device: String, _ msgId: String?) throws {
+            counts.append((kind, "accepted"))
+            if let msgId {
+                let (reply, payload) = ack(device, msgId)
+                try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
+                replies.append(reply)
+            }
+        }
+
+        switch w {
+        case .reject(let topic, let kind, let device, let msgId, let r):
+            if let device, let msgId, try replayed(kind, device, msgId) { return }
+            try reject(topic, kind, device, msgId, r)
+
+        case .kiosk(let topic, let device, let scanId, let scan):
+            if let prev = try String.fetchOne(db, sql: "SELECT result FROM kiosk_results WHERE device_id = ? AND scan_id = ?",
+                                              arguments: [device, scanId]) {
+                replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev))
+                counts.append((.kioskScan, "duplicate"))
+                return
+            }
+            let result: KioskResult
+            switch scan {
+            case .failure(let r):
+                try Ledger.recordRejection(db, topic: topic, kind: .kioskScan, deviceId: device, msgId: scanId, rejection: r, nowMs: nowMs)
+                counts.append((.kioskScan, "rejected")); dead.append(r.reason.rawValue)
+                result = KioskResult(scanId: scanId, outcome: .invalidRequest)
+            case .success(let s):
+                result = try CheckinDesk(config: config, ids: ids).scan(db, scan: s, device: device, nowMs: nowMs)
+                counts.append((.kioskScan, "accepted"))
+                let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue) }
+                try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs)
+            }
+            let text = result.json(zone: config.timeZone)
+            try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
+                           arguments: [device, scanId, result.outcome.rawValue, text, nowMs])
+            replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
+                                 checkin: (m.receivedAtNs, result.outcome)))
+
+        case .presence(let room, let device, let msgId, let p, let raw):
+            if try replayed(.presence, device, msgId) { return }
+            if refuseTelemetry { return try reject(m.topic, .presence, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            try db.execute(sql: """
+                INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
+                ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
+                  online = 1, updated_ms = excluded.updated_ms
+                """, arguments: [device, room, p.occupied, nowMs])
+            try Rooms.refreshOccupancy(db, room: room, config: config, nowMs: nowMs, ids: ids)
+            try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs)
+            try accepted(.presence, device, msgId)
+
+        case .environment(let room, let device, let msgId, let e, let raw):
+            if try replayed(.environment, device, msgId) { return }
+            if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids)
+            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs)
+            try accepted(.environment, device, msgId)
+
+        case .status(let device, let msgId, let s, let raw):
+            if try replayed(.deviceStatus, device, msgId) { return }
+            let changed = try Rooms.recordStatus(db, device: device, status: s, config: config, nowMs: nowMs, ids: ids)
+            if changed {
+                let known = try String.fetchOne(db, sql: "SELECT type FROM devices WHERE device_id = ?", arguments: [device])
+                let type = s.type?.rawValue ?? known ?? "unknown"
+                try iotEvent(db, device: device, deviceType: type, eventType: "device_status", payload: raw,
+                             room: s.roomId, nowMs: nowMs)
+            }
+            try accepted(.deviceStatus, device, msgId)
+
+        case .wearable(let gateway, let b):
+            if try replayed(.wearable, gateway, b.msgId) { return }
+            if refuseTelemetry { return try reject(m.topic, .wearable, gateway, b.msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            let data = JSONText.object { j in
+                j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
+                j.add("gateway_id", gateway); j.add("msg_id", b.msgId)
+                j.addRaw("samples", "[" + b.valid.map { $0.raw.text }.joined(separator: ",") + "]")
+            }
+            try Ledger.enqueue(db, name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
+                               data: data, nowMs: nowMs, ids: ids)
+            wearable.0 += b.valid.count; wearable.1 += b.invalid.count
+            if !b.invalid.isEmpty {
+                logger.notice("ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))")
+            }
+            try accepted(.wearable, gateway, b.msgId)
+        }
+    }
+}
+
+extension Result {
+    var failureValue: Failure? { if case .failure(let f) = self { return f }; return nil }
+}

@@ -1,0 +1,213 @@
+import EdgeCore
+import EdgeHTTPClient
+import EdgeStore
+import Foundation
+import GRDB
+import Logging
+
+/// Store-and-forward to the Inngest Event API (CONTRACT §2): reads the outbox (clinical
+/// first, then telemetry, each in insertion order), posts batches, deletes what the cloud
+/// took, bisects refused batches, backs off on failures and never drops a clinical event.
+final class Uplink: Sendable {
+    let config: EdgeConfig
+    let db: AppDatabase
+    let http: any HTTPTransport
+    let metrics: EdgeMetrics
+    let state: EdgeState
+    let logger: Logger
+    static let maxEventBytes = 256 * 1024
+
+    init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
+        self.config = config; self.db = db; self.http = http; self.metrics = metrics; self.state = state; self.logger = logger
+    }
+
+    enum Outcome: Equatable { case done, retry(after: Double?), unauthorized }
+
+    /// The next events to send, within the batch and byte limits.
+    func nextBatch() throws -> [OutboxEvent] {
+        let maxBatch = config.cloud?.maxBatch ?? 500
+        let maxBytes = config.cloud?.maxRequestBytes ?? 1_048_576
+        return try db.writer.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?", arguments: [maxBatch])
+            var out: [OutboxEvent] = []
+            var bytes = 2
+            for r in rows {
+                let e = OutboxEvent(seq: r["seq"], id: r["id"], name: r["name"], eventClass: EventClass(rawValue: r["class"]) ?? .telemetry,
+                                    source: r["source"], data: r["data"], createdMs: r["created_ms"])
+                let b: Int = r["bytes"]
+                if !out.isEmpty && bytes + b + 1 > maxBytes { break }
+                out.append(e); bytes += b + 1
+            }
+            return out
+        }
+    }
+
+    func deadLetter(_ events: [OutboxEvent], status: Int, reason: String) throws {
+        let now = Time.nowMs()
+        try db.writer.write { db in
+            for e in events {
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
+                    SELECT seq, id, name, class, source, data, created_ms, bytes, ?, ?, ? FROM outbox WHERE seq = ?
+                    """, arguments: [status, String(reason.prefix(1000)), now, e.seq])
+                try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [e.seq])
+            }
+        }
+        metrics.deadLetter(status == 0 ? "too_large" : "cloud_\(status)", by: events.count)
+        logger.error("uplink: \(events.count) event(s) dead-lettered (status \(status)): \(reason.prefix(200)); see `medic-edge outbox dead-letters`")
+    }
+
+    /// Posts `events`; on 400/413 splits until the bad event stands alone (left half first).
+    func deliver(_ events: [OutboxEvent]) async -> Outcome {
+        guard !events.isEmpty, let url = config.cloud?.eventsURL else { return .done }
+        var tooBig: [OutboxEvent] = []
+        var sendable: [OutboxEvent] = []
+        for e in events {
+            if e.json.utf8.count > Uplink.maxEventBytes { tooBig.append(e) } else { sendable.append(e) }
+        }
+        if !tooBig.isEmpty { try? deadLetter(tooBig, status: 0, reason: "event over 256 KiB: never sent") }
+        if sendable.isEmpty { return .done }
+        let body = Array(("[" + sendable.map(\.json).joined(separator: ",") + "]").utf8)
+        let req = HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: body,
+                              connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5, timeout: config.cloud?.requestTimeoutSeconds ?? 15)
+        let resp: HTTPResponse
+        do { resp = try await http.send(req) } catch {
+            metrics.uplinkRequest(status: (error as? HTTPTransportError)?.isTimeout == true ? "timeout" : "error")
+            state.uplinkFailed(nowMs: Time.nowMs())
+            logger.warning("uplink: cloud unreachable: \(error)")
+            return .retry(after: nil)
+        }
+        metrics.uplinkRequest(status: String(resp.status))
+        switch resp.status {
+        case 200..<300:
+            let seqs = sendable.map(\.seq)
+            do {
+                try await db.writer.write { db in
+                    for seq in seqs { try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq]) }
+                }
+            } catch {
+                logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")
+                return .retry(after: 1)
+            }
+            metrics.delivered(sendable.count)
+            state.uplinkSucceeded(nowMs: Time.nowMs())
+            return .done
+        case 400, 413:
+            if sendable.count == 1 {
+                try? deadLetter(sendable, status: resp.status, reason: resp.text.isEmpty ? "HTTP \(resp.status)" : resp.text)
+                state.uplinkSucceeded(nowMs: Time.nowMs())
+                return .done
+            }
+            let mid = sendable.count / 2
+            let left = await deliver(Array(sendable[..<mid]))
+            guard left == .done else { return left }
+            return await deliver(Array(sendable[mid...]))
+        case 401, 403:
+            if state.cloudState(nowMs: Time.nowMs()) != .unauthorized {
+                logger.error("uplink: the cloud refused the event key (HTTP \(resp.status)); nothing is dropped; check cloud.events_url")
+            }
+            state.uplinkFailed(nowMs: Time.nowMs(), unauthorized: true)
+            return .unauthorized
+        default:
+            state.uplinkFailed(nowMs: Time.nowMs())
+            logger.warning("uplink: cloud answered HTTP \(resp.status); retrying later")
+            return .retry(after: resp.headers["retry-after"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
+        }
+    }
+
+    /// Runs until cancelled.
+    func run() async {
+        guard config.cloud?.eventsURL != nil else { return }
+        var failures = 0
+        while !Task.isCancelled {
+            let batch: [OutboxEvent]
+            do { batch = try nextBatch() } catch {
+                logger.error("uplink: cannot read the outbox: \(error)")
+                try? await Task.sleep(for: .seconds(1)); continue
+            }
+            if batch.isEmpty {
+                try? await Task.sleep(for: .milliseconds(100)); continue
+            }
+            switch await deliver(batch) {
+            case .done:
+                failures = 0
+            case .retry(let after):
+                failures += 1
+                let base = min(30.0, 0.25 * pow(2.0, Double(min(failures, 10))))
+                let delay = max(after ?? 0, Double.random(in: base / 2...base))
+                try? await Task.sleep(for: .milliseconds(Int(min(delay, 60) * 1000)))
+            case .unauthorized:
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(Int(min(30.0, 1.0 * pow(2.0, Double(min(failures, 5)))) * 1000)))
+            }
+        }
+    }
+
+    /// One bounded attempt at shutdown.
+    func finalAttempt(deadline: Double) async {
+        guard config.cloud?.eventsURL != nil else { return }
+        let start = Date()
+        while Date().timeIntervalSince(start) < deadline, let batch = try? nextBatch(), !batch.isEmpty {
+            if await deliver(batch) != .done { break }
+        }
+    }
+}
+
+/// The disk budget (CONTRACT §5): past `storage.max_bytes`, telemetry goes oldest-first and
+/// `integration/edge.data_dropped` says what went; clinical data is never dropped.
+struct StorageBudget {
+    let config: EdgeConfig
+    let db: AppDatabase
+    let state: EdgeState
+    let metrics: EdgeMetrics
+    let logger: Logger
+
+    func enforce() async {
+        let budget = config.storageMaxBytes
+        var used = db.usedBytes()
+        if used > budget {
+            _ = try? await db.writer.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                try db.execute(sql: "PRAGMA incremental_vacuum")
+            }
+            used = db.usedBytes()
+        }
+        var evicting = false
+        var rounds = 0
+        while used > budget, rounds < 50 {
+            rounds += 1
+            evicting = true
+            let dropped: Bool = (try? await db.writer.write { db -> Bool in
+                let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1") ?? 0
+                guard total > 0 else { return false }
+                let n = max(1, total / 4)
+                let r = try Row.fetchOne(db, sql: "SELECT count(*) AS c, min(created_ms) AS o, max(created_ms) AS n, max(seq) AS s FROM (SELECT seq, created_ms FROM outbox WHERE class = 1 ORDER BY seq LIMIT ?)", arguments: [n])!
+                let maxSeq: Int64 = r["s"]
+                try db.execute(sql: "DELETE FROM outbox WHERE class = 1 AND seq <= ?", arguments: [maxSeq])
+                let now = Time.nowMs()
+                let count: Int = r["c"]; let oldest: Int64 = r["o"]; let newest: Int64 = r["n"]
+                try db.execute(sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)", arguments: [count, oldest, newest, now])
+                let data = JSONText.object { j in
+                    j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("class", "telemetry")
+                    j.add("count", count); j.add("oldest_at", Time.rfc3339(ms: oldest)); j.add("newest_at", Time.rfc3339(ms: newest))
+                    j.add("reason", "disk_budget")
+                }
+                try Ledger.enqueue(db, name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: now)
+                return true
+            }) ?? false
+            if !dropped { break }
+            _ = try? await db.writer.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                try db.execute(sql: "PRAGMA incremental_vacuum")
+            }
+            used = db.usedBytes()
+            logger.warning("storage: over the disk budget (\(budget) bytes): oldest telemetry dropped and reported; now \(used) bytes")
+        }
+        let st: StorageState = used > budget ? .overBudget : (evicting ? .evicting : .ok)
+        if st == .overBudget && state.storage.0 != .overBudget {
+            logger.error("storage: clinical data alone fills the disk budget (\(used) of \(budget) bytes): clinical data is kept, new telemetry is refused")
+        }
+        state.setStorage(st, used: used)
+        metrics.storage(used: used, budget: budget)
+    }
+}

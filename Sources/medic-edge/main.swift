@@ -1,0 +1,4 @@
+import MedicEdge
+
+// Thin executable: everything lives in the MedicEdge library.
+await MedicEdgeCommand.entry()
