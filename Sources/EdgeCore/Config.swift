@@ -102,7 +102,7 @@ extension EdgeConfig {
             throw ConfigError(key: "(file)", problem: "malformed YAML: \(msg)")
         }
         var c = EdgeConfig()
-        if root == nil { return c }
+        if root == nil || root is NSNull { return c }
         guard let top = root as? [String: Any] else {
             throw ConfigError(key: "(file)", problem: "the top level must be a mapping of keys")
         }

@@ -101,7 +101,7 @@ public enum KioskMessages {
     }
 
     public static func firstName(_ full: String) -> String {
-        String(full.split(separator: " ").first ?? Substring(full))
+        String(full.split(whereSeparator: { $0.isWhitespace }).first ?? "")
     }
 }
 
@@ -114,12 +114,17 @@ public enum LocalDay {
     }
     /// [start, end) of the local day `yyyy-mm-dd`, nil when malformed.
     public static func bounds(_ day: String, zone: TimeZone) -> (Int64, Int64)? {
-        let p = day.split(separator: "-")
-        guard day.count == 10, p.count == 3, let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]) else { return nil }
+        let p = day.split(separator: "-", omittingEmptySubsequences: false)
+        guard day.utf8.count == 10, p.count == 3, p[0].count == 4, p[1].count == 2, p[2].count == 2,
+              let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), (1...12).contains(m), d >= 1 else { return nil }
         var cal = Calendar(identifier: .gregorian); cal.timeZone = zone
         guard let start = cal.date(from: DateComponents(year: y, month: m, day: d)),
-              cal.component(.day, from: start) == d,
-              let end = cal.date(byAdding: .day, value: 1, to: start) else { return nil }
+              cal.component(.day, from: start) == d, cal.component(.month, from: start) == m,
+              let next = cal.date(byAdding: .day, value: 1, to: start) else { return nil }
+        // The next day's own start: on a day whose midnight is skipped by daylight saving,
+        // "start + 1 day" would overlap the next day.
+        let nc = cal.dateComponents([.year, .month, .day], from: next)
+        guard let end = cal.date(from: DateComponents(year: nc.year, month: nc.month, day: nc.day)) else { return nil }
         return (Int64(start.timeIntervalSince1970 * 1000), Int64(end.timeIntervalSince1970 * 1000))
     }
     public static func addDays(_ day: String, _ n: Int, zone: TimeZone) -> String {

@@ -63,6 +63,7 @@ private struct Parser {
         guard i < b.count else { throw fail("unexpected end") }
         switch b[i] {
         case UInt8(ascii: "{"):
+            guard depth < maxDepth else { throw fail("nested too deeply") }
             i += 1
             var o: [String: JSON] = [:]
             skipWS()
@@ -85,6 +86,7 @@ private struct Parser {
                 throw fail("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
+            guard depth < maxDepth else { throw fail("nested too deeply") }
             i += 1
             var a: [JSON] = []
             skipWS()

@@ -64,6 +64,20 @@ public enum Harness {
         return exe
     }
 
+    /// Stops a child process: SIGTERM, poll, SIGKILL after `timeout`. Returns the exit status.
+    @discardableResult
+    public static func stop(_ p: Process, timeout: Double) async -> Int32? {
+        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            while p.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+            return nil
+        }
+        return p.terminationStatus
+    }
+
     public static func mosquittoPath() -> String {
         for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] where FileManager.default.isExecutableFile(atPath: p) { return p }
         return "mosquitto"
@@ -106,13 +120,15 @@ public final class Broker: @unchecked Sendable {
         try await Harness.waitUntil("mosquitto on port \(port)", timeout: 10) { Harness.canConnect(port: self.port) }
     }
 
-    public func stop() {
-        guard let p = process, p.isRunning else { return }
-        p.terminate()
-        p.waitUntilExit()
+    /// Stops the broker at once (SIGKILL: it keeps nothing on disk here, and a child started
+    /// through Foundation's Process may inherit a signal mask that blocks SIGTERM).
+    public func stop() async {
+        guard let p = process else { return }
         process = nil
+        await Harness.stop(p, timeout: 0)
     }
-    deinit { stop() }
+    public var pid: Int32? { process?.processIdentifier }
+    deinit { if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 }
 
 /// The daemon under test: `medic-edge run --config FILE` as a subprocess.
@@ -201,20 +217,17 @@ public final class DaemonProcess: @unchecked Sendable {
     /// SIGTERM, then the exit status (nil if it did not exit within `timeout`).
     public func terminate(timeout: Double = 12) async -> Int32? {
         guard let p = process else { return nil }
-        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit(); return nil }
-        return p.terminationStatus
+        return await Harness.stop(p, timeout: timeout)
     }
-    public func kill9() {
+    /// kill -9, and wait until it is gone.
+    public func kill9() async {
         guard let p = process, p.isRunning else { return }
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        while p.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
     }
     public var pid: Int32? { process?.processIdentifier }
     public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    deinit { kill9() }
+    deinit { if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
     /// Runs the binary with arguments to completion: (exit status, stdout+stderr).
     public static func runCLI(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 20) async throws -> (Int32, String) {
@@ -235,7 +248,7 @@ public final class DaemonProcess: @unchecked Sendable {
         let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if p.isRunning { p.terminate(); p.waitUntilExit(); throw Harness.Timeout(what: "medic-edge \(args.joined(separator: " "))") }
+        if p.isRunning { await Harness.stop(p, timeout: 1); throw Harness.Timeout(what: "medic-edge \(args.joined(separator: " "))") }
         let data = await reader.value
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
