@@ -53,6 +53,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The cloud stub: Inngest Event API + Directus REST with fault injection.
         .target(name: "CloudStub", dependencies: [
@@ -69,6 +70,6 @@ let package = Package(
         ]),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore"]),
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub"]),
     ]
 )

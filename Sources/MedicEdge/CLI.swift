@@ -12,7 +12,7 @@ public struct MedicEdgeCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "medic-edge",
         abstract: "MedicSaaS Edge: the clinic's on-premise appliance daemon.",
-        subcommands: [Run.self, Status.self, Outbox.self, Rejects.self, Demo.self, CloudStubCommand.self])
+        subcommands: [Run.self, Status.self, Staff.self, Outbox.self, Rejects.self, Demo.self, Simulate.self, Bench.self, CloudStubCommand.self])
     public init() {}
 
     /// The entry point the executable calls.
