@@ -84,7 +84,9 @@ extension EdgeConfig {
         return nil
     }
 
-    public static func load(path: String?) throws -> EdgeConfig {
+    /// `readSecrets: false` is for the operator commands (status, outbox, staff…): they need
+    /// no secret, and the secrets may be systemd credentials only the service can read.
+    public static func load(path: String?, readSecrets: Bool = true) throws -> EdgeConfig {
         guard let path else { return EdgeConfig() }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(key: "--config", problem: "cannot read file \(path) (missing or not readable)")
@@ -92,10 +94,10 @@ extension EdgeConfig {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(key: "--config", problem: "\(path) is not UTF-8 text")
         }
-        return try parse(yaml: text, baseDirectory: (path as NSString).deletingLastPathComponent)
+        return try parse(yaml: text, baseDirectory: (path as NSString).deletingLastPathComponent, readSecrets: readSecrets)
     }
 
-    public static func parse(yaml: String, baseDirectory: String = ".") throws -> EdgeConfig {
+    public static func parse(yaml: String, baseDirectory: String = ".", readSecrets: Bool = true) throws -> EdgeConfig {
         let root: Any?
         do { root = try Yams.load(yaml: yaml) } catch {
             let msg = "\(error)".split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
@@ -106,7 +108,7 @@ extension EdgeConfig {
         guard let top = root as? [String: Any] else {
             throw ConfigError(key: "(file)", problem: "the top level must be a mapping of keys")
         }
-        var r = Reader(dict: top, prefix: "")
+        var r = Reader(dict: top, prefix: "", readSecrets: readSecrets)
         try r.allowOnly(["site_id", "tenant_id", "timezone", "data_dir", "mqtt", "cloud", "http", "checkin",
                          "noshow", "sync", "storage", "rooms", "log_level"])
         if let v = try r.string("site_id") {
@@ -207,7 +209,7 @@ extension EdgeConfig {
                 guard let vd = value as? [String: Any] else {
                     throw ConfigError(key: "rooms.\(key)", problem: "must be a mapping with name and/or limits")
                 }
-                var rr = Reader(dict: vd, prefix: "rooms.\(key).")
+                var rr = Reader(dict: vd, prefix: "rooms.\(key).", readSecrets: readSecrets)
                 try rr.allowOnly(["name", "limits"])
                 var room = RoomConfig()
                 room.name = try rr.string("name")
@@ -255,6 +257,7 @@ extension EdgeConfig {
 struct Reader {
     var dict: [String: Any]
     var prefix: String
+    var readSecrets = true
 
     func allowOnly(_ keys: [String]) throws {
         for k in dict.keys.sorted() where !keys.contains(k) {
@@ -294,13 +297,14 @@ struct Reader {
     func section(_ k: String) throws -> Reader? {
         guard let v = present(k) else { return nil }
         guard let d = v as? [String: Any] else { throw ConfigError(key: prefix + k, problem: "must be a mapping") }
-        return Reader(dict: d, prefix: prefix + k + ".")
+        return Reader(dict: d, prefix: prefix + k + ".", readSecrets: readSecrets)
     }
     /// A secret given inline (`k`) or as a file (`k_file`); the file's content, trimmed.
     func secret(_ k: String, base: String) throws -> String? {
         let inline = try string(k)
         guard let file = try string(k + "_file") else { return inline }
         if inline != nil { throw ConfigError(key: prefix + k, problem: "give either \(k) or \(k)_file, not both") }
+        if !readSecrets { return "(not read)" }
         let path = file.hasPrefix("/") ? file : (base as NSString).appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: path), let s = String(data: data, encoding: .utf8) else {
             throw ConfigError(key: prefix + k + "_file", problem: "cannot read secret file \(path) (missing or not readable)")

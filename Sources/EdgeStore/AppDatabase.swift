@@ -15,18 +15,23 @@ public final class AppDatabase: Sendable {
         try AppDatabase.migrator.migrate(writer)
     }
 
-    public static func configuration() -> Configuration {
+    /// `budgetBytes` bounds the WAL: it is checkpointed well before it could outgrow the
+    /// disk budget (at most 1/16 of it, never more than SQLite's default 1000 pages).
+    public static func configuration(budgetBytes: Int64 = 2_147_483_648) -> Configuration {
         var config = Configuration()
         config.busyMode = .timeout(10)
+        let pages = max(16, min(1000, Int(budgetBytes / 4096 / 16)))
+        let journalLimit = max(65536, min(16_777_216, Int(budgetBytes / 16)))
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA journal_size_limit = 16777216")
+            try db.execute(sql: "PRAGMA journal_size_limit = \(journalLimit)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(pages)")
         }
         return config
     }
 
     /// Opens (or creates) `data_dir/medic-edge.sqlite` with 0700/0600 permissions.
-    public static func open(dataDir: String, readonly: Bool = false) throws -> AppDatabase {
+    public static func open(dataDir: String, readonly: Bool = false, budgetBytes: Int64 = 2_147_483_648) throws -> AppDatabase {
         let fm = FileManager.default
         if !fm.fileExists(atPath: dataDir) {
             try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -45,7 +50,7 @@ public final class AppDatabase: Sendable {
             }
             try q.close()
         }
-        var config = configuration()
+        var config = configuration(budgetBytes: budgetBytes)
         config.readonly = readonly
         let pool = try DatabasePool(path: path, configuration: config)
         for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }

@@ -152,7 +152,7 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// A config for a test: site `test-site`, the given broker and (optionally) cloud.
     public static func standardConfig(mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
-                                      extra: String = "") -> String {
+                                      cloudExtra: [String] = [], extra: String = "") -> String {
         var s = """
         site_id: test-site
         tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
@@ -172,7 +172,7 @@ public final class DaemonProcess: @unchecked Sendable {
               roster_sync_seconds: 0.3
               connect_timeout_seconds: 1
               request_timeout_seconds: 2
-
+            \(cloudExtra.map { "  " + $0 + "\n" }.joined())
             """
         }
         return s + extra

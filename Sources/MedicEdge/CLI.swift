@@ -30,14 +30,15 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Configuration file (default: $MEDIC_EDGE_CONFIG, else /etc/medic-edge/config.yaml, else built-in defaults).")
     var config: String?
 
-    func load() throws -> EdgeConfig {
-        do { return try EdgeConfig.load(path: config ?? EdgeConfig.defaultPath()) } catch let e as ConfigError {
+    func load(readSecrets: Bool = true) throws -> EdgeConfig {
+        do { return try EdgeConfig.load(path: config ?? EdgeConfig.defaultPath(), readSecrets: readSecrets) } catch let e as ConfigError {
             FileHandle.standardError.write(Data("medic-edge: \(e.description)\n".utf8))
             throw ExitCode(2)
         }
     }
+    /// For operator commands: no secret is read.
     func openDatabase() throws -> (EdgeConfig, AppDatabase) {
-        let c = try load()
+        let c = try load(readSecrets: false)
         return (c, try AppDatabase.open(dataDir: c.dataDir))
     }
 }

@@ -162,7 +162,7 @@ public enum Daemon {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
-        let db = try AppDatabase.open(dataDir: config.dataDir)
+        let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes)
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
         let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
         let mqtt = try MQTTService(config: config, db: db, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
@@ -179,7 +179,7 @@ public enum Daemon {
                     metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: now)
                 }
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
-                if tick % 5 == 0 { await budget.enforce() }
+                await budget.enforce()
                 if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
                 mqtt.publishStatus(force: false)
                 tick += 1

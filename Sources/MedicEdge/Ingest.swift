@@ -5,18 +5,6 @@ import Foundation
 import GRDB
 import Logging
 
-/// One device message after the pure checks (size, JSON, topic, payload rules), before
-/// the transaction.
-enum Work: Sendable {
-    /// Dead-lettered only; `ackDevice`/`msgId` set when an error ack can be addressed.
-    case reject(topic: String, kind: MessageKind, device: String?, msgId: String?, Rejection)
-    case kiosk(topic: String, device: String, scanId: String, Result<KioskScan, Rejection>)
-    case presence(room: String, device: String, msgId: String?, PresenceReading, raw: String)
-    case environment(room: String, device: String, msgId: String?, EnvironmentReading, raw: String)
-    case status(device: String, msgId: String?, DeviceStatus, raw: String)
-    case wearable(gateway: String, WearableBatch)
-}
-
 /// A reply to publish once the batch is durably committed.
 struct Reply: Sendable {
     var topic: String
@@ -40,77 +28,11 @@ final class IngestPipeline: Sendable {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.logger = logger
     }
 
-    // MARK: pure decoding
-
-    func decode(_ m: MQTTMessage) -> Work? {
-        let site = config.siteId
-        let parsed = DeviceTopic.parse(m.topic, site: site)
-        // Work out what the topic says first (kind, device), then the payload.
-        let kind: MessageKind
-        var device: String?
-        switch parsed {
-        case .ok(let t): kind = t.kind; device = t.deviceId
-        case .badId(let k, let d): kind = k; device = d
-        case .unknown: kind = .unknown
-        }
-        if m.payload.count > maxPayloadBytes {
-            return .reject(topic: m.topic, kind: kind, device: device, msgId: nil,
-                           Rejection(.tooLarge, "payload is \(m.payload.count) bytes; the limit is \(maxPayloadBytes)"))
-        }
-        let obj: [String: JSON]
-        switch PayloadRules.object(m.payload) {
-        case .failure(let r): return .reject(topic: m.topic, kind: kind, device: device, msgId: nil, r)
-        case .success(let o): obj = o
-        }
-        let idKey = kind == .kioskScan ? "scan_id" : "msg_id"
-        let readableId: String? = (try? PayloadRules.msgId(obj, key: idKey).get()) ?? nil
-        guard case .ok(let topic) = parsed else {
-            let r = parsed == .unknown ? Rejection(.badTopic, "not a device topic of this appliance")
-                                       : Rejection(.badTopic, "an id in the topic breaks [A-Za-z0-9_-]{1,64}")
-            // A kiosk's scan_id is answered on its result topic, not acked: only msg_id acks.
-            return .reject(topic: m.topic, kind: kind, device: device, msgId: kind == .kioskScan ? nil : readableId, r)
-        }
-        let raw = String(decoding: m.payload, as: UTF8.self)
-        switch topic {
-        case .kioskScan(let d):
-            guard let sid = readableId else {
-                let r = (try? PayloadRules.msgId(obj, key: "scan_id").get()) == nil && obj["scan_id"] != nil
-                    ? PayloadRules.msgId(obj, key: "scan_id").failureValue ?? Rejection(.missingField, "scan_id is required")
-                    : Rejection(.missingField, "scan_id is required")
-                return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r)
-            }
-            return .kiosk(topic: m.topic, device: d, scanId: sid, PayloadRules.kioskScan(obj))
-        case .presence(let room, let d):
-            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
-            switch PayloadRules.presence(obj) {
-            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
-            case .success(let p): return .presence(room: room, device: d, msgId: readableId, p, raw: raw)
-            }
-        case .environment(let room, let d):
-            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
-            switch PayloadRules.environment(obj) {
-            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
-            case .success(let e): return .environment(room: room, device: d, msgId: readableId, e, raw: raw)
-            }
-        case .deviceStatus(let d):
-            if case .failure(let r) = PayloadRules.msgId(obj) { return .reject(topic: m.topic, kind: kind, device: d, msgId: nil, r) }
-            switch PayloadRules.deviceStatus(obj) {
-            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: d, msgId: readableId, r)
-            case .success(let s): return .status(device: d, msgId: readableId, s, raw: raw)
-            }
-        case .wearable(let g):
-            switch PayloadRules.wearable(obj) {
-            case .failure(let r): return .reject(topic: m.topic, kind: kind, device: g, msgId: readableId, r)
-            case .success(let b): return .wearable(gateway: g, b)
-            }
-        }
-    }
-
     // MARK: the batch
 
     /// Processes one batch in one transaction, then publishes the replies.
     func process(_ messages: [MQTTMessage], publish: (Reply) -> Void) async {
-        let works: [(MQTTMessage, Work?)] = messages.map { ($0, decode($0)) }
+        let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId)) }
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
         struct Outcome: Sendable {
@@ -123,7 +45,6 @@ final class IngestPipeline: Sendable {
             let o: Outcome = try await db.writer.write { db in
                 var o = Outcome()
                 for (m, w) in works {
-                    guard let w else { continue }
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
                                    replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable)
                 }
@@ -166,7 +87,7 @@ final class IngestPipeline: Sendable {
                            data: data, nowMs: nowMs, ids: ids)
     }
 
-    private func apply(_ w: Work, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
+    private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
                        replies: inout [Reply], counts: inout [(MessageKind, String)], dead: inout [String],
                        wearable: inout (Int, Int)) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
@@ -274,6 +195,3 @@ final class IngestPipeline: Sendable {
     }
 }
 
-extension Result {
-    var failureValue: Failure? { if case .failure(let f) = self { return f }; return nil }
-}

@@ -14,8 +14,8 @@ final class Env: @unchecked Sendable {
     let device: TestMQTT
     let site = "test-site"
 
-    static func start(cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", eventKey: String = "test-key",
-                      waitForRoster: Bool = true) async throws -> Env {
+    static func start(cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", cloudConfig: [String] = [],
+                      eventKey: String = "test-key", waitForRoster: Bool = true) async throws -> Env {
         let broker = try Broker()
         try await broker.start()
         var stub: CloudStub?
@@ -26,7 +26,7 @@ final class Env: @unchecked Sendable {
             cloudPort = try await s.start()
             stub = s
         }
-        let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, cloudPort: cloudPort, eventKey: eventKey, extra: extraConfig))
+        let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, cloudPort: cloudPort, eventKey: eventKey, cloudExtra: cloudConfig, extra: extraConfig))
         dbg("broker up")
         let device = try await TestMQTT(port: broker.port)
         dbg("device connected")

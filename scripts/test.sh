@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, build once, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+start=$(date +%s)
+swift build --build-tests
+echo "== swift test"
+swift test --skip-build
+echo "== device examples against their schemas"
+python3 devices/check_examples.py
+echo "== provisioning (installer, broker ACLs and TLS with a real mosquitto)"
+echo "(build and swift tests took $(( $(date +%s) - start )) s)"
+bash provisioning/tests/run.sh
