@@ -70,6 +70,6 @@ let package = Package(
         ]),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore"]),
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge"]),
     ]
 )

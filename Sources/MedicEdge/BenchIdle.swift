@@ -1,0 +1,157 @@
+import ArgumentParser
+import EdgeCore
+import EdgeTestSupport
+import Foundation
+
+/// `medic-edge bench idle`: the daemon's resident memory after it has idled (connected to its
+/// broker and the cloud stub, roster synced), next to a bare Foundation process with the
+/// clinic's time zone and a pt-BR formatter (the limit).
+struct BenchIdle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idle", abstract: "The daemon's idle VmRSS next to a bare Foundation process's.")
+
+    @Option(help: "Seconds the daemon idles before it is measured.") var seconds = 10.0
+    @Flag(inversion: .prefixedNo, help: "Also compile (swiftc) and measure a stand-alone bare Foundation program.")
+    var bare = true
+
+    func run() async throws {
+        BenchEnv.start("idle")
+        guard seconds >= 0, seconds <= 3600 else { throw ValidationError("--seconds must be within 0…3600") }
+        let broker = try await BenchEnv.broker()
+        var day = ClinicDay()
+        day.book(day.maria, startMinutes: 30)
+        day.book(day.joao, startMinutes: 90)
+        let (stub, cloudPort) = try await BenchEnv.stub(day.seed)
+        let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
+        var rss: [String: Int]?
+        var samples: [Int] = []
+        do {
+            try await BenchEnv.start(daemon)
+            try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: 2)
+            let pid = daemon.pid ?? 0
+            say("set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(pid); idling \(Fmt.f(seconds)) s…")
+            let end = Date().addingTimeInterval(seconds)
+            while Date() < end {
+                if let r = Proc.rssKB(pid) { samples.append(r) }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            rss = Proc.status(pid)
+        } catch {
+            await BenchEnv.stop(daemon); try? await stub.stop(); await BenchEnv.stop(broker); BenchCleanup.shared.removeDirs()
+            throw error
+        }
+        await BenchEnv.stop(daemon)
+        try? await stub.stop()
+        await BenchEnv.stop(broker)
+
+        // The limit: this binary with only Foundation work done, as a subprocess.
+        let (code, out) = try await DaemonProcess.runCLI(["bench", "baseline-rss"], timeout: 30)
+        let baseline = code == 0 ? BenchBaselineRSS.parse(out) : nil
+        var bareRSS: [String: Int]?
+        var bareNote = "skipped (--no-bare)"
+        if bare {
+            (bareRSS, bareNote) = await BenchIdle.bareFoundation()
+        }
+        BenchCleanup.shared.removeDirs()
+
+        say("")
+        say("resident memory (kB from /proc/PID/status)")
+        say("  " + Fmt.pad("process", 58) + Fmt.lpad("VmRSS", 11) + Fmt.lpad("VmHWM", 11) + Fmt.lpad("RssAnon", 11) + Fmt.lpad("RssFile", 11))
+        func row(_ label: String, _ s: [String: Int]?) {
+            say("  " + Fmt.pad(label, 58) + Fmt.lpad(Fmt.mib(s?["VmRSS"]), 11) + Fmt.lpad(Fmt.mib(s?["VmHWM"]), 11)
+                  + Fmt.lpad(Fmt.mib(s?["RssAnon"]), 11) + Fmt.lpad(Fmt.mib(s?["RssFile"]), 11))
+        }
+        row("daemon, idle \(Fmt.f(seconds)) s (MQTT + cloud stub connected)", rss)
+        row("limit: `medic-edge bench baseline-rss` (same binary)", baseline)
+        row("limit: bare swiftc Foundation program (\(bareNote))", bareRSS)
+        if let lo = samples.min(), let hi = samples.max() {
+            say("  daemon VmRSS sampled every 0.5 s while idling: \(Fmt.mib(lo)) … \(Fmt.mib(hi))")
+        }
+        if code != 0 { say("  baseline-rss failed (exit \(code)): \(out.suffix(400))") }
+        let d = rss?["VmRSS"]
+        if let d, let b = baseline?["VmRSS"] {
+            say("")
+            say("ratio daemon / baseline (same binary): \(Fmt.f(Double(d) / Double(b), 2))×, +\(Fmt.mib(d - b))")
+        }
+        if let d, let b = bareRSS?["VmRSS"] {
+            say("ratio daemon / bare Foundation program: \(Fmt.f(Double(d) / Double(b), 2))×, +\(Fmt.mib(d - b))")
+        }
+        say("target: ≤ 40 MiB idle → \(Fmt.mib(d)): \(Fmt.verdict((d ?? .max) <= 40 * 1024))")
+    }
+
+    /// Compiles a program that only loads Foundation, the clinic's zone and a pt-BR
+    /// formatter; runs it; returns its /proc status figures.
+    static func bareFoundation() async -> ([String: Int]?, String) {
+        let swiftc = ["/usr/bin/swiftc", "/usr/local/bin/swiftc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+            ?? ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { "\($0)/swiftc" }
+                .first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let swiftc else { return (nil, "swiftc not found") }
+        let dir = Harness.tempDir("bench-bare")
+        BenchCleanup.shared.track(dir: dir)
+        let src = """
+        import Foundation
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "pt_BR")
+        f.timeZone = TimeZone(identifier: "America/Sao_Paulo")!
+        f.dateStyle = .full; f.timeStyle = .short
+        let text = f.string(from: Date())
+        Thread.sleep(forTimeInterval: 0.2)
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        say(text)
+        say(status)
+        """
+        do {
+            try src.write(toFile: dir + "/main.swift", atomically: true, encoding: .utf8)
+            let build = try await run(swiftc, ["-O", dir + "/main.swift", "-o", dir + "/bare"], timeout: 300)
+            guard build.0 == 0 else { return (nil, "swiftc failed: \(build.1.suffix(200))") }
+            let r = try await run(dir + "/bare", [], timeout: 30)
+            guard r.0 == 0 else { return (nil, "exit \(r.0)") }
+            return (BenchBaselineRSS.parse(r.1), "swiftc -O, dynamic Foundation")
+        } catch {
+            return (nil, "\(error)")
+        }
+    }
+
+    static func run(_ path: String, _ args: [String], timeout: Double) async throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out; p.standardError = out
+        try p.run()
+        BenchCleanup.shared.track(pid: p.processIdentifier)
+        let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        if p.isRunning { await Harness.stop(p, timeout: 1) }
+        BenchCleanup.shared.untrack(pid: p.processIdentifier)
+        let data = await reader.value
+        return (p.isRunning ? -1 : p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// `medic-edge bench baseline-rss`: loads Foundation, the clinic's time zone and a pt-BR
+/// formatter, formats a date, and prints its own resident memory. The limit of `bench idle`.
+struct BenchBaselineRSS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baseline-rss", abstract: "Print the resident memory of this binary after Foundation, a TimeZone and a pt-BR DateFormatter.")
+
+    func run() throws {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "pt_BR")
+        f.timeZone = TimeZone(identifier: "America/Sao_Paulo")!
+        f.dateStyle = .full
+        f.timeStyle = .short
+        let text = f.string(from: Date())
+        Thread.sleep(forTimeInterval: 0.2)
+        let s = Proc.status(getpid()) ?? [:]
+        say(text)
+        for k in ["VmRSS", "VmHWM", "RssAnon", "RssFile"] { say("\(k):\t\(s[k] ?? 0) kB") }
+    }
+
+    /// Reads the `Key: N kB` lines of a /proc status dump (nil without VmRSS).
+    static func parse(_ text: String) -> [String: Int]? {
+        let out = Proc.parseStatus(text)
+        return out["VmRSS"] == nil ? nil : out
+    }
+}

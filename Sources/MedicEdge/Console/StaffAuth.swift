@@ -1,0 +1,233 @@
+import Crypto
+import EdgeCore
+import EdgeStore
+import Foundation
+import GRDB
+import Synchronization
+
+/// Where the console reads the time: the system clock in the daemon, a manual clock in tests
+/// (session expiry and throttling are tested without sleeping).
+protocol ConsoleClock: Sendable {
+    func nowMs() -> Int64
+}
+
+struct SystemConsoleClock: ConsoleClock {
+    func nowMs() -> Int64 { Time.nowMs() }
+}
+
+/// A clock that only moves when told to.
+final class ManualConsoleClock: ConsoleClock {
+    private let ms: Mutex<Int64>
+    init(ms: Int64 = 1_800_000_000_000) { self.ms = Mutex(ms) }
+    func nowMs() -> Int64 { ms.withLock { $0 } }
+    func advance(ms delta: Int64) { ms.withLock { $0 += delta } }
+    func advance(seconds: Double) { advance(ms: Int64(seconds * 1000)) }
+}
+
+/// Staff names: what `staff add` accepts and what login looks up (case-insensitive: stored
+/// lower-case).
+enum StaffName {
+    static func normalized(_ raw: String) -> String? {
+        let n = raw.trimmingCharacters(in: .whitespaces).lowercased()
+        guard (1...64).contains(n.utf8.count),
+              n.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 || $0 == 64 })
+        else { return nil }
+        return n
+    }
+    static let rule = "1-64 characters among a-z, 0-9, '.', '_', '-', '@' (case-insensitive)"
+}
+
+/// Login throttling (CONTRACT §4): after 5 failed logins for one name, or from one address,
+/// within 5 minutes, further attempts for that name or from that address get 429 with
+/// `Retry-After` until the oldest of those failures is 5 minutes old. A sliding window,
+/// kept in memory (a restart forgets it); answers refused with 429 do not count as failures,
+/// and a success does not wipe earlier failures.
+final class LoginThrottle: Sendable {
+    static let maxFailures = 5
+    static let windowMs: Int64 = 5 * 60_000
+    static let maxKeys = 20_000
+
+    let clock: any ConsoleClock
+    private let failures = Mutex<[String: [Int64]]>([:])
+
+    init(clock: any ConsoleClock) { self.clock = clock }
+
+    private static func keys(name: String, address: String) -> [String] { ["n:" + name, "a:" + address] }
+
+    /// Seconds to wait when this name or address is locked out, else nil.
+    func retryAfter(name: String, address: String) -> Int? {
+        let now = clock.nowMs()
+        return failures.withLock { map -> Int? in
+            var wait: Int64 = 0
+            for k in LoginThrottle.keys(name: name, address: address) {
+                let recent = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
+                if recent.count >= LoginThrottle.maxFailures {
+                    // Unlocked when all but four of these are out of the window.
+                    let unlockAt = recent[recent.count - LoginThrottle.maxFailures] + LoginThrottle.windowMs
+                    wait = max(wait, unlockAt - now)
+                }
+            }
+            return wait > 0 ? Int((wait + 999) / 1000) : nil
+        }
+    }
+
+    func recordFailure(name: String, address: String) {
+        let now = clock.nowMs()
+        failures.withLock { map in
+            for k in LoginThrottle.keys(name: name, address: address) {
+                var list = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
+                list.append(now)
+                map[k] = Array(list.suffix(LoginThrottle.maxFailures * 2))
+            }
+            if map.count > LoginThrottle.maxKeys {
+                map = map.filter { $0.value.contains { now - $0 < LoginThrottle.windowMs } }
+                if map.count > LoginThrottle.maxKeys {
+                    // Under a flood of invented names: forget the oldest names, never the addresses.
+                    let victims = map.filter { $0.key.hasPrefix("n:") }.sorted { ($0.value.last ?? 0) < ($1.value.last ?? 0) }
+                        .prefix(map.count - LoginThrottle.maxKeys)
+                    for v in victims { map[v.key] = nil }
+                }
+            }
+        }
+    }
+}
+
+/// Staff accounts and sessions in the database. Tokens are 32 random bytes (base64url);
+/// only their SHA-256 is stored. Sessions end 12 hours after login (not extended by use),
+/// at logout, or when the account is removed.
+struct StaffAccounts: Sendable {
+    static let sessionMs: Int64 = 12 * 3600_000
+    let db: AppDatabase
+    let clock: any ConsoleClock
+
+    struct Session: Sendable, Equatable {
+        var name: String
+        var tokenHash: String
+        var expiresMs: Int64
+    }
+
+    enum AddError: Error, Equatable { case badName, exists }
+
+    /// Creates (or, with `replace`, re-keys) an account; replacing ends its sessions.
+    func add(name raw: String, password: String, replace: Bool = false, iterations: Int = StaffPassword.defaultIterations) throws {
+        guard let name = StaffName.normalized(raw) else { throw AddError.badName }
+        try StaffPassword.check(password)
+        let stored = StaffPassword.make(password, iterations: iterations)
+        let now = clock.nowMs()
+        try db.writer.write { db in
+            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM staff WHERE name = ?)", arguments: [name]) ?? false
+            if exists && !replace { throw AddError.exists }
+            try db.execute(sql: "INSERT OR REPLACE INTO staff (name, salt, hash, iterations, created_ms) VALUES (?,?,?,?,?)",
+                           arguments: [name, Data(stored.salt), Data(stored.hash), stored.iterations, now])
+            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name])
+            try StaffAccounts.audit(db, name: name, action: exists ? "password_replaced" : "account_created", target: nil, nowMs: now)
+        }
+    }
+
+    /// Removes an account and ends its sessions; false when there was none.
+    func remove(name raw: String) throws -> Bool {
+        guard let name = StaffName.normalized(raw) else { return false }
+        let now = clock.nowMs()
+        return try db.writer.write { db in
+            try db.execute(sql: "DELETE FROM staff WHERE name = ?", arguments: [name])
+            guard db.changesCount > 0 else { return false }
+            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name])
+            try StaffAccounts.audit(db, name: name, action: "account_removed", target: nil, nowMs: now)
+            return true
+        }
+    }
+
+    func list() throws -> [(name: String, createdMs: Int64, iterations: Int, sessions: Int)] {
+        let now = clock.nowMs()
+        return try db.writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT s.name, s.created_ms, s.iterations,
+                  (SELECT count(*) FROM sessions x WHERE x.name = s.name AND x.expires_ms > ?) AS n
+                FROM staff s ORDER BY s.name
+                """, arguments: [now]).map { ($0["name"], $0["created_ms"], $0["iterations"], $0["n"]) }
+        }
+    }
+
+    func stored(name: String) throws -> StaffPassword.Stored? {
+        try db.writer.read { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT salt, hash, iterations FROM staff WHERE name = ?", arguments: [name]) else { return nil }
+            let salt: Data = r["salt"], hash: Data = r["hash"]
+            return StaffPassword.Stored(salt: Array(salt), hash: Array(hash), iterations: r["iterations"])
+        }
+    }
+
+    /// Checks a name and password (the slow hash runs off the caller's thread). Returns the
+    /// normalized name on success. Unknown names cost the same time as known ones.
+    func verify(name raw: String, password: String) async throws -> String? {
+        guard let name = StaffName.normalized(raw), password.utf8.count <= StaffPassword.maximumBytes else {
+            await StaffAccounts.offload { StaffPassword.dummyVerify(password.count > 1024 ? "" : password) }
+            return nil
+        }
+        let stored = try stored(name: name)
+        let ok = await StaffAccounts.offload { () -> Bool in
+            guard let stored else { StaffPassword.dummyVerify(password); return false }
+            return StaffPassword.verify(password, against: stored)
+        }
+        return ok ? name : nil
+    }
+
+    /// Starts a session: returns the token (shown once, never stored).
+    func startSession(name: String) throws -> (token: String, expiresMs: Int64) {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let token = StaffAccounts.base64url(bytes)
+        let now = clock.nowMs()
+        let expires = now + StaffAccounts.sessionMs
+        try db.writer.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_ms <= ?", arguments: [now])
+            try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_ms) VALUES (?,?,?)",
+                           arguments: [StaffAccounts.tokenHash(token), name, expires])
+            try StaffAccounts.audit(db, name: name, action: "login", target: nil, nowMs: now)
+        }
+        return (token, expires)
+    }
+
+    /// The live session for a token, if any (expired, revoked or malformed: nil).
+    func session(token: String) throws -> Session? {
+        guard (16...128).contains(token.utf8.count) else { return nil }
+        let h = StaffAccounts.tokenHash(token)
+        let now = clock.nowMs()
+        return try db.writer.read { db in
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT x.name, x.expires_ms FROM sessions x JOIN staff s ON s.name = x.name
+                WHERE x.token_hash = ? AND x.expires_ms > ?
+                """, arguments: [h, now]) else { return nil }
+            return Session(name: r["name"], tokenHash: h, expiresMs: r["expires_ms"])
+        }
+    }
+
+    func endSession(_ s: Session) throws {
+        let now = clock.nowMs()
+        try db.writer.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [s.tokenHash])
+            try StaffAccounts.audit(db, name: s.name, action: "logout", target: nil, nowMs: now)
+        }
+    }
+
+    static func audit(_ db: Database, name: String, action: String, target: String?, nowMs: Int64) throws {
+        try db.execute(sql: "INSERT INTO staff_audit (at_ms, name, action, target) VALUES (?,?,?,?)",
+                       arguments: [nowMs, name, action, target])
+    }
+
+    static func tokenHash(_ token: String) -> String {
+        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Runs CPU-heavy work (the password hash) on a Dispatch thread, not on the cooperative
+    /// pool or an event loop.
+    static func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { c in
+            DispatchQueue.global(qos: .userInitiated).async { c.resume(returning: work()) }
+        }
+    }
+}

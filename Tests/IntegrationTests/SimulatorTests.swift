@@ -1,0 +1,235 @@
+import CloudStub
+import EdgeCore
+import EdgeTestSupport
+import Foundation
+import Testing
+
+/// The device simulators against the real daemon, and the one-command demo.
+@Suite("Device simulators and the demo", .serialized)
+struct SimulatorTests {
+    static let fridgeConfig = """
+    rooms:
+      geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+
+    """
+
+    func settings(_ env: Env, rate: Double) -> SimSettings {
+        var s = SimSettings(port: env.broker.port, site: env.site, rate: rate)
+        s.seed = 42
+        s.minResendSeconds = 0.3
+        return s
+    }
+
+    func accepted(_ env: Env, _ kind: String) async throws -> Double {
+        try await env.metric(#"medic_edge_mqtt_messages_total{kind="\#(kind)",result="accepted"}"#) ?? 0
+    }
+
+    @Test("Given every simulated device type, the daemon accepts their messages, acks them, and raises and clears the fridge alert")
+    func everyDeviceType() async throws {
+        var day = ClinicDay()
+        day.book(day.maria, startMinutes: 30)
+        let env = try await Env.start(day: day, extraConfig: SimulatorTests.fridgeConfig)
+        defer { Task { await env.stop() } }
+
+        let sim = DeviceSimulator(settings: settings(env, rate: 60))
+        let kiosk = sim.addKiosk(codes: [day.maria.qr], auto: false)
+        let presence = sim.addPresence(id: "pres-sala-2", room: "sala-2", auto: false)
+        sim.addPresence(id: "pres-sala-3", room: "sala-3", auto: true)
+        sim.addEnvironment(id: "env-sala-2", room: "sala-2")
+        let fridge = sim.addFridge(autoExcursions: false, intervalSeconds: 60)
+        let gateway = sim.addWearableGateway(patients: day.patients.map(\.id), batchSize: 5...20, auto: false)
+        sim.addStatusDevice(reboots: false)
+        try await sim.start()
+        let devices = sim.deviceIds.count
+        #expect(devices == 7)
+
+        // Every device publishes its retained online status.
+        try await Harness.waitUntil("online statuses accepted", timeout: 15) {
+            try await self.accepted(env, "device_status") >= Double(devices)
+        }
+        // Kiosk: a known code checks in; an unknown one does not.
+        let r1 = try #require(await kiosk.scan(day.maria.qr, label: "known"))
+        #expect(r1.outcome == "checked_in")
+        #expect(r1.firstName == "Maria")
+        #expect(r1.sends == 1)
+        let r2 = try #require(await kiosk.scan("medic-qr:v1:not-ours:0000", label: "unknown"))
+        #expect(r2.outcome == "unknown_code")
+        // Presence: a scripted change is acked, and makes one occupancy change.
+        #expect(await presence.set(occupied: true, people: 2))
+        _ = try await env.waitForCloudEvents("clinic/room.occupancy_changed", count: 1) { $0["data"]?["room_id"]?.stringValue == "sala-2" }
+        // Fridge: a door-open excursion raises the alert, and the recovery clears it.
+        fridge.openDoor(peak: 9.4, holdReadings: 1)
+        let alerts = try await env.waitForCloudEvents("clinic/environment.alert", count: 2, timeout: 30)
+        #expect(alerts.map { $0["data"]?["state"]?.stringValue } == ["raised", "cleared"])
+        #expect((alerts[0]["data"]?["value"]?.doubleValue ?? 0) > 8)
+        #expect((alerts[1]["data"]?["value"]?.doubleValue ?? 99) <= 7.5)
+        // Wearables: two batches, each acked.
+        let b1 = gateway.enqueueBatch(samples: 10)
+        let b2 = gateway.enqueueBatch(samples: 15)
+        try await Harness.waitUntil("both wearable batches acked", timeout: 15) { gateway.ackedBatches == [b1, b2] }
+        // The room monitor and the other sensor keep publishing on their own.
+        try await Harness.waitUntil("environment readings accepted", timeout: 15) {
+            try await self.accepted(env, "environment") >= 5
+        }
+
+        #expect(try await accepted(env, "kiosk_scan") == 2)
+        #expect(try await accepted(env, "wearable") == 2)
+        #expect(try await accepted(env, "presence") >= 1)
+        #expect(try await env.metric(#"medic_edge_wearable_samples_total{result="accepted"}"#) == 25)
+        for kind in ["kiosk_scan", "presence", "environment", "wearable", "device_status", "unknown"] {
+            #expect(try await env.metric(#"medic_edge_mqtt_messages_total{kind="\#(kind)",result="rejected"}"#) == 0, "\(kind) rejections")
+        }
+        #expect(sim.stats().allSatisfy { $0.ackErrors == 0 })
+        #expect(sim.stats().reduce(0) { $0 + $1.acked } >= 10)
+        // Every tracked message gets its ack: at some instant nothing is waiting.
+        try await Harness.waitUntil("no message waiting for its ack", timeout: 10, poll: 0.01) {
+            sim.stats().allSatisfy { $0.pending == 0 }
+        }
+
+        // A clean stop: every device says offline.
+        await sim.stop()
+        let offline = try await env.waitForCloudEvents("integration/device.status_changed", count: devices) {
+            $0["data"]?["state"]?.stringValue == "offline"
+        }
+        #expect(Set(offline.compactMap { $0["data"]?["device_id"]?.stringValue }) == Set(sim.deviceIds))
+        await env.stop()
+    }
+
+    @Test("Given the daemon is down, the wearable gateway resends its batch (same msg_id) until the ack, then stops; the cloud gets it once")
+    func gatewayResendsUntilAck() async throws {
+        let env = try await Env.start(cloud: true)
+        defer { Task { await env.stop() } }
+        #expect(await env.daemon.terminate() == 0)
+
+        // Resend after 30 s / 60 = 0.5 s.
+        let sim = DeviceSimulator(settings: settings(env, rate: 60))
+        let gateway = sim.addWearableGateway(patients: [ClinicDay().maria.id], batchSize: 3...3, auto: false)
+        try await sim.start()
+        let msgId = gateway.enqueueBatch()
+        try await Harness.waitUntil("three sends without an ack", timeout: 10) { (gateway.sends(of: msgId) ?? 0) >= 3 }
+        #expect(gateway.ackedBatches.isEmpty)
+
+        try await env.daemon.start()
+        try await Harness.waitUntil("the ack", timeout: 15) { gateway.ackedBatches == [msgId] }
+        let sends = try #require(gateway.sends(of: msgId))
+        #expect(sends >= 3)
+        // No more sends once acked (at least four resend intervals later).
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(gateway.sends(of: msgId) == sends)
+        #expect(gateway.stats.published == sends)
+        #expect(gateway.stats.pending == 0)
+        // Every copy reached the daemon (its persistent session kept them while it was down):
+        // stored once, the rest counted as duplicates and acked again.
+        try await Harness.waitUntil("every copy seen by the daemon", timeout: 10) {
+            let a = try await self.accepted(env, "wearable")
+            let d = try await env.metric(#"medic_edge_mqtt_messages_total{kind="wearable",result="duplicate"}"#) ?? 0
+            return a == 1 && Int(a + d) == sends
+        }
+        let received = try await env.waitForCloudEvents("integration/wearable.received", count: 1)
+        #expect(received[0]["data"]?["msg_id"]?.stringValue == msgId)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(env.cloudEvents(named: "integration/wearable.received").count == 1)
+        await sim.stop()
+        await env.stop()
+    }
+
+    @Test("A kiosk resends the same scan_id until the result, and gets one check-in")
+    func kioskResendsScan() async throws {
+        var day = ClinicDay()
+        day.book(day.joao, startMinutes: 15)
+        let env = try await Env.start(day: day)
+        defer { Task { await env.stop() } }
+        // Stop the daemon so the first sends go unanswered (the broker keeps them for its session).
+        #expect(await env.daemon.terminate() == 0)
+        let sim = DeviceSimulator(settings: settings(env, rate: 6)) // resend after 3 s / 6 = 0.5 s
+        let kiosk = sim.addKiosk(auto: false)
+        try await sim.start()
+        let restart = Task {
+            try await Task.sleep(for: .seconds(1.6))
+            try await env.daemon.start()
+        }
+        let answer = try #require(await kiosk.scan(day.joao.qr, label: "known", timeout: 30))
+        try await restart.value
+        #expect(answer.outcome == "checked_in")
+        #expect(answer.sends >= 2)
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(try await env.metric(#"medic_edge_checkins_total{outcome="checked_in"}"#) == 1)
+        #expect(try await self.accepted(env, "kiosk_scan") == 1)
+        _ = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 1)
+        #expect(env.cloudEvents(named: "clinic/checkin.recorded").count == 1)
+        await sim.stop()
+        await env.stop()
+    }
+
+    /// The temporary directory the demo printed (`working directory /tmp/medic-edge-demo-…`).
+    static func workingDirectory(_ out: String) -> String? {
+        guard let r = out.range(of: "working directory ") else { return nil }
+        return String(out[r.upperBound...].prefix { !$0.isWhitespace })
+    }
+
+    @Test("`medic-edge demo --fast` runs the whole story and ends with lost = 0, printing no QR text, full name or phone")
+    func demo() async throws {
+        let started = Date()
+        let (code, out) = try await DaemonProcess.runCLI(["demo", "--fast"], timeout: 180)
+        let seconds = Date().timeIntervalSince(started)
+        #expect(code == 0, "demo output:\n\(out)")
+        let lost = out.split(separator: "\n").first { $0.contains("lost = recorded − delivered") }
+        #expect(lost?.split(separator: " ").last == "0", "demo output:\n\(out)")
+        for line in ["checked_in", "already_checked_in", "unknown_code", "no_appointment", "RAISED", "CLEARED", "internet goes down",
+                     "backlog drained to 0", "no-show", "console: http://127.0.0.1:"] {
+            #expect(out.contains(line), "missing \(line)")
+        }
+        #expect(out.contains("Olá, Maria!"))
+        let day = ClinicDay()
+        for secret in ["medic-qr:", "Aparecida", "Souza", "Pedro", "Nunes", "+5511", "Helena Prado"] + day.patients.map(\.phone) {
+            #expect(!out.contains(secret), "the demo printed \(secret)")
+        }
+        #expect(seconds < 60, "the fast demo took \(seconds) s")
+        // Nothing left behind: its temporary directory is gone.
+        let dir = try #require(SimulatorTests.workingDirectory(out))
+        #expect(dir.contains("medic-edge-demo-") && !FileManager.default.fileExists(atPath: dir))
+    }
+
+    @Test("Ctrl-C during the demo stops it early and cleanly: exit 130, the broker and the daemon are gone")
+    func demoInterrupted() async throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
+        p.arguments = ["demo", "--fast"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        let buffer = LockedText()
+        out.fileHandleForReading.readabilityHandler = { h in buffer.append(String(decoding: h.availableData, as: UTF8.self)) }
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await Harness.waitUntil("the first check-in", timeout: 60) { buffer.text.contains("checked_in") }
+        kill(p.processIdentifier, SIGINT)
+        let deadline = Date().addingTimeInterval(30)
+        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!p.isRunning, "the demo did not stop within 30 s of Ctrl-C")
+        out.fileHandleForReading.readabilityHandler = nil
+        let text = buffer.text
+        #expect(p.terminationStatus == 130, "output:\n\(text)")
+        #expect(text.contains("Ctrl-C"))
+        #expect(text.contains("stopped: daemon"))
+        let dir = try #require(SimulatorTests.workingDirectory(text))
+        #expect(!FileManager.default.fileExists(atPath: dir), "\(dir) left behind")
+        // The ports it printed no longer answer.
+        for (prefix, suffix) in [("mosquitto (MQTT broker) on 127.0.0.1:", ""), ("console http://127.0.0.1:", "/")] {
+            if let r = text.range(of: prefix) {
+                let port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
+                _ = suffix
+                #expect(port > 0 && !Harness.canConnect(port: port), "port \(port) still open")
+            } else {
+                Issue.record("the demo did not print \(prefix)")
+            }
+        }
+    }
+}
+
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = ""
+    func append(_ s: String) { lock.lock(); value += s; lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return value }
+}

@@ -1,0 +1,332 @@
+#!/usr/bin/python3
+"""The reception console in a real browser (Debian's chromium, headless, through
+python3-selenium and chromium-driver).
+
+Driven by ConsoleTests.browser (Tests/IntegrationTests/ConsoleTests.swift), which starts
+mosquitto, the cloud stub and the daemon, seeds a clinic day, creates the staff account and
+passes everything here on the command line. Runnable by hand against any running daemon:
+
+  /usr/bin/python3 tests/browser/console_test.py --url http://127.0.0.1:8080 \
+      --user recepcao --password '...' --mqtt-port 1883 --site demo \
+      --stub-url http://127.0.0.1:8288 --kiosk-qr '...' --kiosk-patient 'Beatriz Santos' \
+      --reception-patient 'Maria Aparecida Souza' --screenshots docs/screenshots
+
+Steps: log in (a wrong password first), see the seeded agenda, search by name and phone,
+check a patient in with the keyboard, see a kiosk check-in appear without reload, check the
+rooms board, labels, contrast (WCAG AA) and layout at 1366x768 and on a tablet, see the
+offline banner when the cloud stub is down, log out. Exit status 0 when all pass.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+STEP = [0]
+
+
+def step(msg):
+    STEP[0] += 1
+    print(f"[browser] {STEP[0]:02d} {msg}", flush=True)
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+CONTRAST_JS = r"""
+function parse(s) {
+  var m = /rgba?\(([^)]+)\)/.exec(s); if (!m) return null;
+  var p = m[1].split(',').map(parseFloat); return { rgb: p.slice(0, 3), a: p.length > 3 ? p[3] : 1 };
+}
+function lum(rgb) {
+  var a = rgb.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+}
+function background(el) {
+  while (el) {
+    var c = parse(getComputedStyle(el).backgroundColor);
+    if (c && c.a > 0.5) return c.rgb;
+    el = el.parentElement;
+  }
+  return [255, 255, 255];
+}
+var bad = [], checked = 0;
+document.querySelectorAll('body *').forEach(function (el) {
+  if (!el.getClientRects().length) return;
+  var own = Array.prototype.some.call(el.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+  if (!own) return;
+  var st = getComputedStyle(el);
+  if (st.visibility === 'hidden' || parseFloat(st.opacity) === 0) return;
+  if (el.closest('.sr-only') || el.closest('[hidden]')) return;
+  if (el.disabled) return;
+  var fg = parse(st.color); if (!fg) return;
+  var l1 = lum(fg.rgb), l2 = lum(background(el));
+  var ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+  var size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+  var need = (size >= 24 || (size >= 18.66 && bold)) ? 3 : 4.5;
+  checked++;
+  if (ratio < need) bad.push(el.tagName + '.' + el.className + ' "' + el.textContent.trim().slice(0, 40) + '" ' + ratio.toFixed(2) + ' < ' + need);
+});
+return { bad: bad, checked: checked };
+"""
+
+TWINS_JS = r"""
+var done = arguments[arguments.length - 1];
+fetch('/', { credentials: 'same-origin' }).then(function (r) { return r.text(); }).then(function (t) {
+  var d = new DOMParser().parseFromString(t, 'text/html');
+  var out = {};
+  ['agenda-rows', 'room-list', 'agenda-summary'].forEach(function (id) {
+    out[id] = [d.getElementById(id).innerHTML, document.getElementById(id).innerHTML];
+  });
+  done(out);
+});
+"""
+
+LABELS_JS = r"""
+var bad = [];
+document.querySelectorAll('input, select, textarea, button').forEach(function (el) {
+  if (!el.getClientRects().length || el.type === 'hidden') return;
+  var name = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') ||
+    (el.labels && el.labels.length ? el.labels[0].textContent.trim() : '') ||
+    (el.tagName === 'BUTTON' ? el.textContent.trim() : '');
+  if (!name) bad.push(el.outerHTML.slice(0, 80));
+});
+return bad;
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--mqtt-port", type=int, required=True)
+    ap.add_argument("--site", default="test-site")
+    ap.add_argument("--stub-url", required=True)
+    ap.add_argument("--kiosk-qr", required=True)
+    ap.add_argument("--kiosk-patient", required=True)
+    ap.add_argument("--reception-patient", required=True)
+    ap.add_argument("--expect-patients", default="", help="names the agenda must show, comma-separated, in time order")
+    ap.add_argument("--search-phone", default="", help="phone digits that select --kiosk-patient alone")
+    ap.add_argument("--name-query", default="", help="a name search typed without accents...")
+    ap.add_argument("--name-expect", default="", help="...and the one patient it must leave visible")
+    ap.add_argument("--screenshots", required=True)
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = ap.parse_args()
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = args.chromium
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1366,768", "--lang=pt-BR",
+              "--force-device-scale-factor=1", "--hide-scrollbars"]:
+        opts.add_argument(a)
+    opts.add_experimental_option("prefs", {"intl.accept_languages": "pt-BR,pt"})
+    # The date field follows the browser's UI language: Brazilian, as at the clinic.
+    env = dict(os.environ, LANGUAGE="pt_BR:pt", LANG="pt_BR.UTF-8")
+    driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver, env=env), options=opts)
+    driver.set_script_timeout(10)
+    driver.set_window_size(1366, 768)
+    wait = WebDriverWait(driver, 15, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException])
+
+    def by_id(i):
+        return driver.find_element(By.ID, i)
+
+    # Rows are redrawn when the data changes: read them in one script call (no stale handles).
+    ROWS_JS = """
+      return Array.prototype.map.call(document.querySelectorAll('#agenda-rows tr'), function (tr) {
+        return { id: tr.dataset.id, name: tr.querySelector('.p-name').textContent, start: tr.querySelector('.t-start').textContent,
+                 status: tr.querySelector('.status').textContent, text: tr.innerText, shown: !tr.hidden,
+                 button: !!tr.querySelector('button[data-checkin]') };
+      });"""
+
+    def rows():
+        return driver.execute_script(ROWS_JS)
+
+    def row_for(name):
+        return next((r for r in rows() if r["name"] == name), None)
+
+    def status_of(name):
+        r = row_for(name)
+        return r["status"] if r else None
+
+    def visible_names():
+        return [r["name"] for r in rows() if r["shown"]]
+
+    def quiet():
+        """For pictures: no toast, no focus ring, scrolled to the top."""
+        driver.execute_script("document.getElementById('announce').textContent = '';"
+                              "if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0)")
+        time.sleep(0.3)
+
+    def a11y(where, min_texts=20):
+        r = driver.execute_script(CONTRAST_JS)
+        check(r["checked"] >= min_texts, f"{where}: contrast check saw only {r['checked']} texts")
+        check(not r["bad"], f"{where}: text below WCAG AA contrast: {r['bad']}")
+        missing = driver.execute_script(LABELS_JS)
+        check(not missing, f"{where}: controls without a label: {missing}")
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        check(overflow <= 0, f"{where}: the page scrolls sideways by {overflow}px")
+
+    try:
+        step("the login page (not signed in)")
+        driver.get(args.url + "/")
+        wait.until(lambda d: d.find_elements(By.ID, "login-form"))
+        check(driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "pt-BR", "page language pt-BR")
+        a11y("login page", min_texts=5)
+
+        step("a wrong password is refused with a message")
+        by_id("login-name").send_keys(args.user)
+        by_id("login-password").send_keys("senha-errada-123")
+        by_id("login-password").send_keys(Keys.ENTER)
+        wait.until(lambda d: by_id("login-error").text.strip() != "")
+        check("incorretos" in by_id("login-error").text, f"login error text: {by_id('login-error').text!r}")
+
+        step("log in with the keyboard")
+        by_id("login-password").clear()
+        by_id("login-password").send_keys(args.password + Keys.ENTER)
+        wait.until(lambda d: d.find_elements(By.ID, "agenda-rows"))
+        check(by_id("staff-name").text == args.user, "the signed-in name is shown")
+
+        step("the seeded agenda, in time order")
+        expected = [n for n in args.expect_patients.split(",") if n]
+        wait.until(lambda d: all(row_for(n) is not None for n in expected))
+        names = visible_names()
+        check(names == expected, f"agenda rows {names} != {expected}")
+        starts = [r["start"] for r in rows()]
+        check(starts == sorted(starts), f"times not in order: {starts}")
+        check("Sala" in row_for(args.reception_patient)["text"], "room shown")
+
+        step("the cloud banner says online with the backlog")
+        wait.until(lambda d: by_id("banner").get_attribute("data-cloud-state") == "online")
+        check("Nuvem conectada" in by_id("banner").text, f"banner: {by_id('banner').text!r}")
+
+        step("search by name (accents ignored) and by phone")
+        search = by_id("agenda-search")
+        driver.find_element(By.TAG_NAME, "body").send_keys("/")  # the shortcut focuses the search
+        check(driver.switch_to.active_element == search, "'/' focuses the search")
+        if args.name_query:
+            search.send_keys(args.name_query)
+            wait.until(lambda d: visible_names() == [args.name_expect])
+            search.send_keys(Keys.ESCAPE)
+            wait.until(lambda d: len(visible_names()) == len(expected))
+        if args.search_phone:
+            search.send_keys(args.search_phone)
+            wait.until(lambda d: visible_names() == [args.kiosk_patient])
+            search.send_keys(Keys.ESCAPE)
+            wait.until(lambda d: len(visible_names()) == len(expected))
+        search.send_keys("ninguém-com-esse-nome")
+        wait.until(lambda d: by_id("agenda-nomatch").is_displayed())
+        search.send_keys(Keys.ESCAPE)
+
+        step(f"check {args.reception_patient} in with the keyboard")
+        appt = row_for(args.reception_patient)["id"]
+        button = driver.find_element(By.CSS_SELECTOR, f'#appt-{appt} button[data-checkin]')
+        check(args.reception_patient in button.get_attribute("aria-label"), "the button names the patient")
+        appt_id = button.get_attribute("data-checkin")
+        driver.execute_script("arguments[0].focus()", button)
+        outline = driver.execute_script("return getComputedStyle(document.activeElement).outlineStyle")
+        button.send_keys(Keys.ENTER)
+        wait.until(lambda d: "Recepção" in (status_of(args.reception_patient) or ""))
+        wait.until(lambda d: "Check-in de " + args.reception_patient in by_id("announce").text)
+        check(not row_for(args.reception_patient)["button"], "no second check-in button")
+        focus_key = driver.execute_script("return document.activeElement && document.activeElement.dataset.focusKey")
+        check(focus_key == "status:" + appt_id, f"focus moves to the row's status after check-in, not lost (got {focus_key!r}, outline {outline})")
+
+        step(f"a kiosk check-in of {args.kiosk_patient} appears without reload")
+        driver.execute_script("window.__noReload = 'still-here'")
+        check(status_of(args.kiosk_patient) and "Chegou" not in status_of(args.kiosk_patient), "not arrived before the scan")
+        scan = json.dumps({"scan_id": f"browser-{int(time.time())}", "qr": args.kiosk_qr})
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(args.mqtt_port), "-q", "1",
+                        "-t", f"clinic/{args.site}/kiosk/k1/scan", "-m", scan], check=True, timeout=10)
+        WebDriverWait(driver, 10, poll_frequency=0.1).until(lambda d: "Quiosque" in (status_of(args.kiosk_patient) or ""))
+        check(driver.execute_script("return window.__noReload") == "still-here", "the page was reloaded")
+        check("Chegou às" in status_of(args.kiosk_patient), f"status: {status_of(args.kiosk_patient)!r}")
+        a11y("console 1366x768")
+
+        step("the server's HTML and the script's redraw are the same markup")
+        twins = driver.execute_async_script(TWINS_JS)
+        for part in ("agenda-rows", "room-list", "agenda-summary"):
+            check(twins[part][0] == twins[part][1], f"{part} differs:\nserver: {twins[part][0][:1500]}\nscript: {twins[part][1][:1500]}")
+
+        step("screenshot of the agenda (1366x768)")
+        quiet()
+        driver.save_screenshot(f"{args.screenshots}/agenda.png")
+
+        step("the rooms board: fridge temperature, occupancy, an alert")
+        fridge = driver.find_element(By.CSS_SELECTOR, '#room-list li[data-room="geladeira-vacinas"]')
+        check("Geladeira de vacinas" in fridge.text, fridge.text)
+        check("°C" in fridge.find_element(By.CSS_SELECTOR, '[data-metric="temperature_c"]').text, fridge.text)
+        check("Normal" in fridge.text, "the fridge is fine: " + fridge.text)
+        alerts = driver.find_elements(By.CSS_SELECTOR, "#room-list li.room-alert")
+        check(alerts and "fora do limite" in alerts[0].text, "an alert is shown")
+        check(any("Ocupada" in li.text for li in driver.find_elements(By.CSS_SELECTOR, "#room-list li.room")), "an occupied room")
+        driver.set_window_size(1366, 1400)  # the whole board in one picture
+        quiet()
+        by_id("rooms").screenshot(f"{args.screenshots}/rooms.png")
+        driver.set_window_size(1366, 768)
+
+        step("a tablet (820x1180): one column, cards, no sideways scroll")
+        driver.set_window_size(820, 1180)
+        time.sleep(0.4)
+        a11y("tablet")
+        quiet()
+        driver.save_screenshot(f"{args.screenshots}/tablet.png")
+        driver.set_window_size(1366, 768)
+
+        step("the cloud goes down: the offline banner with the backlog")
+        req = urllib.request.Request(args.stub_url + "/_stub/faults", data=b'{"mode":"down"}', method="POST",
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=5).read()
+        # Something to send, so the appliance tries (and fails) to reach the cloud.
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(args.mqtt_port), "-q", "1",
+                        "-t", f"clinic/{args.site}/room/geladeira-vacinas/environment/env-1", "-m", '{"temperature_c": 4.7}'],
+                       check=True, timeout=10)
+        WebDriverWait(driver, 30, poll_frequency=0.2).until(
+            lambda d: by_id("banner").get_attribute("data-cloud-state") in ("degraded", "offline"))
+        banner = by_id("banner").text
+        check("Sem conexão com a nuvem" in banner, f"banner: {banner!r}")
+        check("aguardando envio" in banner and "O check-in continua funcionando" in banner, f"banner: {banner!r}")
+        check("banner-offline" in by_id("banner").get_attribute("class"), "offline style")
+        a11y("offline banner")
+        quiet()
+        driver.save_screenshot(f"{args.screenshots}/offline.png")
+
+        step("log out: back to the login page")
+        by_id("logout").click()
+        wait.until(lambda d: d.find_elements(By.ID, "login-form"))
+        driver.get(args.url + "/")
+        wait.until(lambda d: d.find_elements(By.ID, "login-form"))
+        print("[browser] all steps passed", flush=True)
+        return 0
+    except Exception as e:  # noqa: BLE001 - any failure: diagnostics, exit 1
+        print(f"[browser] FAILED at step {STEP[0]}: {type(e).__name__}: {e}", flush=True)
+        try:
+            driver.save_screenshot("/tmp/console-browser-failure.png")
+            print("[browser] screenshot: /tmp/console-browser-failure.png", flush=True)
+            print("[browser] page text:\n" + driver.find_element(By.TAG_NAME, "body").text[:3000], flush=True)
+            for entry in driver.get_log("browser")[-20:]:
+                print(f"[browser] console: {entry}", flush=True)
+        except Exception as inner:  # noqa: BLE001
+            print(f"[browser] (no diagnostics: {inner})", flush=True)
+        return 1
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
