@@ -160,6 +160,26 @@ struct CheckinTests {
         await env.stop()
     }
 
+    @Test("A patient deleted upstream is removed by the start-up reconciliation; an appointment booked long ago for a day in the window is pulled")
+    func reconciliation() async throws {
+        var day = ClinicDay()
+        day.book(day.joao, startMinutes: 30)
+        // Booked 40 days ago for today: its created_at/updated_at are older than any cursor.
+        let old = day.book(day.maria, startMinutes: 45, createdDaysAgo: 40)
+        let env = try await Env.start(day: day)
+        defer { Task { await env.stop() } }
+        let stub = try #require(env.stub)
+        let r = try await env.scan(day.maria.qr, scanId: "old-1")
+        #expect(r["appointment"]?["id"]?.stringValue == old)
+        stub.delete(collection: "patients", id: day.joao.id)
+        #expect(await env.daemon.terminate() == 0)
+        try await env.daemon.start()
+        try await Harness.waitUntil("reconciled", timeout: 15) {
+            try await env.scan(day.joao.qr, scanId: "gone-\(UUID().uuidString.prefix(6))")["outcome"]?.stringValue == "unknown_code"
+        }
+        await env.stop()
+    }
+
     @Test("Check-in works with the cloud down (Directus 503, events 503) and is sent when it comes back")
     func cloudDown() async throws {
         var day = ClinicDay()
