@@ -6,7 +6,7 @@ scripts/install-deps.sh
 start=$(date +%s)
 swift build --build-tests
 echo "== swift test"
-swift test --skip-build
+swift test --skip-build --no-parallel
 echo "== device examples against their schemas"
 python3 devices/check_examples.py
 echo "== provisioning (installer, broker ACLs and TLS with a real mosquitto)"

@@ -23,6 +23,8 @@ struct BenchCheckin: AsyncParsableCommand {
     @Option(name: .customLong("gap-ms"), help: "Pause between scans (a kiosk scans one patient at a time).") var gapMs = 2.0
     @Option(name: .customLong("limit-samples"), help: "Round trips and commits measured for the limit.") var limitSamples = 2000
     @Option(help: "Patients in the roster, each with an appointment in 30 minutes.") var patients = 200
+    @Option(name: .customLong("phase-timeout"), help: "Seconds a phase may take at most (scans left are reported as not sent).")
+    var phaseTimeout = 180.0
 
     func run() async throws {
         BenchEnv.start("checkin")
@@ -77,6 +79,7 @@ struct BenchCheckin: AsyncParsableCommand {
             if qrs.count % 10 == 9 { qrs.append("medic-qr:v1:unknown-\(qrs.count)") } else { qrs.append(day.patients[known].qr); known += 1 }
         }
         let codes = qrs
+        let phaseDeadline = phaseTimeout
         let topic = "clinic/\(site)/kiosk/k1/scan"
         let n = scans, warm = warmup, gap = gapMs, ls = limitSamples
 
@@ -86,22 +89,24 @@ struct BenchCheckin: AsyncParsableCommand {
             return (mqtt, sql)
         }
         func phase(_ label: String, loaded: Bool) async throws -> PhaseResult {
+            stub.clearEvents() // the stub keeps every event in memory
             let bg0 = background.sent.load(ordering: .relaxed), ack0 = background.acks.count
             let bgStart = benchNowNs()
             if loaded { background.start(); try await Task.sleep(for: .seconds(1)) }
             let daemonCPU = Proc.CPUMeter(daemon.pid)
             let tag = String(UUID().uuidString.prefix(6)).lowercased()
-            _ = try await onThread("bench-kiosk-warmup") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "w\(tag)", count: warm, gapMs: gap) }
-            let run = try await onThread("bench-kiosk") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "s\(tag)", count: n, gapMs: gap) }
+            _ = try await onThread("bench-kiosk-warmup") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "w\(tag)", count: warm, gapMs: gap, deadline: phaseDeadline) }
+            let run = try await onThread("bench-kiosk") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "s\(tag)", count: n, gapMs: gap, deadline: phaseDeadline) }
+            let lag = background.sent.load(ordering: .relaxed) - background.acks.count
             let cpu = daemonCPU?.percent() ?? .nan
             background.stop()
             let bgSecs = Double(benchNowNs() - bgStart) / 1e9
-            let settled = loaded ? await background.settle(timeout: 30) : true
+            let settled = loaded ? await background.settle(timeout: 120) : true
             let bgSent = background.sent.load(ordering: .relaxed) - bg0
             let bgAcked = background.acks.count - ack0
             return PhaseResult(label: label, lat: run.0, outcomes: run.1, lost: run.2, loaded: loaded,
                                bgRate: loaded ? Double(bgSent) / bgSecs : 0, bgSent: bgSent, bgAcked: bgAcked, bgSettled: settled,
-                               daemonCPU: cpu, rssKB: daemon.pid.flatMap(Proc.rssKB))
+                               daemonCPU: cpu, rssKB: daemon.pid.flatMap(Proc.rssKB), bgLag: loaded ? lag : 0)
         }
 
         func teardown() async {
@@ -126,7 +131,7 @@ struct BenchCheckin: AsyncParsableCommand {
             try await Task.sleep(for: .seconds(1))
             let busy = try await limit("loaded")
             background.stop()
-            _ = await background.settle(timeout: 30)
+            _ = await background.settle(timeout: 120)
             limits.append(("with \(Int(backgroundRate)) msgs/s background", busy.mqtt, busy.sqlite))
             phases.append(try await phase("cloud up, background", loaded: true))
             stub.setFaults(CloudStubFaults(mode: .down))
@@ -157,17 +162,17 @@ struct BenchCheckin: AsyncParsableCommand {
         say("")
         say("check-in: kiosk publish → result received (\(n) scans per phase after \(warm) warm-up, \(Fmt.f(gapMs)) ms between scans; ms)")
         say("  " + Fmt.pad("phase", 24) + Fmt.lpad("n", 6) + Fmt.lpad("p50", 9) + Fmt.lpad("p99", 9) + Fmt.lpad("max", 9)
-              + Fmt.lpad("lost", 6) + Fmt.lpad("p99/limit", 11) + Fmt.lpad("daemon CPU", 12) + "  background (sent/acked, rate)   outcomes")
+              + Fmt.lpad("lost", 6) + Fmt.lpad("p99/limit", 11) + Fmt.lpad("daemon CPU", 12) + "  background (sent/acked, rate, unacked at end)  outcomes")
         for p in phases {
             let lim = p.loaded ? limits[1] : limits[0]
             let limP99 = lim.1.p99 + lim.2.p99
-            let bg = p.loaded ? "\(p.bgSent)/\(p.bgAcked)\(p.bgSettled ? "" : " (NOT all acked)"), \(Fmt.int(p.bgRate))/s" : "-"
+            let bg = p.loaded ? "\(p.bgSent)/\(p.bgAcked)\(p.bgSettled ? "" : " (NOT all acked)"), \(Fmt.int(p.bgRate))/s, lag \(p.bgLag)" : "-"
             let outcomes: String = p.outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let ratio: String = Fmt.f(p.lat.p99 / limP99, 2) + "×"
             let cpu: String = Fmt.f(p.daemonCPU) + " %"
             let cols: [String] = [Fmt.pad(p.label, 24), Fmt.lpad(String(p.lat.count), 6), Fmt.lpad(Fmt.ms(p.lat.p50), 9),
                                   Fmt.lpad(Fmt.ms(p.lat.p99), 9), Fmt.lpad(Fmt.ms(p.lat.max), 9), Fmt.lpad(String(p.lost), 6),
-                                  Fmt.lpad(ratio, 11), Fmt.lpad(cpu, 12), "  ", Fmt.pad(bg, 32), outcomes]
+                                  Fmt.lpad(ratio, 11), Fmt.lpad(cpu, 12), "  ", Fmt.pad(bg, 40), outcomes]
             say("  " + cols.joined())
         }
         say("")
@@ -189,16 +194,23 @@ struct BenchCheckin: AsyncParsableCommand {
         var bgSettled: Bool
         var daemonCPU: Double
         var rssKB: Int?
+        /// Background messages sent but not yet acked when the last scan was answered.
+        var bgLag: Int
     }
 
     /// Publishes scans one at a time and waits for each result (5 s at most).
     static func scanLoop(_ kiosk: BenchMQTT, results: Arrivals, topic: String, qrs: [String], idPrefix: String,
-                         count: Int, gapMs: Double) -> (Latencies, [String: Int], Int) {
+                         count: Int, gapMs: Double, deadline: Double) -> (Latencies, [String: Int], Int) {
         var lat: [UInt64] = []
         lat.reserveCapacity(count)
         var outcomes: [String: Int] = [:]
         var lost = 0
+        let end = Date().addingTimeInterval(deadline)
         for i in 0..<count {
+            if Date() > end {
+                outcomes["(not sent: phase deadline)", default: 0] += count - i
+                break
+            }
             let sid = "\(idPrefix)-\(i)"
             let payload = JSONText.object { j in
                 j.add("scan_id", sid); j.add("qr", qrs[i % qrs.count]); j.add("ts", Time.rfc3339(Date()))

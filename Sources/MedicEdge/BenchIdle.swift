@@ -25,6 +25,7 @@ struct BenchIdle: AsyncParsableCommand {
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
         var rss: [String: Int]?
         var samples: [Int] = []
+        var mappings: [(String, Int)] = []
         do {
             try await BenchEnv.start(daemon)
             try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: 2)
@@ -36,6 +37,7 @@ struct BenchIdle: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(500))
             }
             rss = Proc.status(pid)
+            mappings = Proc.rssByMapping(pid)
         } catch {
             await BenchEnv.stop(daemon); try? await stub.stop(); await BenchEnv.stop(broker); BenchCleanup.shared.removeDirs()
             throw error
@@ -67,6 +69,10 @@ struct BenchIdle: AsyncParsableCommand {
         if let lo = samples.min(), let hi = samples.max() {
             say("  daemon VmRSS sampled every 0.5 s while idling: \(Fmt.mib(lo)) … \(Fmt.mib(hi))")
         }
+        if !mappings.isEmpty {
+            say("  daemon's resident memory by mapping (largest first): "
+                + mappings.prefix(8).map { "\(($0.0 as NSString).lastPathComponent) \(Fmt.mib($0.1))" }.joined(separator: ", "))
+        }
         if code != 0 { say("  baseline-rss failed (exit \(code)): \(out.suffix(400))") }
         let d = rss?["VmRSS"]
         if let d, let b = baseline?["VmRSS"] {
@@ -97,8 +103,8 @@ struct BenchIdle: AsyncParsableCommand {
         let text = f.string(from: Date())
         Thread.sleep(forTimeInterval: 0.2)
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        say(text)
-        say(status)
+        print(text)
+        print(status)
         """
         do {
             try src.write(toFile: dir + "/main.swift", atomically: true, encoding: .utf8)
@@ -145,8 +151,8 @@ struct BenchBaselineRSS: ParsableCommand {
         let text = f.string(from: Date())
         Thread.sleep(forTimeInterval: 0.2)
         let s = Proc.status(getpid()) ?? [:]
-        say(text)
-        for k in ["VmRSS", "VmHWM", "RssAnon", "RssFile"] { say("\(k):\t\(s[k] ?? 0) kB") }
+        print(text)
+        for k in ["VmRSS", "VmHWM", "RssAnon", "RssFile"] { print("\(k):\t\(s[k] ?? 0) kB") }
     }
 
     /// Reads the `Key: N kB` lines of a /proc status dump (nil without VmRSS).

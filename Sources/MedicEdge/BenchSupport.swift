@@ -60,9 +60,24 @@ enum Fmt {
 // MARK: - /proc
 
 enum Proc {
+    /// The whole of a /proc file (they report size 0: read until EOF).
+    static func readProcFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `VmRSS`, `VmHWM`, `RssAnon`, `RssFile`… of a process, in kB (nil when gone).
     static func status(_ pid: Int32) -> [String: Int]? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        guard let text = readProcFile("/proc/\(pid)/status") else { return nil }
         return parseStatus(text)
     }
     /// The `Key:  N kB` lines of a /proc status dump.
@@ -76,13 +91,30 @@ enum Proc {
         return out
     }
     static func rssKB(_ pid: Int32) -> Int? { status(pid)?["VmRSS"] }
+
+    /// Resident kB per mapping (file path, or [heap]/[anon]/…), largest first, from /proc/PID/smaps.
+    static func rssByMapping(_ pid: Int32) -> [(String, Int)] {
+        guard let text = readProcFile("/proc/\(pid)/smaps") else { return [] }
+        var out: [String: Int] = [:]
+        var current = "[anon]"
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = parts.first else { continue }
+            if first.contains("-") && !first.hasSuffix(":") {
+                current = parts.count >= 6 ? parts[5...].joined(separator: " ") : "[anon]"
+            } else if first == "Rss:", parts.count >= 2, let v = Int(parts[1]) {
+                out[current, default: 0] += v
+            }
+        }
+        return out.sorted { $0.value > $1.value }
+    }
     static func hwmKB(_ pid: Int32) -> Int? { status(pid)?["VmHWM"] }
 
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     /// utime + stime in clock ticks (fields 14 and 15 of /proc/PID/stat).
     static func cpuTicks(_ pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let text = readProcFile("/proc/\(pid)/stat"),
               let close = text.lastIndex(of: ")") else { return nil }
         // After "pid (comm) ": field 3 is the state; utime is field 14, stime field 15.
         let fields = text[text.index(after: close)...].split(separator: " ")
@@ -167,7 +199,7 @@ enum BenchEnv {
         let bin = Harness.binaryPath()
         say("== medic-edge bench \(title)")
         say("date: \(Time.rfc3339(Date()))  host: nproc=\(ProcessInfo.processInfo.activeProcessorCount) mem=\(Proc.memTotal()) load(1/5/15 min)=\(Proc.loadAverage())")
-        say("daemon binary: \(bin)\(bin.contains("/release/") ? "" : "  (WARNING: not a release build)")")
+        say("daemon binary: \(bin)\(bin.contains("/debug/") ? "  (WARNING: a debug build; measure the release build)" : "")")
     }
 
     static func broker() async throws -> Broker {

@@ -221,6 +221,9 @@ struct ConsoleUnitTests {
         #expect(ConsolePage.number(4.56) == "4,6")
         #expect(ConsolePage.number(22) == "22")
         #expect(ConsolePage.number(-1.04) == "-1")
+        let sp = TimeZone(identifier: "America/Sao_Paulo")!
+        #expect(ConsolePage.dayLabel("2026-11-29", today: "2026-11-29", zone: sp) == "Domingo, 29 de novembro de 2026 (hoje)")
+        #expect(ConsolePage.dayLabel("2026-03-02", today: "2026-11-29", zone: sp) == "Segunda-feira, 2 de março de 2026")
     }
 }
 

@@ -90,7 +90,7 @@ var done = arguments[arguments.length - 1];
 fetch('/', { credentials: 'same-origin' }).then(function (r) { return r.text(); }).then(function (t) {
   var d = new DOMParser().parseFromString(t, 'text/html');
   var out = {};
-  ['agenda-rows', 'room-list', 'agenda-summary'].forEach(function (id) {
+  ['agenda-rows', 'room-list', 'agenda-summary', 'agenda-day'].forEach(function (id) {
     out[id] = [d.getElementById(id).innerHTML, document.getElementById(id).innerHTML];
   });
   done(out);
@@ -260,8 +260,19 @@ def main():
 
         step("the server's HTML and the script's redraw are the same markup")
         twins = driver.execute_async_script(TWINS_JS)
-        for part in ("agenda-rows", "room-list", "agenda-summary"):
+        for part in ("agenda-rows", "room-list", "agenda-summary", "agenda-day"):
             check(twins[part][0] == twins[part][1], f"{part} differs:\nserver: {twins[part][0][:1500]}\nscript: {twins[part][1][:1500]}")
+
+        step("another day and back, with the keyboard")
+        today_label = by_id("agenda-day").text
+        check(today_label.endswith("(hoje)"), f"day label: {today_label!r}")
+        driver.execute_script("document.getElementById('next-day').focus()")
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        wait.until(lambda d: by_id("agenda-empty").is_displayed() and not rows())
+        check(not by_id("agenda-day").text.endswith("(hoje)"), "tomorrow is not today")
+        driver.execute_script("document.getElementById('today').focus()")
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        wait.until(lambda d: len(rows()) == len(expected) and by_id("agenda-day").text == today_label)
 
         step("screenshot of the agenda (1366x768)")
         quiet()

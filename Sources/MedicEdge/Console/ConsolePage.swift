@@ -84,7 +84,7 @@ enum ConsolePage {
         <main class="layout">
           <section id="agenda" class="panel" aria-labelledby="agenda-title" tabindex="-1">
             <div class="panel-head">
-              <h2 id="agenda-title">Agenda</h2>
+              <div class="title"><h2 id="agenda-title">Agenda</h2><p id="agenda-day" class="day-label">\(dayLabel(today, today: today, zone: zone))</p></div>
               <div class="controls">
                 <div class="day-picker" role="group" aria-label="Dia da agenda">
                   <button id="prev-day" type="button" class="btn btn-quiet" aria-label="Dia anterior">‹</button>
@@ -134,6 +134,18 @@ enum ConsolePage {
         let arrived = active.filter(\.arrived).count
         let n = active.count
         return "\(n) \(n == 1 ? "consulta" : "consultas") · \(arrived) \(arrived == 1 ? "chegou" : "chegaram") · \(n - arrived) \(n - arrived == 1 ? "aguardando" : "aguardando")"
+    }
+
+    /// "Domingo, 29 de novembro de 2026 (hoje)": the native date field follows the
+    /// browser's language, this line is always Portuguese.
+    static func dayLabel(_ day: String, today: String, zone: TimeZone) -> String {
+        guard let (start, _) = LocalDay.bounds(day, zone: zone) else { return day }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "pt_BR")
+        f.timeZone = zone
+        f.dateFormat = "EEEE, d 'de' MMMM 'de' y"
+        let t = f.string(from: Date(timeIntervalSince1970: Double(start) / 1000 + 12 * 3600))
+        return t.prefix(1).uppercased() + t.dropFirst() + (day == today ? " (hoje)" : "")
     }
 
     static func digits(_ s: String?) -> String { String((s ?? "").filter(\.isASCII).filter(\.isNumber)) }

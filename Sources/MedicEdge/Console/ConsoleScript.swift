@@ -59,6 +59,12 @@ extension ConsoleAssets {
     var p = {}; dayFmt.formatToParts(new Date()).forEach(function (x) { p[x.type] = x.value; });
     return p.year + '-' + p.month + '-' + p.day;
   }
+  var longDayFmt = new Intl.DateTimeFormat('pt-BR', { timeZone: 'UTC', weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+  function dayLabel(d) {
+    var a = d.split('-').map(Number);
+    var t = longDayFmt.format(new Date(Date.UTC(a[0], a[1] - 1, a[2], 12)));
+    return t.charAt(0).toUpperCase() + t.slice(1) + (d === todayStr() ? ' (hoje)' : '');
+  }
   function addDays(d, n) {
     var a = d.split('-').map(Number);
     return new Date(Date.UTC(a[0], a[1] - 1, a[2]) + n * 86400000).toISOString().slice(0, 10);
@@ -191,6 +197,7 @@ extension ConsoleAssets {
     var open = data.date === todayStr();
     rowsEl.innerHTML = data.appointments.map(function (a) { return rowHTML(a, open); }).join('');
     $('agenda-summary').textContent = summary(data.appointments);
+    $('agenda-day').textContent = dayLabel(data.date);
     $('agenda-empty').hidden = data.appointments.length > 0;
     applyFilter();
     restoreFocus(key);

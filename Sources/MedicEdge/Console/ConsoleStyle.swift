@@ -78,8 +78,9 @@ input::placeholder { color: #5d6671; }
 .day-picker .btn { min-width: 44px; padding: .5rem .7rem; }
 .search { display: flex; flex-direction: column; gap: .2rem; }
 .search label { font-size: .875rem; font-weight: 600; }
-.search input { width: 15rem; }
+.search input { width: 13rem; }
 .summary { margin: .25rem 0 .75rem; color: var(--muted); }
+.day-label { margin: .2rem 0 0; font-weight: 600; font-size: .95rem; }
 .empty { color: var(--muted); padding: 1rem 0; margin: 0; }
 
 table.agenda { width: 100%; border-collapse: collapse; }
