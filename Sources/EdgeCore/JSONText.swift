@@ -61,9 +61,20 @@ public enum Time {
         var t = time_t(secs)
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1, Int(tmv.tm_mday),
-                          Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
-        return milli == 0 ? base + "Z" : base + String(format: ".%03dZ", Int(milli))
+        // Hot path (every event carries a time): digits by hand, no String(format:).
+        var out = [UInt8](); out.reserveCapacity(24)
+        func put(_ v: Int, _ width: Int) {
+            var d = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+            var x = v
+            for i in stride(from: width - 1, through: 0, by: -1) { d[i] = UInt8(ascii: "0") + UInt8(x % 10); x /= 10 }
+            out.append(contentsOf: d)
+        }
+        put(Int(tmv.tm_year) + 1900, 4); out.append(UInt8(ascii: "-")); put(Int(tmv.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        put(Int(tmv.tm_mday), 2); out.append(UInt8(ascii: "T")); put(Int(tmv.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        put(Int(tmv.tm_min), 2); out.append(UInt8(ascii: ":")); put(Int(tmv.tm_sec), 2)
+        if milli != 0 { out.append(UInt8(ascii: ".")); put(Int(milli), 3) }
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
     /// Parses RFC 3339 (`Z` or an offset, optional fraction). Returns Unix milliseconds.
     public static func parseMs(_ s: String) -> Int64? {
@@ -140,10 +151,16 @@ public final class UUIDv7: @unchecked Sendable {
         b[6] = 0x70 | UInt8((c >> 8) & 0x0f)
         b[7] = UInt8(c & 0xff)
         var rnd = SystemRandomNumberGenerator()
-        for i in 8..<16 { b[i] = UInt8.random(in: 0...255, using: &rnd) }
+        var r = rnd.next()
+        for i in 8..<16 { b[i] = UInt8(truncatingIfNeeded: r); r >>= 8 }
         b[8] = 0x80 | (b[8] & 0x3f)
-        let hex = b.map { String(format: "%02x", $0) }.joined()
-        let h = Array(hex)
-        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-" + String(h[20..<32])
+        // Hot path (one id per recorded fact): hex by table, no String(format:).
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8](); out.reserveCapacity(36)
+        for (i, byte) in b.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
