@@ -33,6 +33,9 @@ final class Env: @unchecked Sendable {
         try await device.subscribe("clinic/test-site/#")
         dbg("subscribed")
         try await daemon.start()
+        // Ready for devices only once subscribed: the daemon publishes its online status right
+        // after subscribing, and the broker keeps one client's packets in order.
+        try await device.waitFor("clinic/test-site/edge/status", timeout: 15) { $0["state"]?.stringValue == "online" }
         dbg("daemon up")
         let env = Env(broker: broker, stub: stub, daemon: daemon, device: device)
         if cloud && waitForRoster && day != nil {
