@@ -180,6 +180,7 @@ struct BenchCheckin: AsyncParsableCommand {
         let lost = phases.map(\.lost).reduce(0, +)
         say("target: p99 ≤ 5 ms in every phase → worst p99 \(Fmt.ms(worst)) ms: \(Fmt.verdict(worst <= 5 && lost == 0))\(lost > 0 ? " (\(lost) scans got no result within 5 s)" : "")")
         say("background acks with an error: \(errors); daemon VmHWM \(Fmt.mib(hwm)); cloud state at the end: \(cloudState)")
+        BenchEnv.finish()
     }
 
     struct PhaseResult {
@@ -235,7 +236,8 @@ struct BenchCheckin: AsyncParsableCommand {
         var lat: [UInt64] = []
         lat.reserveCapacity(count)
         let tag = String(UUID().uuidString.prefix(6))
-        for i in 0..<(count + 50) {
+        let end = Date().addingTimeInterval(180)
+        for i in 0..<(count + 50) where Date() < end {
             let key = "\(tag)\(i)"
             let t0 = benchNowNs()
             pinger.publish("bench/ping", key + "|" + pad)
@@ -258,7 +260,8 @@ struct BenchCheckin: AsyncParsableCommand {
         let result = String(repeating: "r", count: 200)
         var lat: [UInt64] = []
         lat.reserveCapacity(count)
-        for i in 0..<(count + 20) {
+        let end = Date().addingTimeInterval(180)
+        for i in 0..<(count + 20) where Date() < end {
             let t0 = benchNowNs()
             try q.write { db in try db.execute(sql: "INSERT INTO t (scan_id, result) VALUES (?, ?)", arguments: ["s\(i)", result]) }
             if i >= 20 { lat.append(benchNowNs() - t0) }

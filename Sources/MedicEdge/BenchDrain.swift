@@ -26,9 +26,16 @@ struct BenchDrain: AsyncParsableCommand {
     var probeRate = 10.0
     @Option(help: "Give up the drain after this many seconds.") var timeout = 3600.0
     @Option(name: .customLong("ready-runs"), help: "Start-to-ready measurements per database (empty, backlog).") var readyRuns = 3
+    @Option(name: .customLong("fill-only"), help: "Only write the backlog into DIR/medic-edge.sqlite and exit (for profiling the daemon by hand).")
+    var fillOnly: String?
 
     func run() async throws {
         BenchEnv.start("drain")
+        if let dir = fillOnly {
+            let f = try await BenchDrain.fill(dataDir: dir, count: events)
+            say("filled \(dir)/medic-edge.sqlite: \(events) events in \(Fmt.f(f.seconds)) s")
+            return
+        }
         guard events >= 1, events <= 20_000_000, maxBatch >= 1, maxBatch <= 5000, capacitySeconds > 0, capacitySeconds <= 600,
               probeRate >= 0, probeRate <= 1000, timeout > 0, readyRuns >= 1, readyRuns <= 20 else {
             throw ValidationError("--events 1…20000000, --max-batch 1…5000, --capacity-seconds 0…600, --probe-rate 0…1000, --ready-runs 1…20")
@@ -50,6 +57,7 @@ struct BenchDrain: AsyncParsableCommand {
             throw error
         }
         await teardown()
+        BenchEnv.finish()
     }
 
     func body(broker: Broker, stub: CloudStub, cloudPort: Int, n: Int, made: (DaemonProcess) -> Void) async throws {

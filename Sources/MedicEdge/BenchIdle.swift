@@ -65,13 +65,13 @@ struct BenchIdle: AsyncParsableCommand {
         }
         row("daemon, idle \(Fmt.f(seconds)) s (MQTT + cloud stub connected)", rss)
         row("limit: `medic-edge bench baseline-rss` (same binary)", baseline)
-        row("limit: bare swiftc Foundation program (\(bareNote))", bareRSS)
+        row("limit: bare Foundation program (\(bareNote))", bareRSS)
         if let lo = samples.min(), let hi = samples.max() {
             say("  daemon VmRSS sampled every 0.5 s while idling: \(Fmt.mib(lo)) … \(Fmt.mib(hi))")
         }
         if !mappings.isEmpty {
             say("  daemon's resident memory by mapping (largest first): "
-                + mappings.prefix(8).map { "\(($0.0 as NSString).lastPathComponent) \(Fmt.mib($0.1))" }.joined(separator: ", "))
+                + mappings.prefix(14).map { "\(($0.0 as NSString).lastPathComponent) \(Fmt.mib($0.1))" }.joined(separator: ", "))
         }
         if code != 0 { say("  baseline-rss failed (exit \(code)): \(out.suffix(400))") }
         let d = rss?["VmRSS"]
@@ -83,6 +83,7 @@ struct BenchIdle: AsyncParsableCommand {
             say("ratio daemon / bare Foundation program: \(Fmt.f(Double(d) / Double(b), 2))×, +\(Fmt.mib(d - b))")
         }
         say("target: ≤ 40 MiB idle → \(Fmt.mib(d)): \(Fmt.verdict((d ?? .max) <= 40 * 1024))")
+        BenchEnv.finish()
     }
 
     /// Compiles a program that only loads Foundation, the clinic's zone and a pt-BR
@@ -112,7 +113,7 @@ struct BenchIdle: AsyncParsableCommand {
             guard build.0 == 0 else { return (nil, "swiftc failed: \(build.1.suffix(200))") }
             let r = try await run(dir + "/bare", [], timeout: 30)
             guard r.0 == 0 else { return (nil, "exit \(r.0)") }
-            return (BenchBaselineRSS.parse(r.1), "swiftc -O, dynamic Foundation")
+            return (BenchBaselineRSS.parse(r.1), "swiftc -O")
         } catch {
             return (nil, "\(error)")
         }

@@ -130,6 +130,7 @@ struct BenchIngest: AsyncParsableCommand {
         say("acks with an error: \(ackErrors.count); published \(d.published), acked \(acks.count)"
               + (drainedAfter.map { "; in-flight window acked \(Fmt.f($0 * 1000, 0)) ms after the publisher stopped" } ?? "; NOT all acked within 60 s")
               + "; outbox pending at the end: \(pendingAtEnd.map(String.init) ?? "?")")
+        BenchEnv.finish()
     }
 
     /// Keeps `window` messages in flight (published − completed) for `warmup + seconds`;
@@ -150,7 +151,10 @@ struct BenchIngest: AsyncParsableCommand {
         var measuring = false
         while true {
             let now = benchNowNs()
-            if now >= end { break }
+            if now >= end {
+                if measuring && perSecond.count < Int(seconds.rounded(.down)) { perSecond.append(completed.count - lastTickCount) }
+                break
+            }
             if !measuring && now >= measureStart {
                 measuring = true
                 startCount = completed.count

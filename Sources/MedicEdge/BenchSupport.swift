@@ -202,6 +202,11 @@ enum BenchEnv {
         say("daemon binary: \(bin)\(bin.contains("/debug/") ? "  (WARNING: a debug build; measure the release build)" : "")")
     }
 
+    /// The last line of every bench: how busy the machine was.
+    static func finish() {
+        say("load at the end (1/5/15 min): \(Proc.loadAverage())")
+    }
+
     static func broker() async throws -> Broker {
         let b = try Broker()
         BenchCleanup.shared.track(dir: b.dir)
