@@ -45,9 +45,7 @@ extension DeviceMessage {
         switch topic {
         case .kioskScan(let d):
             guard let sid = readableId else {
-                let r = (try? PayloadRules.msgId(obj, key: "scan_id").get()) == nil && obj["scan_id"] != nil
-                    ? PayloadRules.msgId(obj, key: "scan_id").failureValue ?? Rejection(.missingField, "scan_id is required")
-                    : Rejection(.missingField, "scan_id is required")
+                let r = PayloadRules.msgId(obj, key: "scan_id").failureValue ?? Rejection(.missingField, "scan_id is required")
                 return .reject(topic: rawTopic, kind: kind, device: d, msgId: nil, r)
             }
             return .kiosk(topic: rawTopic, device: d, scanId: sid, PayloadRules.kioskScan(obj))

@@ -1,11 +1,21 @@
 import Foundation
 import Crypto
 
+/// Lowercase hex, by table (hot paths: every event id, every scan; no String(format:)).
+public enum Hex {
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+    public static func lower<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        var out = [UInt8](); out.reserveCapacity(64)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0f)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+    /// Lowercase hex SHA-256 of a string's UTF-8 bytes.
+    public static func sha256(_ text: String) -> String { lower(SHA256.hash(data: Array(text.utf8))) }
+}
+
 public enum QRCode {
     /// Lowercase hex SHA-256 of the scanned text's UTF-8 bytes (CONTRACT §1.2).
-    public static func hash(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
+    public static func hash(_ text: String) -> String { Hex.sha256(text) }
 }
 
 public enum AppointmentStatus: String, Sendable, CaseIterable {

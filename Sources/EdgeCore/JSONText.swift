@@ -154,13 +154,10 @@ public final class UUIDv7: @unchecked Sendable {
         var r = rnd.next()
         for i in 8..<16 { b[i] = UInt8(truncatingIfNeeded: r); r >>= 8 }
         b[8] = 0x80 | (b[8] & 0x3f)
-        // Hot path (one id per recorded fact): hex by table, no String(format:).
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out = [UInt8](); out.reserveCapacity(36)
-        for (i, byte) in b.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        let h = Hex.lower(b)
+        let u = Array(h.utf8)
+        return String(decoding: u[0..<8], as: UTF8.self) + "-" + String(decoding: u[8..<12], as: UTF8.self) + "-"
+            + String(decoding: u[12..<16], as: UTF8.self) + "-" + String(decoding: u[16..<20], as: UTF8.self) + "-"
+            + String(decoding: u[20..<32], as: UTF8.self)
     }
 }

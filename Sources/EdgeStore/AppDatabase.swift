@@ -153,25 +153,25 @@ public enum Ledger {
     public static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
                                nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
         let id = ids.next(nowMs: nowMs)
-        try db.execute(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)",
-                       arguments: [id, name, eventClass.rawValue, source, data, nowMs, data.utf8.count + name.utf8.count + 80])
+        try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)")
+            .execute(arguments: [id, name, eventClass.rawValue, source, data, nowMs, data.utf8.count + name.utf8.count + 80])
         return id
     }
 
     public static func recordRejection(_ db: Database, topic: String, kind: MessageKind, deviceId: String?, msgId: String?,
                                        rejection: Rejection, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?)",
-                       arguments: [nowMs, String(topic.prefix(512)), kind.rawValue, deviceId, msgId, rejection.reason.rawValue,
+        try db.cachedStatement(sql: "INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?)")
+            .execute(arguments: [nowMs, String(topic.prefix(512)), kind.rawValue, deviceId, msgId, rejection.reason.rawValue,
                                    rejection.detail])
     }
 
     /// The ack already sent for this `(device, msg_id)`, when seen before.
     public static func previousAck(_ db: Database, deviceId: String, msgId: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT ack FROM device_msgs WHERE device_id = ? AND msg_id = ?", arguments: [deviceId, msgId])
+        try String.fetchOne(db.cachedStatement(sql: "SELECT ack FROM device_msgs WHERE device_id = ? AND msg_id = ?"), arguments: [deviceId, msgId])
     }
     public static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)",
-                       arguments: [deviceId, msgId, nowMs, ack])
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
+            .execute(arguments: [deviceId, msgId, nowMs, ack])
     }
     /// Dedupe window: at least 7 days (CONTRACT §1).
     public static func purgeOldMessages(_ db: Database, nowMs: Int64, keepMs: Int64 = 8 * 86_400_000) throws {
@@ -203,7 +203,9 @@ extension AppDatabase {
     public static func outboxStats(_ db: Database) throws -> OutboxStats {
         let c = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 0") ?? 0
         let t = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1") ?? 0
-        let oldest = try Int64.fetchOne(db, sql: "SELECT min(created_ms) FROM outbox")
+        // The oldest pending event is the first by seq (insertion order): an index lookup,
+        // where min(created_ms) would read the whole table.
+        let oldest = try Int64.fetchOne(db, sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1")
         let dead = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0
         return OutboxStats(pendingClinical: c, pendingTelemetry: t, oldestPendingMs: oldest, deadLetters: dead)
     }

@@ -151,7 +151,10 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     /// A config for a test: site `test-site`, the given broker and (optionally) cloud.
+    /// Test intervals by default (roster every 0.3 s, 1 s / 2 s time-outs); the benchmarks
+    /// pass production-like ones.
     public static func standardConfig(mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
+                                      rosterSyncSeconds: Double = 0.3, connectTimeout: Double = 1, requestTimeout: Double = 2,
                                       cloudExtra: [String] = [], extra: String = "") -> String {
         var s = """
         site_id: test-site
@@ -169,9 +172,9 @@ public final class DaemonProcess: @unchecked Sendable {
               events_url: http://127.0.0.1:\(cloudPort)/e/\(eventKey)
               directus_url: http://127.0.0.1:\(cloudPort)
               directus_token: \(token)
-              roster_sync_seconds: 0.3
-              connect_timeout_seconds: 1
-              request_timeout_seconds: 2
+              roster_sync_seconds: \(rosterSyncSeconds)
+              connect_timeout_seconds: \(connectTimeout)
+              request_timeout_seconds: \(requestTimeout)
             \(cloudExtra.map { "  " + $0 + "\n" }.joined())
             """
         }

@@ -228,33 +228,11 @@ enum BenchEnv {
         return (s, try await s.start())
     }
 
-    /// The daemon's config: production-like intervals, the given broker and cloud.
+    /// The daemon's config: the harness's, with production-like intervals.
     static func daemonConfig(mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,
                              extra: String = "") -> String {
-        var s = """
-        site_id: \(site)
-        tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
-        timezone: America/Sao_Paulo
-        data_dir: {DATA_DIR}
-        log_level: info
-        mqtt: {host: 127.0.0.1, port: \(mqttPort), client_id: medic-edge-bench}
-        http: {listen: "127.0.0.1:{HTTP_PORT}"}
-
-        """
-        if let cloudPort {
-            s += """
-            cloud:
-              events_url: http://127.0.0.1:\(cloudPort)/e/test-key
-              directus_url: http://127.0.0.1:\(cloudPort)
-              directus_token: test-token
-              roster_sync_seconds: \(rosterSyncSeconds)
-              max_batch: \(maxBatch)
-              connect_timeout_seconds: 2
-              request_timeout_seconds: 15
-
-            """
-        }
-        return s + extra
+        DaemonProcess.standardConfig(mqttPort: mqttPort, cloudPort: cloudPort, rosterSyncSeconds: rosterSyncSeconds,
+                                     connectTimeout: 2, requestTimeout: 15, cloudExtra: ["max_batch: \(maxBatch)"], extra: extra)
     }
 
     static func daemon(mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,

@@ -100,7 +100,7 @@ enum Rooms {
         return try String.fetchOne(db, sql: "SELECT name FROM rooms WHERE mqtt_room_id = ? ORDER BY id LIMIT 1", arguments: [key]) ?? key
     }
     static func cloudId(_ db: Database, key: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT id FROM rooms WHERE mqtt_room_id = ? ORDER BY id LIMIT 1", arguments: [key])
+        try String.fetchOne(db.cachedStatement(sql: "SELECT id FROM rooms WHERE mqtt_room_id = ? ORDER BY id LIMIT 1"), arguments: [key])
     }
 
     static func refreshOccupancy(_ db: Database, room: String, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws {
@@ -120,10 +120,10 @@ enum Rooms {
     static func recordReadings(_ db: Database, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws {
         for metric in EnvironmentMetric.allCases {
             guard let value = reading.values[metric] else { continue }
-            try db.execute(sql: "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES (?,?,?,?,?)",
-                           arguments: [room, metric.rawValue, value, nowMs, device])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES (?,?,?,?,?)")
+                .execute(arguments: [room, metric.rawValue, value, nowMs, device])
             guard let limits = config.rooms[room]?.limits[metric.rawValue] else { continue }
-            let active = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM alerts WHERE room_key = ? AND metric = ?)", arguments: [room, metric.rawValue]) ?? false
+            let active = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM alerts WHERE room_key = ? AND metric = ?)"), arguments: [room, metric.rawValue]) ?? false
             guard let t = AlertRule.evaluate(active: active, value: value, limits: limits) else { continue }
             if t == .raised {
                 try db.execute(sql: "INSERT INTO alerts (room_key, metric, value, min, max, since_ms, device_id) VALUES (?,?,?,?,?,?,?)",

@@ -24,15 +24,14 @@ final class MQTTService: Service, @unchecked Sendable {
     let client: MQTTClient
     let pipeline: IngestPipeline
     let state: EdgeState
-    let db: AppDatabase
     let metrics: EdgeMetrics
     let logger: Logger
     private let lock = NSLock()
     private var lastStatus = ""
     private var lastStatusAt = Date.distantPast
 
-    init(config: EdgeConfig, db: AppDatabase, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
-        self.config = config; self.db = db; self.pipeline = pipeline; self.state = state; self.metrics = metrics; self.logger = logger
+    init(config: EdgeConfig, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
+        self.config = config; self.pipeline = pipeline; self.state = state; self.metrics = metrics; self.logger = logger
         let will = MQTTWill(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), payload: Array(#"{"state":"offline"}"#.utf8))
         // A fixed client id with a persistent session: the broker keeps QoS 1 messages for
         // the daemon while it restarts.
@@ -42,7 +41,7 @@ final class MQTTService: Service, @unchecked Sendable {
 
     func statusPayload() -> (String, String) {
         let now = Time.nowMs()
-        let backlog = (try? db.outboxStats().pending) ?? 0
+        let backlog = state.backlog
         let key = "\(state.cloudState(nowMs: now).rawValue)|\(backlog)"
         let text = JSONText.object { j in
             j.add("state", "online"); j.add("cloud", state.cloudState(nowMs: now).rawValue)
@@ -165,7 +164,7 @@ public enum Daemon {
         let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes)
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
         let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
-        let mqtt = try MQTTService(config: config, db: db, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
+        let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, logger: logger)
         let noshow = NoShowScheduler(config: config, db: db, logger: logger)
@@ -176,6 +175,7 @@ public enum Daemon {
             while !Task.isCancelled {
                 let now = Time.nowMs()
                 if let s = try? db.outboxStats() {
+                    state.setBacklog(s.pending)
                     metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: now)
                 }
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)

@@ -43,6 +43,11 @@ public final class EdgeMetrics: Sendable {
     public func uplinkRequest(status: String) {
         Counter(label: "medic_edge_uplink_requests_total", dimensions: [("status", status)]).increment()
     }
+    /// Events the cloud refused (or too big to send), dead-lettered in the outbox. Kept apart
+    /// from `medic_edge_dead_letters_total{reason}`, whose reasons are the device word list.
+    public func cloudRefused(status: String, by n: Int) {
+        Counter(label: "medic_edge_uplink_dead_letters_total", dimensions: [("status", status)]).increment(by: n)
+    }
     public func delivered(_ n: Int) { Counter(label: "medic_edge_events_delivered_total").increment(by: n) }
     public func outbox(_ s: OutboxStatsView, nowMs: Int64) {
         Gauge(label: "medic_edge_outbox_pending", dimensions: [("class", "clinical")]).record(s.clinical)

@@ -18,6 +18,7 @@ public final class EdgeState: Sendable {
         var storage = StorageState.ok
         var usedBytes: Int64 = 0
         var lastRosterSyncMs: Int64?
+        var backlog = 0
         var loopsAlive = true
     }
     private let s: Mutex<S>
@@ -55,5 +56,10 @@ public final class EdgeState: Sendable {
     public func setStorage(_ st: StorageState, used: Int64) { s.withLock { $0.storage = st; $0.usedBytes = used } }
 
     public var lastRosterSyncMs: Int64? { s.withLock { $0.lastRosterSyncMs } }
+
+    /// Pending outbox events, counted once a second by housekeeping (the MQTT status reads
+    /// this figure; it never queries the database itself).
+    public var backlog: Int { s.withLock { $0.backlog } }
+    public func setBacklog(_ n: Int) { s.withLock { $0.backlog = n } }
     public func rosterSynced(nowMs: Int64) { s.withLock { $0.lastRosterSyncMs = nowMs } }
 }

@@ -68,14 +68,10 @@ final class IngestPipeline: Sendable {
         return (Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: deviceId), payload: payload), payload)
     }
 
-    func roomCloudId(_ db: Database, _ key: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT id FROM rooms WHERE mqtt_room_id = ? ORDER BY id LIMIT 1", arguments: [key])
-    }
-
     /// The seed's `iot_events` row as an `integration/iot.event`.
     func iotEvent(_ db: Database, device: String, deviceType: String, eventType: String, payload: String,
                   room: String?, nowMs: Int64) throws {
-        let cloudRoom = try room.flatMap { try roomCloudId(db, $0) }
+        let cloudRoom = try room.flatMap { try Rooms.cloudId(db, key: $0) }
         let data = JSONText.object { j in
             j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
             j.add("device_id", device); j.add("device_type", deviceType); j.add("event_type", eventType)

@@ -53,7 +53,7 @@ final class Uplink: Sendable {
                 try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [e.seq])
             }
         }
-        metrics.deadLetter(status == 0 ? "too_large" : "cloud_\(status)", by: events.count)
+        metrics.cloudRefused(status: status == 0 ? "over_256k" : String(status), by: events.count)
         logger.error("uplink: \(events.count) event(s) dead-lettered (status \(status)): \(reason.prefix(200)); see `medic-edge outbox dead-letters`")
     }
 
@@ -83,7 +83,8 @@ final class Uplink: Sendable {
             let seqs = sendable.map(\.seq)
             do {
                 try await db.writer.write { db in
-                    for seq in seqs { try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq]) }
+                    let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
+                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
                 }
             } catch {
                 logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")

@@ -132,7 +132,7 @@ struct CheckinTests {
         await env.stop()
     }
 
-    @Test("Roster changes in the cloud are picked up: a new patient, a cancelled appointment, a deleted patient")
+    @Test("Roster changes in the cloud are picked up by the incremental pull: a new patient, a cancelled appointment")
     func rosterChanges() async throws {
         var day = ClinicDay()
         let joaoAppt = day.book(day.joao, startMinutes: 40)

@@ -215,7 +215,7 @@ struct StaffAccounts: Sendable {
     }
 
     static func tokenHash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.sha256(token)
     }
 
     static func base64url(_ bytes: [UInt8]) -> String {
