@@ -8,10 +8,12 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]?
     public var connectTimeout: Double
     public var timeout: Double
+    /// The local address to connect from (tests use 127.0.0.x to be several clients).
+    public var localAddress: String?
     public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                connectTimeout: Double = 5, timeout: Double = 15) {
+                connectTimeout: Double = 5, timeout: Double = 15, localAddress: String? = nil) {
         self.method = method; self.url = url; self.headers = headers; self.body = body
-        self.connectTimeout = connectTimeout; self.timeout = timeout
+        self.connectTimeout = connectTimeout; self.timeout = timeout; self.localAddress = localAddress
     }
 }
 
@@ -86,6 +88,7 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
                         _ = medic_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(r.timeout * 1000)))
                         _ = medic_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0)
                         _ = medic_curl_setopt_ptr(h, CURLOPT_ERRORBUFFER, eb.baseAddress)
+                        if let a = r.localAddress { _ = medic_curl_setopt_str(h, CURLOPT_INTERFACE, "host!" + a) }
                         _ = medic_curl_setopt_ptr(h, CURLOPT_HTTPHEADER, list)
                         if r.method == "GET" {
                             _ = medic_curl_setopt_long(h, CURLOPT_HTTPGET, 1)

@@ -210,10 +210,12 @@ public final class DaemonProcess: @unchecked Sendable {
     public func get(_ path: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
         try await http.send(HTTPRequest(url: baseURL + path, headers: headers, connectTimeout: 1, timeout: 5))
     }
-    public func send(_ method: String, _ path: String, body: String? = nil, headers: [(String, String)] = []) async throws -> HTTPResponse {
+    /// `from`: the local address to connect from (any 127.0.0.x is another client).
+    public func send(_ method: String, _ path: String, body: String? = nil, headers: [(String, String)] = [], from: String? = nil) async throws -> HTTPResponse {
         var h = headers
         if body != nil { h.append(("Content-Type", "application/json")) }
-        return try await http.send(HTTPRequest(method: method, url: baseURL + path, headers: h, body: body.map { Array($0.utf8) }, connectTimeout: 1, timeout: 5))
+        return try await http.send(HTTPRequest(method: method, url: baseURL + path, headers: h, body: body.map { Array($0.utf8) },
+                                               connectTimeout: 1, timeout: 5, localAddress: from))
     }
     public func status() async throws -> JSON { try JSON.parse(try await get("/api/v1/status").body) }
 

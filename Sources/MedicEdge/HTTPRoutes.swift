@@ -58,8 +58,10 @@ struct HTTPRoutes: Sendable {
         }
     }
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    /// The routes, with a request context that knows the peer's address (per-address login
+    /// throttling) and whether the listener is TLS.
+    func router() -> Router<ConsoleRequestContext> {
+        let router = Router(context: ConsoleRequestContext.self)
         router.get("/healthz") { _, _ in HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

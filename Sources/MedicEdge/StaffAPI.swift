@@ -239,9 +239,9 @@ struct StaffAPI: Sendable {
         return nil
     }
 
-    /// The peer address for throttling. `BasicRequestContext` carries none: then every
-    /// request counts as coming from the listener's one address (the plain listener is
-    /// loopback-only by contract); `ConsoleRequestContext` gives the real one.
+    /// The peer address for throttling: `ConsoleRequestContext` (the daemon's router) gives
+    /// the real one; a context without it (unit tests with `BasicRequestContext`) counts
+    /// every request as coming from the listener's one address.
     static func peerAddress<Context: RequestContext>(_ ctx: Context) -> String {
         if let p = (ctx as? any ConsolePeerContext)?.peerAddress { return p }
         return "listener"
@@ -319,9 +319,8 @@ protocol ConsolePeerContext {
     var isTLS: Bool { get }
 }
 
-/// A request context with the peer's address, for per-address login throttling. The router
-/// can use it in place of `BasicRequestContext` (`Router(context: ConsoleRequestContext.self)`);
-/// `StaffAPI.register` works with either.
+/// The daemon's request context: the peer's address, for per-address login throttling.
+/// `StaffAPI.register` works with any context (unit tests use `BasicRequestContext`).
 struct ConsoleRequestContext: RequestContext, ConsolePeerContext {
     var coreContext: CoreRequestContextStorage
     let peerAddress: String?

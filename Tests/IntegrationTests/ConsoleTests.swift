@@ -36,9 +36,9 @@ struct ConsoleTests {
         #expect(code == 0, "staff add failed: \(out)")
     }
 
-    static func login(_ env: Env, _ name: String, _ password: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
+    static func login(_ env: Env, _ name: String, _ password: String, headers: [(String, String)] = [], from: String? = nil) async throws -> HTTPResponse {
         try await env.daemon.send("POST", "/api/v1/session", body: JSONText.object { $0.add("name", name); $0.add("password", password) },
-                                  headers: headers)
+                                  headers: headers, from: from)
     }
 
     static func signIn(_ env: Env, _ name: String = "recepcao") async throws -> Staffer {
@@ -201,10 +201,31 @@ struct ConsoleTests {
             let retry = try #require(Int(locked.headers["retry-after"] ?? ""))
             #expect((1...300).contains(retry), "Retry-After \(retry)")
             #expect((try JSON.parse(locked.body))["error"]?["message"]?.stringValue?.contains("Tente novamente") == true)
-            // The address is locked too (every request here comes from 127.0.0.1), for any name.
+            // The address (127.0.0.1) is locked too, for any name.
             #expect(try await Self.login(env, "outra-pessoa", "qualquer-coisa").status == 429)
+            // From another address the name stays locked, other names are not.
+            #expect(try await Self.login(env, "recepcao", Self.password, from: "127.0.0.3").status == 429)
+            #expect(try await Self.login(env, "outra-pessoa", "qualquer-coisa", from: "127.0.0.3").status == 401)
             // Sessions already open keep working.
             #expect(try await env.daemon.get("/api/v1/rooms", headers: Self.bearer(s)).status == 200)
+        }
+    }
+
+    @Test("Throttling by address: 5 failures from one client (any names) lock that client, not the others")
+    func throttlingByAddress() async throws {
+        try await Self.withEnv(cloud: false) { env in
+            try await Self.addStaff(env)
+            for i in 1...5 {
+                let r = try await Self.login(env, "ninguem-\(i)", "errada-\(i)-xyz", from: "127.0.0.2")
+                #expect(r.status == 401, "failure \(i)")
+            }
+            let locked = try await Self.login(env, "recepcao", Self.password, from: "127.0.0.2")
+            #expect(locked.status == 429 && Self.errorCode(locked) == "too_many_attempts")
+            #expect(Int(locked.headers["retry-after"] ?? "").map { (1...300).contains($0) } == true)
+            // The same staff member from another PC (and from the box itself) signs in.
+            #expect(try await Self.login(env, "recepcao", Self.password, from: "127.0.0.4").status == 200)
+            #expect(try await Self.login(env, "recepcao", Self.password).status == 200)
+            #expect(env.daemon.log().contains("address 127.0.0.2"), "the throttled address is logged")
         }
     }
 
