@@ -9,6 +9,8 @@ public struct MQTTMessage: Sendable {
     public var retain: Bool
     /// When the message was handed over by libmosquitto (monotonic ns), for latency metrics.
     public var receivedAtNs: UInt64
+    /// Matched the client's urgent-topic rule (queued ahead of the rest).
+    public var urgent: Bool = false
 }
 
 public enum MQTTEvent: Sendable {
@@ -19,20 +21,39 @@ public enum MQTTEvent: Sendable {
 
 /// Where callbacks put what they copy out: a locked queue the consumer drains in batches
 /// (natural group commit: what arrived while the last batch was committing is the next
-/// batch), plus a wake-up stream.
+/// batch), plus a wake-up stream. Urgent messages (kiosk scans: a patient is waiting) have
+/// their own queue and are handed out first.
 final class Sink: @unchecked Sendable {
     let lock = NSLock()
+    var urgent: [MQTTEvent] = []
     var pending: [MQTTEvent] = []
+    /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
+    var head = 0
     let wake: AsyncStream<Void>.Continuation
-    init(_ c: AsyncStream<Void>.Continuation) { wake = c }
-    func put(_ e: MQTTEvent) {
-        lock.lock(); pending.append(e); let first = pending.count == 1; lock.unlock()
-        if first { wake.yield() }
+    let isUrgent: (@Sendable (String) -> Bool)?
+    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (String) -> Bool)?) { wake = c; self.isUrgent = isUrgent }
+    func put(_ e: MQTTEvent, urgent u: Bool = false) {
+        lock.lock()
+        let wasEmpty = urgent.isEmpty && pending.count == head
+        if u { urgent.append(e) } else { pending.append(e) }
+        lock.unlock()
+        if wasEmpty { wake.yield() }
     }
+    var urgentWaiting: Bool { lock.lock(); defer { lock.unlock() }; return !urgent.isEmpty }
     func drain(max: Int) -> [MQTTEvent] {
         lock.lock(); defer { lock.unlock() }
-        if pending.count <= max { let all = pending; pending = []; return all }
-        let head = Array(pending.prefix(max)); pending.removeFirst(max); return head
+        var out: [MQTTEvent] = []
+        if !urgent.isEmpty {
+            if urgent.count <= max { out = urgent; urgent = [] } else { out = Array(urgent.prefix(max)); urgent.removeFirst(max) }
+        }
+        let n = min(max - out.count, pending.count - head)
+        if n > 0 { out.append(contentsOf: pending[head..<(head + n)]); head += n }
+        if head == pending.count {
+            pending.removeAll(keepingCapacity: pending.capacity <= 4096); head = 0
+        } else if head >= 4096 && head * 2 >= pending.count {
+            pending.removeFirst(head); head = 0
+        }
+        return out
     }
 }
 
@@ -63,8 +84,10 @@ public final class MQTTClient: @unchecked Sendable {
 
     private static let libInit: Void = { mosquitto_lib_init(); return () }()
 
-    /// Takes up to `max` waiting events, oldest first.
+    /// Takes up to `max` waiting events: urgent messages first, then the rest, each oldest first.
     public func drain(max: Int) -> [MQTTEvent] { box.takeUnretainedValue().drain(max: max) }
+    /// An urgent message is waiting (a batch in progress may stop early for it).
+    public var urgentWaiting: Bool { box.takeUnretainedValue().urgentWaiting }
 
     /// Waits for and returns the next batch of events (empty when the client is gone).
     public func nextBatch(max: Int) async -> [MQTTEvent] {
@@ -77,12 +100,12 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                will: MQTTWill? = nil, logger: Logger) throws {
+                will: MQTTWill? = nil, urgentTopic: (@Sendable (String) -> Bool)? = nil, logger: Logger) throws {
         _ = MQTTClient.libInit
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { cont = $0 }
-        let sink = Sink(cont)
+        let sink = Sink(cont, isUrgent: urgentTopic)
         box = Unmanaged.passRetained(sink)
         guard let m = mosquitto_new(clientId, cleanSession, box.toOpaque()) else {
             box.release()
@@ -112,8 +135,10 @@ public final class MQTTClient: @unchecked Sendable {
             let payload: [UInt8] = n > 0 && msg.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: msg.payload, count: n)) : []
             let now = DispatchTime.now().uptimeNanoseconds
-            Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue().put(
-                .message(MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now)))
+            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+            let urgent = sink.isUrgent?(topic) ?? false
+            sink.put(.message(MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now, urgent: urgent)),
+                     urgent: urgent)
         }
     }
 

@@ -36,7 +36,8 @@ final class MQTTService: Service, @unchecked Sendable {
         // A fixed client id with a persistent session: the broker keeps QoS 1 messages for
         // the daemon while it restarts.
         client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
-                                password: config.mqtt.password, will: will, logger: logger)
+                                password: config.mqtt.password, will: will,
+                                urgentTopic: { DeviceTopic.looksLikeKioskScan($0) }, logger: logger)
     }
 
     func statusPayload() -> (String, String) {
@@ -64,43 +65,27 @@ final class MQTTService: Service, @unchecked Sendable {
     func run() async throws {
         try client.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
         await cancelWhenGracefulShutdown {
+            // Messages of a batch that stopped early for a scan: they go next, behind the scans.
+            var carry: [MQTTMessage] = []
             while !Task.isCancelled {
-                let events = await self.client.nextBatch(max: IngestPipeline.maxBatch)
-                var messages: [MQTTMessage] = []
-                for e in events {
-                    switch e {
-                    case .connected(let code):
-                        if code == 0 {
-                            self.state.setMQTTConnected(true)
-                            do { try self.client.subscribe(DeviceTopic.subscriptions(site: self.config.siteId), qos: 1) } catch {
-                                self.logger.error("mqtt: subscribe failed: \(error)")
-                            }
-                            self.logger.info("mqtt: connected to \(self.config.mqtt.host):\(self.config.mqtt.port), subscribed")
-                            self.publishStatus(force: true)
-                        } else {
-                            self.logger.error("mqtt: the broker refused the connection: \(MQTTClient.describe(code: code)); check mqtt.username and mqtt.password")
-                        }
-                    case .disconnected(let code):
-                        self.state.setMQTTConnected(false)
-                        if code != 0 { self.logger.warning("mqtt: connection lost (\(code)); reconnecting") }
-                    case .message(let m):
-                        messages.append(m)
-                    }
-                }
+                let room = Swift.max(1, IngestPipeline.maxBatch - carry.count)
+                let events = carry.isEmpty ? await self.client.nextBatch(max: room) : self.client.drain(max: room)
+                let messages = self.handle(events, carry: carry)
+                carry = []
                 if !messages.isEmpty {
                     // The batch in hand is finished even when shutdown starts meanwhile.
-                    let pipeline = self.pipeline, client = self.client, metrics = self.metrics
-                    await Task {
-                        await pipeline.process(messages) { reply in
-                            do { try client.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false) } catch {
-                                self.logger.warning("mqtt: reply not published: \(error)")
-                            }
-                            if let (t0, outcome) = reply.checkin {
-                                metrics.checkin(outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                            }
-                        }
-                    }.value
+                    let done = await Task { await self.process(messages) }.value
+                    carry = Array(messages[done...])
                 }
+            }
+            // Shutdown: what was already received (and acknowledged to the broker) is still
+            // recorded; bounded, so a flood cannot hold the shutdown up.
+            let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+            while DispatchTime.now().uptimeNanoseconds < deadline {
+                let messages = self.handle(self.client.drain(max: IngestPipeline.maxBatch), carry: carry)
+                if messages.isEmpty { break }
+                let done = await Task { await self.process(messages) }.value
+                carry = Array(messages[done...])
             }
         }
         // Intake stopped: say so, then disconnect cleanly (which suppresses the will).
@@ -110,6 +95,48 @@ final class MQTTService: Service, @unchecked Sendable {
         client.disconnect()
         state.setMQTTConnected(false)
         logger.info("mqtt: intake stopped, offline status published")
+    }
+
+    /// Connection events are handled here; messages come back in processing order: urgent
+    /// ones (drained first), then the carried-over rest of the last batch, then the others.
+    private func handle(_ events: [MQTTEvent], carry: [MQTTMessage]) -> [MQTTMessage] {
+        var urgent: [MQTTMessage] = [], others: [MQTTMessage] = []
+        for e in events {
+            switch e {
+            case .connected(let code):
+                if code == 0 {
+                    state.setMQTTConnected(true)
+                    do { try client.subscribe(DeviceTopic.subscriptions(site: config.siteId), qos: 1) } catch {
+                        logger.error("mqtt: subscribe failed: \(error)")
+                    }
+                    logger.info("mqtt: connected to \(config.mqtt.host):\(config.mqtt.port), subscribed")
+                    publishStatus(force: true)
+                } else {
+                    logger.error("mqtt: the broker refused the connection: \(MQTTClient.describe(code: code)); check mqtt.username and mqtt.password")
+                }
+            case .disconnected(let code):
+                state.setMQTTConnected(false)
+                if code != 0 { logger.warning("mqtt: connection lost (\(code)); reconnecting") }
+            case .message(let m):
+                if m.urgent { urgent.append(m) } else { others.append(m) }
+            }
+        }
+        if carry.isEmpty && urgent.isEmpty { return others }
+        return urgent + carry + others
+    }
+
+    /// One batch through the pipeline; replies published after its commit. Returns how many
+    /// messages it took.
+    private func process(_ messages: [MQTTMessage]) async -> Int {
+        let client = self.client, metrics = self.metrics, logger = self.logger
+        return await pipeline.process(messages, urgentWaiting: { client.urgentWaiting }) { reply in
+            do { try client.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false) } catch {
+                logger.warning("mqtt: reply not published: \(error)")
+            }
+            if let (t0, outcome) = reply.checkin {
+                metrics.checkin(outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+        }
     }
 }
 

@@ -22,7 +22,10 @@ final class IngestPipeline: Sendable {
     let state: EdgeState
     let logger: Logger
     let ids = UUIDv7.shared
+    /// A batch is bounded by count and by time; it also ends early (after the message in hand)
+    /// when a kiosk scan is waiting, so a patient never waits behind a telemetry burst.
     static let maxBatch = 256
+    static let maxBatchNs: UInt64 = 20_000_000
 
     init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.logger = logger
@@ -30,8 +33,13 @@ final class IngestPipeline: Sendable {
 
     // MARK: the batch
 
-    /// Processes one batch in one transaction, then publishes the replies.
-    func process(_ messages: [MQTTMessage], publish: (Reply) -> Void) async {
+    /// Processes the messages in one transaction, then publishes the replies. Returns how
+    /// many were processed (a prefix): it stops early after `maxBatchNs`, or when
+    /// `urgentWaiting` says a scan arrived while it was busy with other messages; the caller
+    /// hands the rest back in the next batch. When the commit fails, all are dropped (logged;
+    /// nothing was acked, so devices resend) and the count returned is all of them.
+    @discardableResult
+    func process(_ messages: [MQTTMessage], urgentWaiting: @Sendable () -> Bool = { false }, publish: (Reply) -> Void) async -> Int {
         let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId)) }
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
@@ -40,13 +48,21 @@ final class IngestPipeline: Sendable {
             var counts: [(MessageKind, String)] = []
             var dead: [String] = []
             var wearable = (0, 0)
+            var done = 0
         }
         do {
             let o: Outcome = try await db.writer.write { db in
                 var o = Outcome()
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 for (m, w) in works {
+                    // Scans come first and are committed on their own; other messages until
+                    // the time bound or a scan waiting.
+                    if o.done > 0 && !m.urgent
+                        && (works[o.done - 1].0.urgent || urgentWaiting()
+                            || DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs) { break }
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
                                    replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable)
+                    o.done += 1
                 }
                 return o
             }
@@ -54,9 +70,11 @@ final class IngestPipeline: Sendable {
             for (k, r) in o.counts { metrics.message(k, r) }
             for r in o.dead { metrics.deadLetter(r) }
             if o.wearable != (0, 0) { metrics.wearableSamples(accepted: o.wearable.0, rejected: o.wearable.1) }
+            return o.done
         } catch {
             // Nothing was acked: devices that keep a msg_id resend; the kiosk retries the scan.
             logger.error("ingest: batch of \(messages.count) messages not committed: \(error)")
+            return messages.count
         }
     }
 

@@ -1,4 +1,5 @@
 import EdgeCore
+import EdgeMQTT
 import EdgeTestSupport
 import Foundation
 import Testing
@@ -196,6 +197,31 @@ struct CheckinTests {
         stub.setFaults(.init(mode: .none))
         let ev = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 1, timeout: 30)
         #expect(ev.count == 1)
+        await env.stop()
+    }
+
+    @Test("A scan is answered ahead of a telemetry flood already waiting: its result comes before the flood's last ack, and every flood message is still acked once")
+    func scanJumpsTheQueue() async throws {
+        var day = ClinicDay()
+        day.book(day.maria, startMinutes: 30)
+        let env = try await Env.start(day: day)
+        defer { Task { await env.stop() } }
+        let flood = 3000
+        for i in 0..<flood {
+            try env.device.publish(env.topic("room/sala-2/presence/p\(i % 8)"), #"{"occupied": \#(i % 2 == 0), "msg_id": "f\#(i)"}"#)
+        }
+        let r = try await env.scan(day.maria.qr, scanId: "k1-flood", timeout: 60)
+        #expect(r["outcome"]?.stringValue == "checked_in")
+        var acks: [MQTTMessage] = []
+        try await Harness.waitUntil("\(flood) flood acks", timeout: 120) {
+            acks = (0..<8).flatMap { env.device.messages(on: env.topic("device/p\($0)/ack")) }
+            return acks.count >= flood
+        }
+        let ids = Set(acks.compactMap { try? JSON.parse($0.payload)["msg_id"]?.stringValue })
+        #expect(ids.count == flood && acks.count == flood, "each flood message acked exactly once")
+        let result = try #require(env.device.messages(on: env.topic("kiosk/k1/result")).first)
+        let lastAck = acks.map(\.receivedAtNs).max() ?? 0
+        #expect(result.receivedAtNs < lastAck, "the scan's result was published before the flood was through")
         await env.stop()
     }
 
