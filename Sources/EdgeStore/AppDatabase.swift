@@ -17,10 +17,12 @@ public final class AppDatabase: Sendable {
 
     /// `budgetBytes` bounds the WAL: it is checkpointed well before it could outgrow the
     /// disk budget (at most 1/16 of it, never more than SQLite's default 1000 pages).
-    public static func configuration(budgetBytes: Int64 = 2_147_483_648) -> Configuration {
+    /// `backgroundCheckpoints`: a `Checkpointer` keeps the WAL short, so the writer's own
+    /// automatic checkpoint (inside a commit) is only a safety net at 4× that size.
+    public static func configuration(budgetBytes: Int64 = 2_147_483_648, backgroundCheckpoints: Bool = false) -> Configuration {
         var config = Configuration()
         config.busyMode = .timeout(10)
-        let pages = max(16, min(1000, Int(budgetBytes / 4096 / 16)))
+        let pages = max(16, min(1000, Int(budgetBytes / 4096 / 16))) * (backgroundCheckpoints ? 4 : 1)
         let journalLimit = max(65536, min(16_777_216, Int(budgetBytes / 16)))
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
@@ -31,7 +33,8 @@ public final class AppDatabase: Sendable {
     }
 
     /// Opens (or creates) `data_dir/medic-edge.sqlite` with 0700/0600 permissions.
-    public static func open(dataDir: String, readonly: Bool = false, budgetBytes: Int64 = 2_147_483_648) throws -> AppDatabase {
+    public static func open(dataDir: String, readonly: Bool = false, budgetBytes: Int64 = 2_147_483_648,
+                            backgroundCheckpoints: Bool = false) throws -> AppDatabase {
         let fm = FileManager.default
         if !fm.fileExists(atPath: dataDir) {
             try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -50,7 +53,7 @@ public final class AppDatabase: Sendable {
             }
             try q.close()
         }
-        var config = configuration(budgetBytes: budgetBytes)
+        var config = configuration(budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints)
         config.readonly = readonly
         let pool = try DatabasePool(path: path, configuration: config)
         for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
@@ -220,5 +223,32 @@ extension AppDatabase {
             }
         }
         return total
+    }
+}
+
+/// Checkpoints the WAL from a connection of its own. PASSIVE never takes the write lock, so
+/// the writer (the ingest path: kiosk scans, acks) never waits for a checkpoint's copy and
+/// fsync inside its commit.
+public final class Checkpointer: Sendable {
+    private let queue: DatabaseQueue
+
+    public init(path: String) throws {
+        var c = Configuration()
+        c.busyMode = .timeout(1)
+        c.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+        }
+        queue = try DatabaseQueue(path: path, configuration: c)
+    }
+
+    /// One PASSIVE checkpoint: returns (frames in the WAL, frames checkpointed). Cheap when
+    /// there is nothing to copy.
+    @discardableResult
+    public func run() async throws -> (Int, Int) {
+        try await queue.writeWithoutTransaction { db in
+            let row = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")
+            return (row?[1] ?? 0, row?[2] ?? 0)
+        }
     }
 }

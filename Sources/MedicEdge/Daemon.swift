@@ -188,7 +188,8 @@ public enum Daemon {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
-        let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes)
+        let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
+        let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
         let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
         let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
@@ -211,6 +212,17 @@ public enum Daemon {
                 mqtt.publishStatus(force: false)
                 tick += 1
                 try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        let checkpoints = LoopService(description: "checkpoints") {
+            var failures = 0
+            while !Task.isCancelled {
+                do { try await checkpointer.run(); failures = 0 } catch {
+                    // Busy now and then (the disk budget's own checkpoint); said once a minute.
+                    if failures % 240 == 0 { logger.warning("storage: WAL checkpoint failed: \(error); retrying") }
+                    failures += 1
+                }
+                try? await Task.sleep(for: .milliseconds(250))
             }
         }
         let watchdog = LoopService(description: "watchdog") {
@@ -237,6 +249,7 @@ public enum Daemon {
                 .init(service: LoopService(description: "roster") { await roster.run() }, successTerminationBehavior: .ignore),
                 .init(service: LoopService(description: "noshow") { await noshow.run() }, successTerminationBehavior: .ignore),
                 .init(service: housekeeping, successTerminationBehavior: .ignore),
+                .init(service: checkpoints, successTerminationBehavior: .ignore),
                 .init(service: watchdog, successTerminationBehavior: .ignore),
                 .init(service: app),
                 .init(service: mqtt),

@@ -26,8 +26,8 @@ public final class EdgeMetrics: Sendable {
         Counter(label: "medic_edge_events_delivered_total").increment(by: 0)
     }
 
-    public func message(_ kind: MessageKind, _ result: String) {
-        Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", kind.rawValue), ("result", result)]).increment()
+    public func message(_ kind: MessageKind, _ result: String, by n: Int = 1) {
+        Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", kind.rawValue), ("result", result)]).increment(by: n)
     }
     public func deadLetter(_ reason: String, by n: Int = 1) {
         Counter(label: "medic_edge_dead_letters_total", dimensions: [("reason", reason)]).increment(by: n)

@@ -67,8 +67,13 @@ final class IngestPipeline: Sendable {
                 return o
             }
             for r in o.replies { publish(r) }
-            for (k, r) in o.counts { metrics.message(k, r) }
-            for r in o.dead { metrics.deadLetter(r) }
+            // Counted per batch: a metric handle costs a registry lookup.
+            var counts: [String: (MessageKind, String, Int)] = [:]
+            for (k, r) in o.counts { counts["\(k.rawValue)|\(r)", default: (k, r, 0)].2 += 1 }
+            for (k, r, n) in counts.values { metrics.message(k, r, by: n) }
+            var dead: [String: Int] = [:]
+            for r in o.dead { dead[r, default: 0] += 1 }
+            for (r, n) in dead { metrics.deadLetter(r, by: n) }
             if o.wearable != (0, 0) { metrics.wearableSamples(accepted: o.wearable.0, rejected: o.wearable.1) }
             return o.done
         } catch {

@@ -212,4 +212,50 @@ struct UplinkTests {
         #expect(maxUsed <= Double(budget) + 1_500_000, "max used \(maxUsed)")
         await env.stop()
     }
+
+    @Test("Clinical data alone fills the budget: state over_budget, an error logged, new telemetry refused with storage_full (a rejection row, no event); check-ins still work; once delivered, telemetry is taken again")
+    func overBudget() async throws {
+        var day = ClinicDay()
+        day.book(day.maria, startMinutes: 30)
+        let budget = 1024 * 1024
+        let env = try await Env.start(day: day, extraConfig: "storage: {max_bytes: \(budget)}\n")
+        defer { Task { await env.stop() } }
+        let stub = try #require(env.stub)
+        stub.setFaults(.init(mode: .down, eventsOnly: true))
+        // Device status changes are clinical events: 5,000 of them exceed 1 MiB on their own.
+        for i in 0..<5000 {
+            try env.device.publish(env.topic("device/s1/status"),
+                                   #"{"state": "\#(i % 2 == 0 ? "offline" : "online")", "type": "presence_sensor", "msg_id": "s\#(i)"}"#)
+        }
+        try await env.device.waitFor(env.topic("device/s1/ack"), count: 5000, timeout: 120)
+        try await Harness.waitUntil("storage over_budget", timeout: 30) {
+            (try await env.daemon.status())["storage"]?["state"]?.stringValue == "over_budget"
+        }
+        #expect(env.daemon.log().contains("clinical data alone fills the disk budget"))
+        try env.device.publish(env.topic("room/sala-2/presence/p1"), #"{"occupied": true, "msg_id": "full-1"}"#)
+        let ack = try await env.device.waitFor(env.topic("device/p1/ack")) { $0["msg_id"]?.stringValue == "full-1" }
+        #expect(ack[0]["error"]?.stringValue == "storage_full")
+        #expect(try await env.metric(#"medic_edge_dead_letters_total{reason="storage_full"}"#) == 1)
+        let (rc, rejects) = try await env.cli(["rejects"])
+        #expect(rc == 0 && rejects.contains("storage_full"))
+        #expect(try await env.metric(#"medic_edge_mqtt_messages_total{kind="presence",result="rejected"}"#) == 1)
+        // Clinical facts are still recorded: a check-in works and is queued.
+        let r = try await env.scan(day.maria.qr, scanId: "full-scan")
+        #expect(r["outcome"]?.stringValue == "checked_in")
+        // The cloud comes back: the backlog drains, the budget frees up, telemetry is taken again.
+        stub.setFaults(.init(mode: .none))
+        try await Harness.waitUntil("budget back to ok", timeout: 90) {
+            (try await env.daemon.status())["storage"]?["state"]?.stringValue != "over_budget"
+        }
+        try env.device.publish(env.topic("room/sala-2/presence/p1"), #"{"occupied": true, "msg_id": "full-2"}"#)
+        let ack2 = try await env.device.waitFor(env.topic("device/p1/ack")) { $0["msg_id"]?.stringValue == "full-2" }
+        #expect(ack2[0]["error"] == nil)
+        _ = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 1, timeout: 30)
+        _ = try await env.waitForCloudEvents("integration/iot.event", count: 1, timeout: 30) { $0["data"]?["event_type"]?.stringValue == "presence" }
+        #expect(env.cloudEvents(named: "integration/device.status_changed").count == 5000, "every clinical event delivered")
+        let presence = env.cloudEvents(named: "integration/iot.event").filter { $0["data"]?["event_type"]?.stringValue == "presence" }
+        #expect(presence.count == 1 && presence.allSatisfy { $0["data"]?["payload"]?["msg_id"]?.stringValue == "full-2" },
+                "the refused reading never became an event; the one after did")
+        await env.stop()
+    }
 }
