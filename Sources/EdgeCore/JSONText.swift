@@ -5,9 +5,16 @@ import Foundation
 public struct JSONText: Sendable {
     public private(set) var text: String = "{"
     private var first = true
-    public init() {}
+    public init() { text.reserveCapacity(256) }
+
+    /// Whether `s` has a character JSON must escape (most keys and values have none).
+    @inline(__always)
+    static func needsEscape(_ s: String) -> Bool {
+        s.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
 
     public static func quote(_ s: String) -> String {
+        if !needsEscape(s) { return "\"" + s + "\"" }
         var out = "\""
         out.reserveCapacity(s.utf8.count + 2)
         for u in s.unicodeScalars {
@@ -29,12 +36,20 @@ public struct JSONText: Sendable {
         return d.isFinite ? "\(d)" : "null"
     }
 
+    private mutating func appendQuoted(_ s: String) {
+        if JSONText.needsEscape(s) { text += JSONText.quote(s); return }
+        text += "\""; text += s; text += "\""
+    }
     private mutating func key(_ k: String) {
         if !first { text += "," }
         first = false
-        text += JSONText.quote(k) + ":"
+        appendQuoted(k)
+        text += ":"
     }
-    public mutating func add(_ k: String, _ v: String?) { key(k); text += v.map(JSONText.quote) ?? "null" }
+    public mutating func add(_ k: String, _ v: String?) {
+        key(k)
+        if let v { appendQuoted(v) } else { text += "null" }
+    }
     public mutating func add(_ k: String, _ v: Double?) { key(k); text += v.map(JSONText.number) ?? "null" }
     public mutating func add(_ k: String, _ v: Int) { key(k); text += String(v) }
     public mutating func add(_ k: String, _ v: Int64) { key(k); text += String(v) }

@@ -11,6 +11,9 @@ public struct MQTTMessage: Sendable {
     public var receivedAtNs: UInt64
     /// Matched the client's urgent-topic rule (queued ahead of the rest).
     public var urgent: Bool = false
+    /// What the client's `prepare` made of it on the network thread (e.g. the decoded
+    /// message), so the consumer's own work is only what must be serial.
+    public var prepared: (any Sendable)? = nil
 }
 
 public enum MQTTEvent: Sendable {
@@ -31,7 +34,10 @@ final class Sink: @unchecked Sendable {
     var head = 0
     let wake: AsyncStream<Void>.Continuation
     let isUrgent: (@Sendable (String) -> Bool)?
-    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (String) -> Bool)?) { wake = c; self.isUrgent = isUrgent }
+    let prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?
+    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (String) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
+        wake = c; self.isUrgent = isUrgent; self.prepare = prepare
+    }
     func put(_ e: MQTTEvent, urgent u: Bool = false) {
         lock.lock()
         let wasEmpty = urgent.isEmpty && pending.count == head
@@ -100,12 +106,13 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                will: MQTTWill? = nil, urgentTopic: (@Sendable (String) -> Bool)? = nil, logger: Logger) throws {
+                will: MQTTWill? = nil, urgentTopic: (@Sendable (String) -> Bool)? = nil,
+                prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)? = nil, logger: Logger) throws {
         _ = MQTTClient.libInit
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { cont = $0 }
-        let sink = Sink(cont, isUrgent: urgentTopic)
+        let sink = Sink(cont, isUrgent: urgentTopic, prepare: prepare)
         box = Unmanaged.passRetained(sink)
         guard let m = mosquitto_new(clientId, cleanSession, box.toOpaque()) else {
             box.release()
@@ -137,8 +144,9 @@ public final class MQTTClient: @unchecked Sendable {
             let now = DispatchTime.now().uptimeNanoseconds
             let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
             let urgent = sink.isUrgent?(topic) ?? false
-            sink.put(.message(MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now, urgent: urgent)),
-                     urgent: urgent)
+            var message = MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now, urgent: urgent)
+            if let prepare = sink.prepare { message.prepared = prepare(message) }
+            sink.put(.message(message), urgent: urgent)
         }
     }
 

@@ -37,7 +37,10 @@ final class MQTTService: Service, @unchecked Sendable {
         // the daemon while it restarts.
         client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
                                 password: config.mqtt.password, will: will,
-                                urgentTopic: { DeviceTopic.looksLikeKioskScan($0) }, logger: logger)
+                                urgentTopic: { DeviceTopic.looksLikeKioskScan($0) },
+                                // Decoded on libmosquitto's network thread, alongside the writer.
+                                prepare: { [site = config.siteId] m in DeviceMessage.decode(topic: m.topic, payload: m.payload, site: site) },
+                                logger: logger)
     }
 
     func statusPayload() -> (String, String) {

@@ -40,7 +40,9 @@ final class IngestPipeline: Sendable {
     /// nothing was acked, so devices resend) and the count returned is all of them.
     @discardableResult
     func process(_ messages: [MQTTMessage], urgentWaiting: @Sendable () -> Bool = { false }, publish: (Reply) -> Void) async -> Int {
-        let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId)) }
+        let works: [(MQTTMessage, DeviceMessage)] = messages.map {
+            ($0, ($0.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId))
+        }
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
         struct Outcome: Sendable {
