@@ -152,10 +152,10 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// A config for a test: site `test-site`, the given broker and (optionally) cloud.
     /// Test intervals by default (roster every 0.3 s, 1 s / 2 s time-outs); the benchmarks
-    /// pass production-like ones.
+    /// pass production-like ones. `httpExtra`: more `http` keys (e.g. `tls_listen: "…"`).
     public static func standardConfig(mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
                                       rosterSyncSeconds: Double = 0.3, connectTimeout: Double = 1, requestTimeout: Double = 2,
-                                      cloudExtra: [String] = [], extra: String = "") -> String {
+                                      cloudExtra: [String] = [], httpExtra: [String] = [], extra: String = "") -> String {
         var s = """
         site_id: test-site
         tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
@@ -163,7 +163,7 @@ public final class DaemonProcess: @unchecked Sendable {
         data_dir: {DATA_DIR}
         log_level: info
         mqtt: {host: 127.0.0.1, port: \(mqttPort), client_id: medic-edge-test}
-        http: {listen: "127.0.0.1:{HTTP_PORT}"}
+        http: {listen: "127.0.0.1:{HTTP_PORT}"\(httpExtra.map { ", " + $0 }.joined())}
 
         """
         if let cloudPort {

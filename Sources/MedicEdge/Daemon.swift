@@ -5,6 +5,7 @@ import EdgeStore
 import Foundation
 import GRDB
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 
@@ -188,6 +189,9 @@ public enum Daemon {
 
     public static func run(config: EdgeConfig) async throws {
         umask(0o077)
+        // The console's certificate and key are read first: a bad one stops start-up before
+        // anything else is opened.
+        let consoleTLS = try ConsoleTLS.configuration(config.http)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
@@ -235,28 +239,40 @@ public enum Daemon {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
             }
         }
-        let router = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger).router()
-        let app = Application(router: router,
+        let routes = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger)
+        let app = Application(router: routes.router(),
                               configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
                               onServerRunning: { _ in
                                   logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
                                   SystemdNotify.send("READY=1")
                               },
                               logger: logger)
+        // The console on the LAN: the same routes over HTTPS on http.tls_listen (plain HTTP
+        // stays on the loopback listener above). Readiness comes from the plain listener.
+        var tlsApp: (any Service)?
+        if let consoleTLS, let tlsListen = config.http.tlsListen {
+            tlsApp = Application(router: routes.router(context: ConsoleTLSRequestContext.self),
+                                 server: try .tls(.http1(), tlsConfiguration: consoleTLS),
+                                 configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
+                                 onServerRunning: { _ in logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))") },
+                                 logger: logger)
+        }
         await budget.enforce()
         // Start order; shutdown runs in reverse: intake (MQTT) stops first, the uplink makes
         // its last attempt after, the database closes when all are done.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: UplinkService(uplink: uplink), successTerminationBehavior: .ignore),
+            .init(service: LoopService(description: "roster") { await roster.run() }, successTerminationBehavior: .ignore),
+            .init(service: LoopService(description: "noshow") { await noshow.run() }, successTerminationBehavior: .ignore),
+            .init(service: housekeeping, successTerminationBehavior: .ignore),
+            .init(service: checkpoints, successTerminationBehavior: .ignore),
+            .init(service: watchdog, successTerminationBehavior: .ignore),
+            .init(service: app),
+        ]
+        if let tlsApp { services.append(.init(service: tlsApp)) }
+        services.append(.init(service: mqtt))
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: UplinkService(uplink: uplink), successTerminationBehavior: .ignore),
-                .init(service: LoopService(description: "roster") { await roster.run() }, successTerminationBehavior: .ignore),
-                .init(service: LoopService(description: "noshow") { await noshow.run() }, successTerminationBehavior: .ignore),
-                .init(service: housekeeping, successTerminationBehavior: .ignore),
-                .init(service: checkpoints, successTerminationBehavior: .ignore),
-                .init(service: watchdog, successTerminationBehavior: .ignore),
-                .init(service: app),
-                .init(service: mqtt),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

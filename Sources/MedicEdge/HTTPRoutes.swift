@@ -3,7 +3,9 @@ import EdgeStore
 import Foundation
 import GRDB
 import Hummingbird
+import HummingbirdTLS
 import Logging
+import NIOSSL
 
 /// The local HTTP API (CONTRACT §4).
 struct HTTPRoutes: Sendable {
@@ -59,9 +61,10 @@ struct HTTPRoutes: Sendable {
     }
 
     /// The routes, with a request context that knows the peer's address (per-address login
-    /// throttling) and whether the listener is TLS.
-    func router() -> Router<ConsoleRequestContext> {
-        let router = Router(context: ConsoleRequestContext.self)
+    /// throttling) and whether the listener is TLS: `ConsoleRequestContext` on the plain
+    /// listener, `ConsoleTLSRequestContext` on the HTTPS one (same routes on both).
+    func router<Context: RequestContext>(context: Context.Type = ConsoleRequestContext.self) -> Router<Context> {
+        let router = Router(context: Context.self)
         router.get("/healthz") { _, _ in HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -75,5 +78,39 @@ struct HTTPRoutes: Sendable {
         }
         StaffAPI(config: config, db: db, state: state, logger: logger, statusJSON: { try statusJSON() }).register(router)
         return router
+    }
+}
+
+/// The console's HTTPS listener (`http.tls_listen`): the certificate chain and private key
+/// (PEM) from `http.cert_file` / `http.key_file`, TLS 1.2 or newer.
+enum ConsoleTLS {
+    /// nil without `http.tls_listen`. Everything is loaded and checked here, at start-up, so
+    /// a bad file stops the daemon with one line naming the key and the file (ConfigError),
+    /// never later in the listener.
+    static func configuration(_ http: EdgeConfig.HTTP) throws -> TLSConfiguration? {
+        guard http.tlsListen != nil else { return nil }
+        guard let certFile = http.certFile else { throw ConfigError(key: "http.cert_file", problem: "required with http.tls_listen") }
+        guard let keyFile = http.keyFile else { throw ConfigError(key: "http.key_file", problem: "required with http.tls_listen") }
+        guard FileManager.default.isReadableFile(atPath: certFile) else {
+            throw ConfigError(key: "http.cert_file", problem: "cannot read \(certFile)")
+        }
+        guard FileManager.default.isReadableFile(atPath: keyFile) else {
+            throw ConfigError(key: "http.key_file", problem: "cannot read \(keyFile)")
+        }
+        let chain = (try? NIOSSLCertificate.fromPEMFile(certFile)) ?? []
+        guard !chain.isEmpty else {
+            throw ConfigError(key: "http.cert_file", problem: "\(certFile) holds no PEM certificate (expected the server certificate, then any intermediates)")
+        }
+        let key: NIOSSLPrivateKey
+        do { key = try NIOSSLPrivateKey(file: keyFile, format: .pem) } catch {
+            throw ConfigError(key: "http.key_file", problem: "\(keyFile) is not an unencrypted PEM private key")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        // Building the context checks that the key belongs to the (first) certificate.
+        do { _ = try NIOSSLContext(configuration: tls) } catch {
+            throw ConfigError(key: "http.key_file", problem: "\(keyFile) does not match the certificate in \(certFile)")
+        }
+        return tls
     }
 }

@@ -319,8 +319,9 @@ protocol ConsolePeerContext {
     var isTLS: Bool { get }
 }
 
-/// The daemon's request context: the peer's address, for per-address login throttling.
-/// `StaffAPI.register` works with any context (unit tests use `BasicRequestContext`).
+/// The daemon's request context on the plain listener (`http.listen`): the peer's address,
+/// for per-address login throttling. `StaffAPI.register` works with any context (unit tests
+/// use `BasicRequestContext`).
 struct ConsoleRequestContext: RequestContext, ConsolePeerContext {
     var coreContext: CoreRequestContextStorage
     let peerAddress: String?
@@ -329,5 +330,18 @@ struct ConsoleRequestContext: RequestContext, ConsolePeerContext {
         coreContext = .init(source: source)
         peerAddress = source.channel.remoteAddress?.ipAddress
         isTLS = false
+    }
+}
+
+/// The same on the HTTPS listener (`http.tls_listen`): every request came over TLS, so the
+/// session cookie gets `Secure`.
+struct ConsoleTLSRequestContext: RequestContext, ConsolePeerContext {
+    var coreContext: CoreRequestContextStorage
+    let peerAddress: String?
+    let isTLS: Bool
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peerAddress = source.channel.remoteAddress?.ipAddress
+        isTLS = true
     }
 }

@@ -2,8 +2,12 @@
 # Provisioning test: install.sh --destdir into a temp dir, check files and
 # permissions, then run a REAL mosquitto with the generated configuration
 # (rewritten to free 127.0.0.1 ports) and prove the access rules with real
-# mosquitto_pub / mosquitto_sub clients. Needs root (the broker drops to the
-# mosquitto user), mosquitto, mosquitto-clients, openssl, python3; no network.
+# mosquitto_pub / mosquitto_sub clients. Then the real daemon (the built
+# binary: $MEDIC_EDGE_BIN, else .build/debug/medic-edge; SKIP when there is none)
+# runs from the generated config.yaml (paths and ports rewritten only): it must
+# reach that broker with its generated credentials and serve the console over
+# HTTPS with the installer's certificate. Needs root (the broker drops to the
+# mosquitto user), mosquitto, mosquitto-clients, openssl, curl, python3; no network.
 # KEEP_TMP=1 keeps the temp dir (generated files, broker log) for inspection.
 # Prints one line per check and ends with "N passed, M failed".
 set -euo pipefail
@@ -32,9 +36,9 @@ bail() {  # a step the rest depends on failed: stop here
 }
 
 if [[ $(id -u) -ne 0 ]]; then echo "run as root (the test broker drops privileges to 'mosquitto')" >&2; exit 2; fi
-for tool in mosquitto mosquitto_pub mosquitto_sub mosquitto_passwd openssl python3 timeout; do
+for tool in mosquitto mosquitto_pub mosquitto_sub mosquitto_passwd openssl curl python3 timeout; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || {
-        echo "missing $tool: apt-get install -y mosquitto mosquitto-clients openssl python3" >&2; exit 2; }
+        echo "missing $tool: apt-get install -y mosquitto mosquitto-clients openssl curl python3" >&2; exit 2; }
 done
 MOSQUITTO=/usr/sbin/mosquitto
 [[ -x $MOSQUITTO ]] || MOSQUITTO=$(command -v mosquitto)
@@ -42,10 +46,15 @@ MOSQUITTO=/usr/sbin/mosquitto
 TMP=$(mktemp -d /tmp/medic-edge-prov-test.XXXXXX)
 chmod 0755 "$TMP"   # the broker runs as 'mosquitto' and must reach its files
 ROOT=$TMP/root
-BROKER_PID='' BG_PIDS=()
+BROKER_PID='' DAEMON_PID='' BG_PIDS=()
 cleanup() {
     local p
     for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [[ -n $DAEMON_PID ]]; then
+        kill "$DAEMON_PID" 2>/dev/null || true
+        for _ in $(seq 1 75); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$DAEMON_PID" 2>/dev/null || true
+    fi
     if [[ -n $BROKER_PID ]]; then
         kill "$BROKER_PID" 2>/dev/null || true
         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.2; done
@@ -349,5 +358,130 @@ check "kiosk-b can be enrolled again after revocation (new certificate)" bash -c
 sleep 0.5
 check "re-enrolled kiosk-b connects with its new certificate" dev_pub kiosk-b -t "$R/device/kiosk-b/status" -m '{"state":"online"}'
 check "the broker is still running" kill -0 "$BROKER_PID"
+
+# --- 5. the real daemon with the generated configuration ------------------------------
+# The built binary (not the installed fake) runs from a copy of the generated config.yaml
+# in which only paths and ports change: data_dir into the temp dir, each
+# /run/credentials/medic-edge.service/NAME to the file the installed unit's
+# LoadCredential=NAME:PATH names (under the temp root), the broker's and HTTP ports to free
+# loopback ones, and no cloud. Username, password, certificate and key are the installer's.
+REPO=$(cd "$PROV/.." && pwd)
+ME_REAL=${MEDIC_EDGE_BIN:-$REPO/.build/debug/medic-edge}
+if [[ ! -x $ME_REAL ]]; then
+    echo "SKIP - the real daemon with the generated configuration: no built medic-edge at $ME_REAL (swift build first, or set MEDIC_EDGE_BIN)"
+    finish
+    exit
+fi
+# The daemon subscriber above used the daemon's client id: stop it (and the others) first.
+for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+BG_PIDS=()
+read -r P_HTTP P_HTTPS < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(*[s.getsockname()[1] for s in socks])
+for s in socks: s.close()
+EOF
+)
+DDIR=$TMP/daemon
+mkdir -p "$DDIR"
+DCONF=$DDIR/config.yaml
+UNIT=$ROOT/etc/systemd/system/medic-edge.service
+if ! python3 - "$CONFIG" "$UNIT" "$ROOT" "$DDIR" "$P_DAEMON" "$P_HTTP" "$P_HTTPS" >"$DCONF" <<'EOF'; then
+import re, sys
+config, unit, root, ddir, p_mqtt, p_http, p_https = sys.argv[1:]
+creds = {}
+for line in open(unit):
+    m = re.match(r"LoadCredential=([^:]+):(.+)$", line.strip())
+    if m:
+        creds[m.group(1)] = root + m.group(2)
+out, skipping = [], False
+for line in open(config).read().splitlines():
+    if skipping and (line.startswith(" ") or not line.strip()):
+        continue
+    skipping = False
+    if line.startswith("cloud:"):          # no cloud: nothing leaves the test machine
+        skipping = True
+        continue
+    line = re.sub(r"^data_dir: .*", "data_dir: " + ddir + "/data", line)
+    line = re.sub(r"/run/credentials/medic-edge\.service/([A-Za-z0-9_-]+)", lambda m: creds[m.group(1)], line)
+    line = re.sub(r"(cert_file: )(/etc/\S+)", lambda m: m.group(1) + root + m.group(2), line)
+    line = re.sub(r"^(mqtt: \{.*port: )1883\b", lambda m: m.group(1) + p_mqtt, line)
+    line = re.sub(r"(\blisten: )127\.0\.0\.1:8080\b", lambda m: m.group(1) + "127.0.0.1:" + p_http, line)
+    line = re.sub(r"(\btls_listen: )0\.0\.0\.0:8443\b", lambda m: m.group(1) + "127.0.0.1:" + p_https, line)
+    out.append(line)
+text = "\n".join(out) + "\n"
+# Everything the daemon opens is under the temp dir, and it binds loopback only.
+for bad in ("/run/credentials", "/var/lib", "0.0.0.0", "cloud:", "port: 1883", ":8080", ":8443"):
+    assert bad not in text, bad
+for p in re.findall(r"_(?:file|dir): (\S+)", text):
+    assert p.startswith(root) or p.startswith(ddir), p
+print(text, end="")
+EOF
+    bail "the generated config.yaml rewritten to temp paths and free ports"
+fi
+pass "the generated config.yaml rewritten to temp paths and free loopback ports (nothing else changed)"
+CA_PEM=$ROOT/etc/medic-edge/tls/medic-edge-ca.crt
+SECRET=senha-do-teste-$RANDOM$RANDOM
+if printf '%s\n' "$SECRET" | timeout 30 "$ME_REAL" staff add recepcao --config "$DCONF" >"$DDIR/staff.out" 2>&1; then
+    pass "medic-edge staff add with that config"
+else cat "$DDIR/staff.out"; fail "medic-edge staff add with that config"; fi
+"$ME_REAL" run --config "$DCONF" >"$DDIR/daemon.log" 2>&1 &
+DAEMON_PID=$!
+d_up=0
+for _ in $(seq 1 300); do   # up to 30 s: a debug build on a busy machine
+    curl -fsS --max-time 1 "http://127.0.0.1:$P_HTTP/healthz" >/dev/null 2>&1 && { d_up=1; break; }
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [[ $d_up != 1 ]]; then
+    echo "--- daemon log (tail)"; tail -n 20 "$DDIR/daemon.log"
+    bail "the real daemon starts with the generated configuration"
+fi
+pass "the real daemon starts with the generated configuration ($ME_REAL)"
+
+mqtt_connected() {
+    local i
+    for ((i = 0; i < T * 2 * 10; i++)); do
+        curl -fsS --max-time 1 "http://127.0.0.1:$P_HTTP/api/v1/status" 2>/dev/null \
+            | python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["mqtt"]["connected"] is True else 1)' 2>/dev/null \
+            && return 0
+        sleep 0.1
+    done
+    return 1
+}
+check "the daemon connects to the generated broker as medic-edge with the generated password (mqtt.connected true)" mqtt_connected
+check "the broker refused nothing from the daemon" bash -c "! grep -qi 'refused' '$DDIR/daemon.log'"
+# Its retained status (with a ts: not the stand-in published above), read with the daemon's credentials.
+check "the daemon's retained online status is on $R/edge/status" bash -c "
+    timeout $T mosquitto_sub -h 127.0.0.1 -p $P_DAEMON -u medic-edge -P '$DPW' -i medic-edge-probe -q 1 -C 1 -t '$R/edge/status' \
+        | grep -q '\"state\":\"online\".*\"ts\":'"
+
+HTTPS=https://127.0.0.1:$P_HTTPS
+check "the console answers over HTTPS with the installer's certificate (curl --cacert medic-edge-ca.crt)" bash -c "
+    [[ \$(curl -sS --max-time $T --cacert '$CA_PEM' '$HTTPS/healthz') == '{\"status\":\"ok\"}' ]]"
+check "the console certificate also verifies as https://localhost" \
+    curl -fsS -o /dev/null --max-time "$T" --cacert "$CA_PEM" "https://localhost:$P_HTTPS/healthz"
+check "HTTPS login with a staff account sets a Secure, HttpOnly session cookie" bash -c "
+    curl -fsS --max-time $T --cacert '$CA_PEM' -D '$DDIR/login.headers' -o /dev/null -H 'Content-Type: application/json' \
+        --data '{\"name\":\"recepcao\",\"password\":\"$SECRET\"}' '$HTTPS/api/v1/session' &&
+    grep -i '^set-cookie: medic_edge_session=' '$DDIR/login.headers' | grep -qi '; *secure' &&
+    grep -i '^set-cookie: medic_edge_session=' '$DDIR/login.headers' | grep -qi '; *httponly'"
+check "without the local CA the console certificate is not trusted (curl exit 60)" bash -c "
+    curl -sS -o /dev/null --max-time $T '$HTTPS/healthz' 2>/dev/null; [[ \$? == 60 ]]"
+check "plain HTTP to the TLS port is not served" bash -c "
+    ! curl -sS --max-time $T -o '$DDIR/plain.body' 'http://127.0.0.1:$P_HTTPS/' 2>/dev/null && ! grep -qi 'html' '$DDIR/plain.body' 2>/dev/null"
+check "plain HTTP stays on the loopback listener" bash -c "
+    [[ \$(curl -sS --max-time $T 'http://127.0.0.1:$P_HTTP/healthz') == '{\"status\":\"ok\"}' ]]"
+check "no secret in the daemon's log" bash -c "! grep -qF -e '$DPW' -e '$SECRET' '$DDIR/daemon.log'"
+
+kill -TERM "$DAEMON_PID"
+d_rc=timeout
+for _ in $(seq 1 150); do
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then d_rc=0; wait "$DAEMON_PID" || d_rc=$?; DAEMON_PID=''; break; fi
+    sleep 0.1
+done
+check "the daemon exits 0 on SIGTERM" test "$d_rc" = 0
 
 finish
