@@ -172,6 +172,12 @@ public enum Ledger {
     public static func previousAck(_ db: Database, deviceId: String, msgId: String) throws -> String? {
         try String.fetchOne(db.cachedStatement(sql: "SELECT ack FROM device_msgs WHERE device_id = ? AND msg_id = ?"), arguments: [deviceId, msgId])
     }
+    /// Remembers `(device, msg_id)` with its ack unless seen before; true when it is new.
+    public static func rememberFirstSight(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws -> Bool {
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
+            .execute(arguments: [deviceId, msgId, nowMs, ack])
+        return db.changesCount > 0
+    }
     public static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
             .execute(arguments: [deviceId, msgId, nowMs, ack])

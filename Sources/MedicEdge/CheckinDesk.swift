@@ -118,10 +118,20 @@ enum Rooms {
     }
 
     static func recordReadings(_ db: Database, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws {
+        // The latest values, in one statement (one row per metric present).
+        var values: [any DatabaseValueConvertible] = []
         for metric in EnvironmentMetric.allCases {
             guard let value = reading.values[metric] else { continue }
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES (?,?,?,?,?)")
-                .execute(arguments: [room, metric.rawValue, value, nowMs, device])
+            values += [room, metric.rawValue, value, nowMs, device]
+        }
+        let rows = values.count / 5
+        guard rows > 0 else { return }
+        let sql = "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES "
+            + Array(repeating: "(?,?,?,?,?)", count: rows).joined(separator: ",")
+        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(values))
+        guard config.rooms[room] != nil else { return }
+        for metric in EnvironmentMetric.allCases {
+            guard let value = reading.values[metric] else { continue }
             guard let limits = config.rooms[room]?.limits[metric.rawValue] else { continue }
             let active = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM alerts WHERE room_key = ? AND metric = ?)"), arguments: [room, metric.rawValue]) ?? false
             guard let t = AlertRule.evaluate(active: active, value: value, limits: limits) else { continue }

@@ -51,6 +51,8 @@ final class IngestPipeline: Sendable {
             var dead: [String] = []
             var wearable = (0, 0)
             var done = 0
+            /// Room key → the cloud's room id, looked up once per batch.
+            var cloudRooms: [String: String?] = [:]
         }
         do {
             let o: Outcome = try await db.writer.write { db in
@@ -63,7 +65,8 @@ final class IngestPipeline: Sendable {
                         && (works[o.done - 1].0.urgent || urgentWaiting()
                             || DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs) { break }
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
-                                   replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable)
+                                   replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
+                                   cloudRooms: &o.cloudRooms)
                     o.done += 1
                 }
                 return o
@@ -95,8 +98,14 @@ final class IngestPipeline: Sendable {
 
     /// The seed's `iot_events` row as an `integration/iot.event`.
     func iotEvent(_ db: Database, device: String, deviceType: String, eventType: String, payload: String,
-                  room: String?, nowMs: Int64) throws {
-        let cloudRoom = try room.flatMap { try Rooms.cloudId(db, key: $0) }
+                  room: String?, nowMs: Int64, cloudRooms: inout [String: String?]) throws {
+        var cloudRoom: String? = nil
+        if let room {
+            if let known = cloudRooms[room] { cloudRoom = known } else {
+                cloudRoom = try Rooms.cloudId(db, key: room)
+                cloudRooms[room] = .some(cloudRoom)
+            }
+        }
         let data = JSONText.object { j in
             j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
             j.add("device_id", device); j.add("device_type", deviceType); j.add("event_type", eventType)
@@ -110,7 +119,7 @@ final class IngestPipeline: Sendable {
 
     private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
                        replies: inout [Reply], counts: inout [(MessageKind, String)], dead: inout [String],
-                       wearable: inout (Int, Int)) throws {
+                       wearable: inout (Int, Int), cloudRooms: inout [String: String?]) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
             try Ledger.recordRejection(db, topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
             counts.append((kind, "rejected")); dead.append(r.reason.rawValue)
@@ -122,19 +131,20 @@ final class IngestPipeline: Sendable {
             logger.notice("ingest: rejected \(kind.rawValue) message from \(device ?? "?"): \(r.reason.rawValue): \(r.detail)")
         }
         /// A device message with a msg_id seen before: the same ack again, nothing stored twice.
+        /// First sight: its success ack is remembered now, in the same statement that checks
+        /// (a rejection further on replaces it; the transaction keeps it all-or-nothing).
         func replayed(_ kind: MessageKind, _ device: String, _ msgId: String?) throws -> Bool {
-            guard let msgId, let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
+            guard let msgId else { return false }
+            if try Ledger.rememberFirstSight(db, deviceId: device, msgId: msgId, ack: ack(device, msgId).1, nowMs: nowMs) { return false }
+            guard let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
             replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
             counts.append((kind, "duplicate"))
             return true
         }
+        /// Accepted: the ack remembered by `replayed` is the one sent.
         func accepted(_ kind: MessageKind, _ device: String, _ msgId: String?) throws {
             counts.append((kind, "accepted"))
-            if let msgId {
-                let (reply, payload) = ack(device, msgId)
-                try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
-                replies.append(reply)
-            }
+            if let msgId { replies.append(ack(device, msgId).0) }
         }
 
         switch w {
@@ -159,7 +169,7 @@ final class IngestPipeline: Sendable {
                 result = try CheckinDesk(config: config, ids: ids).scan(db, scan: s, device: device, nowMs: nowMs)
                 counts.append((.kioskScan, "accepted"))
                 let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue) }
-                try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs)
+                try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, cloudRooms: &cloudRooms)
             }
             let text = result.json(zone: config.timeZone)
             try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
@@ -176,14 +186,14 @@ final class IngestPipeline: Sendable {
                   online = 1, updated_ms = excluded.updated_ms
                 """, arguments: [device, room, p.occupied, nowMs])
             try Rooms.refreshOccupancy(db, room: room, config: config, nowMs: nowMs, ids: ids)
-            try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs)
+            try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs, cloudRooms: &cloudRooms)
             try accepted(.presence, device, msgId)
 
         case .environment(let room, let device, let msgId, let e, let raw):
             if try replayed(.environment, device, msgId) { return }
             if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
             try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids)
-            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs)
+            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, cloudRooms: &cloudRooms)
             try accepted(.environment, device, msgId)
 
         case .status(let device, let msgId, let s, let raw):
@@ -193,7 +203,7 @@ final class IngestPipeline: Sendable {
                 let known = try String.fetchOne(db, sql: "SELECT type FROM devices WHERE device_id = ?", arguments: [device])
                 let type = s.type?.rawValue ?? known ?? "unknown"
                 try iotEvent(db, device: device, deviceType: type, eventType: "device_status", payload: raw,
-                             room: s.roomId, nowMs: nowMs)
+                             room: s.roomId, nowMs: nowMs, cloudRooms: &cloudRooms)
             }
             try accepted(.deviceStatus, device, msgId)
 
