@@ -46,6 +46,12 @@ final class Sink: @unchecked Sendable {
         if wasEmpty { wake.yield() }
     }
     var urgentWaiting: Bool { lock.lock(); defer { lock.unlock() }; return !urgent.isEmpty }
+    func drainUrgent() -> [MQTTMessage] {
+        lock.lock()
+        let taken = urgent; urgent = []
+        lock.unlock()
+        return taken.compactMap { if case .message(let m) = $0 { m } else { nil } }
+    }
     func drain(max: Int) -> [MQTTEvent] {
         lock.lock(); defer { lock.unlock() }
         var out: [MQTTEvent] = []
@@ -94,6 +100,8 @@ public final class MQTTClient: @unchecked Sendable {
     public func drain(max: Int) -> [MQTTEvent] { box.takeUnretainedValue().drain(max: max) }
     /// An urgent message is waiting (a batch in progress may stop early for it).
     public var urgentWaiting: Bool { box.takeUnretainedValue().urgentWaiting }
+    /// Takes the urgent messages waiting (a batch in progress takes them in before it commits).
+    public func takeUrgent() -> [MQTTMessage] { box.takeUnretainedValue().drainUrgent() }
 
     /// Waits for and returns the next batch of events (empty when the client is gone).
     public func nextBatch(max: Int) async -> [MQTTEvent] {

@@ -133,7 +133,7 @@ final class MQTTService: Service, @unchecked Sendable {
     /// messages it took.
     private func process(_ messages: [MQTTMessage]) async -> Int {
         let client = self.client, metrics = self.metrics, logger = self.logger
-        return await pipeline.process(messages, urgentWaiting: { client.urgentWaiting }) { reply in
+        return await pipeline.process(messages, takeUrgent: { client.takeUrgent() }) { reply in
             do { try client.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false) } catch {
                 logger.warning("mqtt: reply not published: \(error)")
             }

@@ -34,12 +34,13 @@ final class IngestPipeline: Sendable {
     // MARK: the batch
 
     /// Processes the messages in one transaction, then publishes the replies. Returns how
-    /// many were processed (a prefix): it stops early after `maxBatchNs`, or when
-    /// `urgentWaiting` says a scan arrived while it was busy with other messages; the caller
-    /// hands the rest back in the next batch. When the commit fails, all are dropped (logged;
-    /// nothing was acked, so devices resend) and the count returned is all of them.
+    /// many were processed (a prefix): it stops early after `maxBatchNs`, or when a scan
+    /// arrives while it is busy with other messages — then `takeUrgent` hands it the scans,
+    /// which join this transaction, and it commits at once. The caller hands the rest back in
+    /// the next batch. When the commit fails, all are dropped (logged; nothing was acked, so
+    /// devices resend) and the count returned is all of them.
     @discardableResult
-    func process(_ messages: [MQTTMessage], urgentWaiting: @Sendable () -> Bool = { false }, publish: (Reply) -> Void) async -> Int {
+    func process(_ messages: [MQTTMessage], takeUrgent: @Sendable () -> [MQTTMessage] = { [] }, publish: (Reply) -> Void) async -> Int {
         let works: [(MQTTMessage, DeviceMessage)] = messages.map {
             ($0, ($0.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId))
         }
@@ -60,10 +61,23 @@ final class IngestPipeline: Sendable {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for (m, w) in works {
                     // Scans come first and are committed on their own; other messages until
-                    // the time bound or a scan waiting.
-                    if o.done > 0 && !m.urgent
-                        && (works[o.done - 1].0.urgent || urgentWaiting()
-                            || DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs) { break }
+                    // the time bound, or until a scan arrives: it joins this transaction,
+                    // which then commits (one fsync between the scan and its result).
+                    if o.done > 0 && !m.urgent {
+                        if works[o.done - 1].0.urgent { break }
+                        let jumpers = takeUrgent()
+                        if !jumpers.isEmpty {
+                            let now = Time.nowMs()
+                            for j in jumpers {
+                                let d = (j.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: j.topic, payload: j.payload, site: self.config.siteId)
+                                try self.apply(d, message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry,
+                                               replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
+                                               cloudRooms: &o.cloudRooms)
+                            }
+                            break
+                        }
+                        if DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs { break }
+                    }
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
                                    replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
                                    cloudRooms: &o.cloudRooms)
