@@ -23,12 +23,21 @@ final class Uplink: Sendable {
 
     enum Outcome: Equatable { case done, retry(after: Double?), unauthorized }
 
-    /// The next events to send, within the batch and byte limits.
-    func nextBatch() throws -> [OutboxEvent] {
+    /// The next events to send, within the batch and byte limits; `excluding`: a delivered
+    /// batch whose delete is still running.
+    func nextBatch(excluding: [Int64] = []) throws -> [OutboxEvent] {
         let maxBatch = config.cloud?.maxBatch ?? 500
         let maxBytes = config.cloud?.maxRequestBytes ?? 1_048_576
         return try db.writer.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?", arguments: [maxBatch])
+            let rows: [Row]
+            if excluding.isEmpty {
+                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?"),
+                                        arguments: [maxBatch])
+            } else {
+                let marks = Array(repeating: "?", count: excluding.count).joined(separator: ",")
+                rows = try Row.fetchAll(db, sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq LIMIT ?",
+                                        arguments: StatementArguments(excluding.map { $0 as any DatabaseValueConvertible } + [maxBatch]))
+            }
             var out: [OutboxEvent] = []
             var bytes = 2
             for r in rows {
@@ -58,7 +67,9 @@ final class Uplink: Sendable {
     }
 
     /// Posts `events`; on 400/413 splits until the bad event stands alone (left half first).
-    func deliver(_ events: [OutboxEvent]) async -> Outcome {
+    /// What the cloud took is deleted here, or handed to `deleter` to delete while the next
+    /// batch is read and posted.
+    func deliver(_ events: [OutboxEvent], deleter: DeliveredDeleter? = nil) async -> Outcome {
         guard !events.isEmpty, let url = config.cloud?.eventsURL else { return .done }
         var tooBig: [OutboxEvent] = []
         var sendable: [OutboxEvent] = []
@@ -81,6 +92,12 @@ final class Uplink: Sendable {
         switch resp.status {
         case 200..<300:
             let seqs = sendable.map(\.seq)
+            if let deleter {
+                await deleter.hand(seqs)
+                metrics.delivered(sendable.count)
+                state.uplinkSucceeded(nowMs: Time.nowMs())
+                return .done
+            }
             do {
                 try await db.writer.write { db in
                     let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
@@ -100,9 +117,9 @@ final class Uplink: Sendable {
                 return .done
             }
             let mid = sendable.count / 2
-            let left = await deliver(Array(sendable[..<mid]))
+            let left = await deliver(Array(sendable[..<mid]), deleter: deleter)
             guard left == .done else { return left }
-            return await deliver(Array(sendable[mid...]))
+            return await deliver(Array(sendable[mid...]), deleter: deleter)
         case 401, 403:
             if state.cloudState(nowMs: Time.nowMs()) != .unauthorized {
                 logger.error("uplink: the cloud refused the event key (HTTP \(resp.status)); nothing is dropped; check cloud.events_url")
@@ -120,18 +137,31 @@ final class Uplink: Sendable {
     func run() async {
         guard config.cloud?.eventsURL != nil else { return }
         var failures = 0
+        let deleter = DeliveredDeleter(db: db, logger: logger)
+        // Read while the last batch is being posted (and the one before deleted): the read
+        // leaves both out, and is used only if that post went through.
+        var prefetched: [OutboxEvent]? = nil
         while !Task.isCancelled {
             let batch: [OutboxEvent]
-            do { batch = try nextBatch() } catch {
-                logger.error("uplink: cannot read the outbox: \(error)")
-                try? await Task.sleep(for: .seconds(1)); continue
+            if let p = prefetched, !p.isEmpty { batch = p } else {
+                do { batch = try nextBatch(excluding: deleter.inFlight) } catch {
+                    logger.error("uplink: cannot read the outbox: \(error)")
+                    try? await Task.sleep(for: .seconds(1)); continue
+                }
             }
+            prefetched = nil
             if batch.isEmpty {
+                if !deleter.inFlight.isEmpty { await deleter.finish(); continue }
                 try? await Task.sleep(for: .milliseconds(100)); continue
             }
-            switch await deliver(batch) {
+            let exclude = deleter.inFlight + batch.map(\.seq)
+            async let next: [OutboxEvent]? = try? self.nextBatch(excluding: exclude)
+            let outcome = await deliver(batch, deleter: deleter)
+            let following = await next
+            switch outcome {
             case .done:
                 failures = 0
+                prefetched = following
             case .retry(let after):
                 failures += 1
                 let base = min(30.0, 0.25 * pow(2.0, Double(min(failures, 10))))
@@ -142,15 +172,55 @@ final class Uplink: Sendable {
                 try? await Task.sleep(for: .milliseconds(Int(min(30.0, 1.0 * pow(2.0, Double(min(failures, 5)))) * 1000)))
             }
         }
+        await deleter.finish()
     }
 
-    /// One bounded attempt at shutdown.
+    /// One bounded attempt at shutdown (deletes inline).
     func finalAttempt(deadline: Double) async {
         guard config.cloud?.eventsURL != nil else { return }
         let start = Date()
         while Date().timeIntervalSince(start) < deadline, let batch = try? nextBatch(), !batch.isEmpty {
             if await deliver(batch) != .done { break }
         }
+    }
+}
+
+/// Deletes delivered batches one at a time in the background, so the uplink reads and posts
+/// the next batch meanwhile (the read leaves out the batch being deleted). A failed delete
+/// leaves those events in the outbox: they are sent again and the cloud dedupes by id.
+final class DeliveredDeleter: @unchecked Sendable {
+    private let db: AppDatabase
+    private let logger: Logger
+    private let lock = NSLock()
+    private var pending: (seqs: [Int64], task: Task<Void, Never>)?
+
+    init(db: AppDatabase, logger: Logger) { self.db = db; self.logger = logger }
+
+    /// The batch being deleted.
+    var inFlight: [Int64] { lock.withLock { pending?.seqs ?? [] } }
+
+    /// Waits for the previous delete, then starts this one.
+    func hand(_ seqs: [Int64]) async {
+        await finish()
+        let db = self.db, logger = self.logger
+        let task = Task {
+            do {
+                try await db.writer.write { db in
+                    let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
+                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
+                }
+            } catch {
+                logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")
+            }
+        }
+        lock.withLock { pending = (seqs, task) }
+    }
+
+    /// Waits until no delete is running.
+    func finish() async {
+        guard let p = lock.withLock({ pending }) else { return }
+        await p.task.value
+        lock.withLock { if pending?.seqs == p.seqs { pending = nil } }
     }
 }
 
