@@ -319,29 +319,25 @@ protocol ConsolePeerContext {
     var isTLS: Bool { get }
 }
 
-/// The daemon's request context on the plain listener (`http.listen`): the peer's address,
-/// for per-address login throttling. `StaffAPI.register` works with any context (unit tests
-/// use `BasicRequestContext`).
-struct ConsoleRequestContext: RequestContext, ConsolePeerContext {
-    var coreContext: CoreRequestContextStorage
-    let peerAddress: String?
-    let isTLS: Bool
-    init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        peerAddress = source.channel.remoteAddress?.ipAddress
-        isTLS = false
-    }
-}
+/// Which listener a request came in on.
+protocol ConsoleListener: Sendable { static var isTLS: Bool { get } }
+/// The plain listener (`http.listen`, loopback by contract).
+enum PlainListener: ConsoleListener { static let isTLS = false }
+/// The HTTPS listener (`http.tls_listen`): every request came over TLS, so the session
+/// cookie gets `Secure`.
+enum TLSListener: ConsoleListener { static let isTLS = true }
 
-/// The same on the HTTPS listener (`http.tls_listen`): every request came over TLS, so the
-/// session cookie gets `Secure`.
-struct ConsoleTLSRequestContext: RequestContext, ConsolePeerContext {
+/// The daemon's request context: the peer's address, for per-address login throttling, and
+/// the listener. `StaffAPI.register` works with any context (unit tests use
+/// `BasicRequestContext`).
+struct ConsoleContext<Listener: ConsoleListener>: RequestContext, ConsolePeerContext {
     var coreContext: CoreRequestContextStorage
     let peerAddress: String?
-    let isTLS: Bool
+    var isTLS: Bool { Listener.isTLS }
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         peerAddress = source.channel.remoteAddress?.ipAddress
-        isTLS = true
     }
 }
+typealias ConsoleRequestContext = ConsoleContext<PlainListener>
+typealias ConsoleTLSRequestContext = ConsoleContext<TLSListener>

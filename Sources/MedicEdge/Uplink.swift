@@ -66,6 +66,21 @@ final class Uplink: Sendable {
         logger.error("uplink: \(events.count) event(s) dead-lettered (status \(status)): \(reason.prefix(200)); see `medic-edge outbox dead-letters`")
     }
 
+    /// Deletes what the cloud took, in one statement. On failure they stay: sent again, and
+    /// the cloud dedupes by id.
+    static func deleteDelivered(_ db: AppDatabase, _ seqs: [Int64], logger: Logger) async -> Bool {
+        do {
+            try await db.writer.write { db in
+                let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
+                try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
+            }
+            return true
+        } catch {
+            logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")
+            return false
+        }
+    }
+
     /// Posts `events`; on 400/413 splits until the bad event stands alone (left half first).
     /// What the cloud took is deleted here, or handed to `deleter` to delete while the next
     /// batch is read and posted.
@@ -98,15 +113,7 @@ final class Uplink: Sendable {
                 state.uplinkSucceeded(nowMs: Time.nowMs())
                 return .done
             }
-            do {
-                try await db.writer.write { db in
-                    let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
-                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
-                }
-            } catch {
-                logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")
-                return .retry(after: 1)
-            }
+            guard await Uplink.deleteDelivered(db, seqs, logger: logger) else { return .retry(after: 1) }
             metrics.delivered(sendable.count)
             state.uplinkSucceeded(nowMs: Time.nowMs())
             return .done
@@ -203,16 +210,7 @@ final class DeliveredDeleter: @unchecked Sendable {
     func hand(_ seqs: [Int64]) async {
         await finish()
         let db = self.db, logger = self.logger
-        let task = Task {
-            do {
-                try await db.writer.write { db in
-                    let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
-                    try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
-                }
-            } catch {
-                logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")
-            }
-        }
+        let task = Task { _ = await Uplink.deleteDelivered(db, seqs, logger: logger) }
         lock.withLock { pending = (seqs, task) }
     }
 
