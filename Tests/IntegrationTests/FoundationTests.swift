@@ -27,6 +27,36 @@ struct FoundationTests {
         await env.stop()
     }
 
+    @Test("Broker restart: the daemon reconnects by itself, resubscribes, republishes its online status and takes device messages again")
+    func brokerRestart() async throws {
+        let env = try await Env.start(cloud: false)
+        defer { Task { await env.stop() } }
+        try env.device.publish(env.topic("room/sala-2/presence/p1"), #"{"occupied": true, "msg_id": "before"}"#)
+        try await env.device.waitFor(env.topic("device/p1/ack")) { $0["msg_id"]?.stringValue == "before" }
+        // The broker keeps nothing on disk here: after the restart there is no session, no
+        // subscription and no retained status left; the daemon has to rebuild all three.
+        await env.broker.stop()
+        try await Harness.waitUntil("the daemon notices the broker is gone", timeout: 15) {
+            (try await env.daemon.status())["mqtt"]?["connected"]?.boolValue == false
+        }
+        try await env.broker.start()
+        let device = try await TestMQTT(port: env.broker.port)
+        defer { device.close() }
+        try await device.subscribe(env.topic("#"))
+        let status = try await device.waitFor(env.topic("edge/status"), timeout: 20) { $0["state"]?.stringValue == "online" }
+        #expect(status[0]["backlog"] != nil)
+        let late = try await TestMQTT(port: env.broker.port)
+        defer { late.close() }
+        try await late.subscribe(env.topic("edge/status"))
+        try await late.waitFor(env.topic("edge/status")) { $0["state"]?.stringValue == "online" }
+        #expect(late.messages(on: env.topic("edge/status")).first?.retain == true, "republished as retained")
+        try device.publish(env.topic("room/sala-2/presence/p1"), #"{"occupied": false, "msg_id": "after"}"#)
+        try await device.waitFor(env.topic("device/p1/ack"), timeout: 10) { $0["msg_id"]?.stringValue == "after" }
+        #expect((try await env.daemon.status())["mqtt"]?["connected"]?.boolValue == true)
+        #expect(env.daemon.log().contains("connection lost"))
+        await env.stop()
+    }
+
     @Test("SIGTERM drains, publishes offline and exits 0")
     func sigterm() async throws {
         let env = try await Env.start(cloud: false)
