@@ -56,11 +56,6 @@ public enum DeviceTopic: Sendable, Equatable {
     }
     public static func isValidId(_ s: String) -> Bool { isValidId(Substring(s)) }
 
-    /// A kiosk scan's topic shape (`…/kiosk/{id}/scan`): a patient is waiting for it.
-    public static func looksLikeKioskScan(_ topic: String) -> Bool {
-        topic.utf8.count < 256 && topic.hasSuffix("/scan") && topic.contains("/kiosk/")
-    }
-
     /// The subscriptions the daemon makes: device topics only, never what it publishes itself.
     public static func subscriptions(site: String) -> [String] {
         ["clinic/\(site)/kiosk/+/scan", "clinic/\(site)/room/+/presence/+", "clinic/\(site)/room/+/environment/+",

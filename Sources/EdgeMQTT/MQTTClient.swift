@@ -9,7 +9,7 @@ public struct MQTTMessage: Sendable {
     public var retain: Bool
     /// When the message was handed over by libmosquitto (monotonic ns), for latency metrics.
     public var receivedAtNs: UInt64
-    /// Matched the client's urgent-topic rule (queued ahead of the rest).
+    /// Matched the client's `urgent` rule (queued ahead of the rest).
     public var urgent: Bool = false
     /// What the client's `prepare` made of it on the network thread (e.g. the decoded
     /// message), so the consumer's own work is only what must be serial.
@@ -33,9 +33,9 @@ final class Sink: @unchecked Sendable {
     /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
     var head = 0
     let wake: AsyncStream<Void>.Continuation
-    let isUrgent: (@Sendable (String) -> Bool)?
+    let isUrgent: (@Sendable (MQTTMessage) -> Bool)?
     let prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?
-    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (String) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
+    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (MQTTMessage) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
         wake = c; self.isUrgent = isUrgent; self.prepare = prepare
     }
     func put(_ e: MQTTEvent, urgent u: Bool = false) {
@@ -45,7 +45,6 @@ final class Sink: @unchecked Sendable {
         lock.unlock()
         if wasEmpty { wake.yield() }
     }
-    var urgentWaiting: Bool { lock.lock(); defer { lock.unlock() }; return !urgent.isEmpty }
     func drainUrgent() -> [MQTTMessage] {
         lock.lock()
         let taken = urgent; urgent = []
@@ -98,8 +97,6 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Takes up to `max` waiting events: urgent messages first, then the rest, each oldest first.
     public func drain(max: Int) -> [MQTTEvent] { box.takeUnretainedValue().drain(max: max) }
-    /// An urgent message is waiting (a batch in progress may stop early for it).
-    public var urgentWaiting: Bool { box.takeUnretainedValue().urgentWaiting }
     /// Takes the urgent messages waiting (a batch in progress takes them in before it commits).
     public func takeUrgent() -> [MQTTMessage] { box.takeUnretainedValue().drainUrgent() }
 
@@ -114,13 +111,13 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                will: MQTTWill? = nil, urgentTopic: (@Sendable (String) -> Bool)? = nil,
-                prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)? = nil, logger: Logger) throws {
+                will: MQTTWill? = nil, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)? = nil,
+                urgent: (@Sendable (MQTTMessage) -> Bool)? = nil, logger: Logger) throws {
         _ = MQTTClient.libInit
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { cont = $0 }
-        let sink = Sink(cont, isUrgent: urgentTopic, prepare: prepare)
+        let sink = Sink(cont, isUrgent: urgent, prepare: prepare)
         box = Unmanaged.passRetained(sink)
         guard let m = mosquitto_new(clientId, cleanSession, box.toOpaque()) else {
             box.release()
@@ -151,10 +148,10 @@ public final class MQTTClient: @unchecked Sendable {
                 ? Array(UnsafeRawBufferPointer(start: msg.payload, count: n)) : []
             let now = DispatchTime.now().uptimeNanoseconds
             let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
-            let urgent = sink.isUrgent?(topic) ?? false
-            var message = MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now, urgent: urgent)
+            var message = MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now)
             if let prepare = sink.prepare { message.prepared = prepare(message) }
-            sink.put(.message(message), urgent: urgent)
+            message.urgent = sink.isUrgent?(message) ?? false
+            sink.put(.message(message), urgent: message.urgent)
         }
     }
 

@@ -236,13 +236,23 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// Runs the binary with arguments to completion: (exit status, stdout+stderr).
     public static func runCLI(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 20) async throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
-        p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "MEDIC_EDGE_CONFIG")
         for (k, v) in environment { env[k] = v }
-        p.environment = env
+        return try await Harness.runProgram(Harness.binaryPath(), args, environment: env, stdin: stdin, timeout: timeout)
+    }
+}
+
+extension Harness {
+    /// Runs a program to completion with a time limit: (exit status, stdout+stderr). Past the
+    /// limit it is stopped, and `Timeout` says so with the end of its output. Polls instead of
+    /// `waitUntilExit` (which spins a run loop).
+    public static func runProgram(_ path: String, _ args: [String], environment: [String: String]? = nil, stdin: String? = nil,
+                                  timeout: Double) async throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        if let environment { p.environment = environment }
         let out = Pipe()
         p.standardOutput = out; p.standardError = out
         let inPipe = Pipe()
@@ -253,7 +263,11 @@ public final class DaemonProcess: @unchecked Sendable {
         let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if p.isRunning { await Harness.stop(p, timeout: 1); throw Harness.Timeout(what: "medic-edge \(args.joined(separator: " "))") }
+        if p.isRunning {
+            await Harness.stop(p, timeout: 1)
+            let tail = String(decoding: await reader.value, as: UTF8.self).suffix(800)
+            throw Harness.Timeout(what: "\((path as NSString).lastPathComponent) \(args.joined(separator: " ").prefix(200)) to finish within \(Int(timeout)) s; its output ended: \(tail)")
+        }
         let data = await reader.value
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }

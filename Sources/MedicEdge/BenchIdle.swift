@@ -109,31 +109,14 @@ struct BenchIdle: AsyncParsableCommand {
         """
         do {
             try src.write(toFile: dir + "/main.swift", atomically: true, encoding: .utf8)
-            let build = try await run(swiftc, ["-O", dir + "/main.swift", "-o", dir + "/bare"], timeout: 300)
+            let build = try await Harness.runProgram(swiftc, ["-O", dir + "/main.swift", "-o", dir + "/bare"], timeout: 300)
             guard build.0 == 0 else { return (nil, "swiftc failed: \(build.1.suffix(200))") }
-            let r = try await run(dir + "/bare", [], timeout: 30)
+            let r = try await Harness.runProgram(dir + "/bare", [], timeout: 30)
             guard r.0 == 0 else { return (nil, "exit \(r.0)") }
             return (BenchBaselineRSS.parse(r.1), "swiftc -O")
         } catch {
             return (nil, "\(error)")
         }
-    }
-
-    static func run(_ path: String, _ args: [String], timeout: Double) async throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out; p.standardError = out
-        try p.run()
-        BenchCleanup.shared.track(pid: p.processIdentifier)
-        let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        if p.isRunning { await Harness.stop(p, timeout: 1) }
-        BenchCleanup.shared.untrack(pid: p.processIdentifier)
-        let data = await reader.value
-        return (p.isRunning ? -1 : p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
 

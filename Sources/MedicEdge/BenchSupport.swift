@@ -172,23 +172,17 @@ final class BenchCleanup: Sendable {
     }
 
     func installSignalHandlers() {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { [self] in
-                for p in pids.withLock({ $0 }) { kill(p, SIGKILL) }
-                removeDirs()
-                FileHandle.standardError.write(Data("\nbench: interrupted; child processes killed, temporary directories removed\n".utf8))
-                exit(130)
-            }
-            s.resume()
-            benchSignalSources.append(s)
-        }
+        benchInterrupt = InterruptHandler(onSignal: { [self] _ in
+            for p in pids.withLock({ $0 }) { kill(p, SIGKILL) }
+            removeDirs()
+            FileHandle.standardError.write(Data("\nbench: interrupted; child processes killed, temporary directories removed\n".utf8))
+            exit(130)
+        })
     }
 }
 
 /// Kept alive for the process's life; written once, from the bench's start-up only.
-nonisolated(unsafe) private var benchSignalSources: [any DispatchSourceSignal] = []
+nonisolated(unsafe) private var benchInterrupt: InterruptHandler?
 
 /// What every bench prints first, and the shared set-up.
 enum BenchEnv {

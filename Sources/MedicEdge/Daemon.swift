@@ -38,9 +38,10 @@ final class MQTTService: Service, @unchecked Sendable {
         // the daemon while it restarts.
         client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
                                 password: config.mqtt.password, will: will,
-                                urgentTopic: { DeviceTopic.looksLikeKioskScan($0) },
-                                // Decoded on libmosquitto's network thread, alongside the writer.
+                                // Decoded on libmosquitto's network thread, alongside the writer;
+                                // a decoded kiosk scan goes in the urgent lane (a patient waits).
                                 prepare: { [site = config.siteId] m in DeviceMessage.decode(topic: m.topic, payload: m.payload, site: site) },
+                                urgent: { m in if case .kiosk? = m.prepared as? DeviceMessage { true } else { false } },
                                 logger: logger)
     }
 

@@ -41,15 +41,13 @@ final class IngestPipeline: Sendable {
     /// devices resend) and the count returned is all of them.
     @discardableResult
     func process(_ messages: [MQTTMessage], takeUrgent: @Sendable () -> [MQTTMessage] = { [] }, publish: (Reply) -> Void) async -> Int {
-        let works: [(MQTTMessage, DeviceMessage)] = messages.map {
-            ($0, ($0.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: $0.topic, payload: $0.payload, site: config.siteId))
-        }
+        let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, decoded($0)) }
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
         struct Outcome: Sendable {
             var replies: [Reply] = []
-            var counts: [(MessageKind, String)] = []
-            var dead: [String] = []
+            var counts: [Tally: Int] = [:]
+            var dead: [String: Int] = [:]
             var wearable = (0, 0)
             var done = 0
             /// Room key → the cloud's room id, looked up once per batch.
@@ -69,8 +67,7 @@ final class IngestPipeline: Sendable {
                         if !jumpers.isEmpty {
                             let now = Time.nowMs()
                             for j in jumpers {
-                                let d = (j.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: j.topic, payload: j.payload, site: self.config.siteId)
-                                try self.apply(d, message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry,
+                                try self.apply(self.decoded(j), message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry,
                                                replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
                                                cloudRooms: &o.cloudRooms)
                             }
@@ -87,12 +84,8 @@ final class IngestPipeline: Sendable {
             }
             for r in o.replies { publish(r) }
             // Counted per batch: a metric handle costs a registry lookup.
-            var counts: [String: (MessageKind, String, Int)] = [:]
-            for (k, r) in o.counts { counts["\(k.rawValue)|\(r)", default: (k, r, 0)].2 += 1 }
-            for (k, r, n) in counts.values { metrics.message(k, r, by: n) }
-            var dead: [String: Int] = [:]
-            for r in o.dead { dead[r, default: 0] += 1 }
-            for (r, n) in dead { metrics.deadLetter(r, by: n) }
+            for (t, n) in o.counts { metrics.message(t.kind, t.result, by: n) }
+            for (r, n) in o.dead { metrics.deadLetter(r, by: n) }
             if o.wearable != (0, 0) { metrics.wearableSamples(accepted: o.wearable.0, rejected: o.wearable.1) }
             return o.done
         } catch {
@@ -100,6 +93,17 @@ final class IngestPipeline: Sendable {
             logger.error("ingest: batch of \(messages.count) messages not committed: \(error)")
             return messages.count
         }
+    }
+
+    /// The message as decoded on the network thread (`MQTTService`'s `prepare`), or decoded now.
+    private func decoded(_ m: MQTTMessage) -> DeviceMessage {
+        (m.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: m.topic, payload: m.payload, site: config.siteId)
+    }
+
+    /// One metric series of `medic_edge_mqtt_messages_total`, tallied per batch.
+    struct Tally: Hashable, Sendable {
+        let kind: MessageKind, result: String
+        init(_ kind: MessageKind, _ result: String) { self.kind = kind; self.result = result }
     }
 
     private func ack(_ deviceId: String, _ msgId: String, error: String? = nil) -> (Reply, String) {
@@ -132,11 +136,11 @@ final class IngestPipeline: Sendable {
     }
 
     private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
-                       replies: inout [Reply], counts: inout [(MessageKind, String)], dead: inout [String],
+                       replies: inout [Reply], counts: inout [Tally: Int], dead: inout [String: Int],
                        wearable: inout (Int, Int), cloudRooms: inout [String: String?]) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
             try Ledger.recordRejection(db, topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
-            counts.append((kind, "rejected")); dead.append(r.reason.rawValue)
+            counts[Tally(kind, "rejected"), default: 0] += 1; dead[r.reason.rawValue, default: 0] += 1
             if let device, let msgId {
                 let (reply, payload) = ack(device, msgId, error: r.reason.rawValue)
                 try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
@@ -147,18 +151,23 @@ final class IngestPipeline: Sendable {
         /// A device message with a msg_id seen before: the same ack again, nothing stored twice.
         /// First sight: its success ack is remembered now, in the same statement that checks
         /// (a rejection further on replaces it; the transaction keeps it all-or-nothing).
+        var successAck: Reply?
         func replayed(_ kind: MessageKind, _ device: String, _ msgId: String?) throws -> Bool {
             guard let msgId else { return false }
-            if try Ledger.rememberFirstSight(db, deviceId: device, msgId: msgId, ack: ack(device, msgId).1, nowMs: nowMs) { return false }
+            let (reply, payload) = ack(device, msgId)
+            if try Ledger.rememberFirstSight(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs) {
+                successAck = reply
+                return false
+            }
             guard let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
             replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
-            counts.append((kind, "duplicate"))
+            counts[Tally(kind, "duplicate"), default: 0] += 1
             return true
         }
         /// Accepted: the ack remembered by `replayed` is the one sent.
         func accepted(_ kind: MessageKind, _ device: String, _ msgId: String?) throws {
-            counts.append((kind, "accepted"))
-            if let msgId { replies.append(ack(device, msgId).0) }
+            counts[Tally(kind, "accepted"), default: 0] += 1
+            if let msgId { replies.append(successAck ?? ack(device, msgId).0) }
         }
 
         switch w {
@@ -170,18 +179,18 @@ final class IngestPipeline: Sendable {
             if let prev = try String.fetchOne(db, sql: "SELECT result FROM kiosk_results WHERE device_id = ? AND scan_id = ?",
                                               arguments: [device, scanId]) {
                 replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev))
-                counts.append((.kioskScan, "duplicate"))
+                counts[Tally(.kioskScan, "duplicate"), default: 0] += 1
                 return
             }
             let result: KioskResult
             switch scan {
             case .failure(let r):
                 try Ledger.recordRejection(db, topic: topic, kind: .kioskScan, deviceId: device, msgId: scanId, rejection: r, nowMs: nowMs)
-                counts.append((.kioskScan, "rejected")); dead.append(r.reason.rawValue)
+                counts[Tally(.kioskScan, "rejected"), default: 0] += 1; dead[r.reason.rawValue, default: 0] += 1
                 result = KioskResult(scanId: scanId, outcome: .invalidRequest)
             case .success(let s):
                 result = try CheckinDesk(config: config, ids: ids).scan(db, scan: s, device: device, nowMs: nowMs)
-                counts.append((.kioskScan, "accepted"))
+                counts[Tally(.kioskScan, "accepted"), default: 0] += 1
                 let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue) }
                 try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, cloudRooms: &cloudRooms)
             }

@@ -593,7 +593,7 @@ struct ConsoleTests {
                 return
             }
         }
-        let (seleniumOK, seleniumOut) = try await Self.run(python, ["-c", "import selenium"], timeout: 30)
+        let (seleniumOK, seleniumOut) = try await Harness.runProgram(python, ["-c", "import selenium"], timeout: 30)
         guard seleniumOK == 0 else {
             Issue.record("the browser test needs Debian's python3-selenium (apt-get install -y python3-selenium): \(seleniumOut)")
             return
@@ -638,7 +638,7 @@ struct ConsoleTests {
                         "--expect-patients", expected.joined(separator: ","), "--search-phone", "99000-0003",
                         "--name-query", "joao pedro", "--name-expect", day.joao.name,
                         "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver]
-            let (status, output) = try await Self.run(python, args, timeout: 240)
+            let (status, output) = try await Harness.runProgram(python, args, timeout: 240)
             #expect(status == 0, "browser test failed:\n\(output)")
             #expect(output.contains("all steps passed"), "\(output)")
 
@@ -660,24 +660,5 @@ struct ConsoleTests {
                 #expect(size > 10_000, "screenshot \(f)")
             }
         }
-    }
-
-    /// Runs a program to completion with a time limit: (exit status, stdout+stderr).
-    static func run(_ path: String, _ args: [String], timeout: Double) async throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out; p.standardError = out
-        try p.run()
-        let reader = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if p.isRunning {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            return (-1, String(decoding: await reader.value, as: UTF8.self) + "\n(killed after \(Int(timeout)) s)")
-        }
-        return (p.terminationStatus, String(decoding: await reader.value, as: UTF8.self))
     }
 }

@@ -1,4 +1,3 @@
-import EdgeCore
 @testable import EdgeMQTT
 import Testing
 
@@ -13,7 +12,7 @@ struct MQTTQueueTests {
         events.compactMap { if case .message(let m) = $0 { Int(String(decoding: m.payload, as: UTF8.self)) } else { nil } }
     }
 
-    @Test("Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max")
+    @Test("Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max; a batch in progress can take just the urgent ones")
     func urgentFirst() {
         let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         _ = stream
@@ -22,9 +21,11 @@ struct MQTTQueueTests {
         sink.put(Self.message("clinic/s/kiosk/k1/scan", 100, urgent: true), urgent: true)
         sink.put(Self.message("clinic/s/room/r/presence/p", 5, urgent: false))
         sink.put(Self.message("clinic/s/kiosk/k2/scan", 101, urgent: true), urgent: true)
-        #expect(sink.urgentWaiting)
         #expect(Self.numbers(sink.drain(max: 3)) == [100, 101, 0])
-        #expect(!sink.urgentWaiting)
+        // A batch in progress takes only the urgent ones that arrived meanwhile.
+        sink.put(Self.message("clinic/s/kiosk/k1/scan", 102, urgent: true), urgent: true)
+        #expect(sink.drainUrgent().map { String(decoding: $0.payload, as: UTF8.self) } == ["102"])
+        #expect(sink.drainUrgent().isEmpty)
         #expect(Self.numbers(sink.drain(max: 10)) == [1, 2, 3, 4, 5])
         #expect(sink.drain(max: 10).isEmpty)
     }
@@ -44,11 +45,4 @@ struct MQTTQueueTests {
         #expect(out == Array(0..<20_000))
     }
 
-    @Test("The kiosk-scan topic shape is what the daemon treats as urgent")
-    func urgentTopics() {
-        #expect(DeviceTopic.looksLikeKioskScan("clinic/s/kiosk/k1/scan"))
-        #expect(!DeviceTopic.looksLikeKioskScan("clinic/s/room/sala-2/presence/p1"))
-        #expect(!DeviceTopic.looksLikeKioskScan("clinic/s/kiosk/k1/result"))
-        #expect(!DeviceTopic.looksLikeKioskScan("clinic/s/device/scan"))
-    }
 }
