@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "EdgeStore", dependencies: [
             "EdgeCore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // The small Swift owner of a libmosquitto client.
         .target(name: "EdgeMQTT", dependencies: [
@@ -71,7 +72,7 @@ let package = Package(
         .target(name: "EdgeTestSupport", dependencies: [
             "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeCore",
         ]),
-        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore"]),
+        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge"]),
     ]

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Writes JSON text by hand: the appliance builds event bodies from parts (some of them a
@@ -149,6 +150,10 @@ public final class UUIDv7: @unchecked Sendable {
     public init() {}
     public static let shared = UUIDv7()
 
+    /// Random bits drawn 64 ids at a time (one `getrandom` call instead of one per id).
+    private var pool = [UInt64](repeating: 0, count: 64)
+    private var poolUsed = 64
+
     public func next(nowMs: Int64 = Time.nowMs()) -> String {
         lock.lock()
         var ms = max(nowMs, lastMs)
@@ -160,19 +165,30 @@ public final class UUIDv7: @unchecked Sendable {
         }
         lastMs = ms
         let c = counter
+        if poolUsed == pool.count {
+            // BoringSSL's CSPRNG (seeded from the kernel), 512 bytes per call.
+            let key = SymmetricKey(size: SymmetricKeySize(bitCount: pool.count * 64))
+            key.withUnsafeBytes { src in pool.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
+            poolUsed = 0
+        }
+        let r = pool[poolUsed]
+        poolUsed += 1
         lock.unlock()
-        var b = [UInt8](repeating: 0, count: 16)
-        for i in 0..<6 { b[i] = UInt8((ms >> (40 - 8 * Int64(i))) & 0xff) }
-        b[6] = 0x70 | UInt8((c >> 8) & 0x0f)
-        b[7] = UInt8(c & 0xff)
-        var rnd = SystemRandomNumberGenerator()
-        var r = rnd.next()
-        for i in 8..<16 { b[i] = UInt8(truncatingIfNeeded: r); r >>= 8 }
-        b[8] = 0x80 | (b[8] & 0x3f)
-        let h = Hex.lower(b)
-        let u = Array(h.utf8)
-        return String(decoding: u[0..<8], as: UTF8.self) + "-" + String(decoding: u[8..<12], as: UTF8.self) + "-"
-            + String(decoding: u[12..<16], as: UTF8.self) + "-" + String(decoding: u[16..<20], as: UTF8.self) + "-"
-            + String(decoding: u[20..<32], as: UTF8.self)
+        // 48 bits of ms, version 7 + 12 bits of counter, variant + 62 random bits.
+        let hi = UInt64(ms & 0xffff_ffff_ffff) << 16 | 0x7000 | UInt64(c & 0x0fff)
+        let lo = 0x8000_0000_0000_0000 | (r & 0x3fff_ffff_ffff_ffff)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            let digits: StaticString = "0123456789abcdef"
+            var i = 0
+            func put(_ v: UInt64, _ nibbles: Int) {
+                for k in stride(from: nibbles - 1, through: 0, by: -1) {
+                    out[i] = digits.utf8Start[Int((v >> (4 * UInt64(k))) & 0xf)]; i += 1
+                }
+            }
+            func dash() { out[i] = UInt8(ascii: "-"); i += 1 }
+            put(hi >> 32, 8); dash(); put((hi >> 16) & 0xffff, 4); dash(); put(hi & 0xffff, 4); dash()
+            put(lo >> 48, 4); dash(); put(lo & 0xffff_ffff_ffff, 12)
+            return 36
+        }
     }
 }

@@ -51,6 +51,10 @@ final class Sink: @unchecked Sendable {
         lock.unlock()
         return taken.compactMap { if case .message(let m) = $0 { m } else { nil } }
     }
+    func waiting() -> (urgent: Int, others: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (urgent.count, pending.count - head)
+    }
     func drain(max: Int) -> [MQTTEvent] {
         lock.lock(); defer { lock.unlock() }
         var out: [MQTTEvent] = []
@@ -97,6 +101,8 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Takes up to `max` waiting events: urgent messages first, then the rest, each oldest first.
     public func drain(max: Int) -> [MQTTEvent] { box.takeUnretainedValue().drain(max: max) }
+    /// How many events wait: urgent ones and the rest.
+    public func waiting() -> (urgent: Int, others: Int) { box.takeUnretainedValue().waiting() }
     /// Takes the urgent messages waiting (a batch in progress takes them in before it commits).
     public func takeUrgent() -> [MQTTMessage] { box.takeUnretainedValue().drainUrgent() }
 

@@ -156,8 +156,12 @@ public enum Ledger {
     public static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
                                nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
         let id = ids.next(nowMs: nowMs)
-        try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)")
-            .execute(arguments: [id, name, eventClass.rawValue, source, data, nowMs, data.utf8.count + name.utf8.count + 80])
+        // The SQL's trailing comment keeps this statement to the raw path (see `runRaw`).
+        try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?) -- raw")
+            .runRaw { b in
+                b.text(id); b.text(name); b.int(eventClass.rawValue); b.text(source); b.text(data); b.int(nowMs)
+                b.int(data.utf8.count + name.utf8.count + 80)
+            }
         return id
     }
 
@@ -174,9 +178,8 @@ public enum Ledger {
     }
     /// Remembers `(device, msg_id)` with its ack unless seen before; true when it is new.
     public static func rememberFirstSight(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws -> Bool {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
-            .execute(arguments: [deviceId, msgId, nowMs, ack])
-        return db.changesCount > 0
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?) -- raw")
+            .runRaw { b in b.text(deviceId); b.text(msgId); b.int(nowMs); b.text(ack) } > 0
     }
     public static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")

@@ -104,8 +104,8 @@ enum Rooms {
     }
 
     static func refreshOccupancy(_ db: Database, room: String, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws {
-        let occupied = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ? AND occupied = 1 AND online = 1)", arguments: [room]) ?? false
-        let prev = try Bool.fetchOne(db, sql: "SELECT occupied FROM room_state WHERE room_key = ?", arguments: [room]) ?? false
+        let occupied = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ? AND occupied = 1 AND online = 1)"), arguments: [room]) ?? false
+        let prev = try Bool.fetchOne(db.cachedStatement(sql: "SELECT occupied FROM room_state WHERE room_key = ?"), arguments: [room]) ?? false
         guard occupied != prev else { return }
         try db.execute(sql: "INSERT OR REPLACE INTO room_state (room_key, occupied, changed_ms) VALUES (?,?,?)", arguments: [room, occupied, nowMs])
         let cloud = try cloudId(db, key: room)
@@ -117,18 +117,28 @@ enum Rooms {
         try Ledger.enqueue(db, name: "clinic/room.occupancy_changed", eventClass: .clinical, source: "room:\(room)", data: data, nowMs: nowMs, ids: ids)
     }
 
-    static func recordReadings(_ db: Database, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws {
-        // The latest values, in one statement (one row per metric present).
-        var values: [any DatabaseValueConvertible] = []
-        for metric in EnvironmentMetric.allCases {
-            guard let value = reading.values[metric] else { continue }
-            values += [room, metric.rawValue, value, nowMs, device]
+    /// The latest value of each (room, metric) seen in one ingest batch: only the last one
+    /// matters, so the batch writes each once, at its end (`writeReadings`).
+    struct LatestReadings {
+        struct Key: Hashable { let room: String, metric: EnvironmentMetric }
+        var rows: [Key: (value: Double, atMs: Int64, device: String)] = [:]
+    }
+
+    static func writeReadings(_ db: Database, _ latest: LatestReadings) throws {
+        guard !latest.rows.isEmpty else { return }
+        let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES (?,?,?,?,?) -- raw")
+        for (k, v) in latest.rows {
+            try st.runRaw { b in b.text(k.room); b.text(k.metric.rawValue); b.double(v.value); b.int(v.atMs); b.text(v.device) }
         }
-        let rows = values.count / 5
-        guard rows > 0 else { return }
-        let sql = "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES "
-            + Array(repeating: "(?,?,?,?,?)", count: rows).joined(separator: ",")
-        try db.cachedStatement(sql: sql).execute(arguments: StatementArguments(values))
+    }
+
+    /// Keeps the reading's values as the room's latest (written at the end of the batch) and
+    /// raises or clears the room's environment alerts.
+    static func recordReadings(_ db: Database, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig,
+                               nowMs: Int64, ids: UUIDv7, latest: inout LatestReadings) throws {
+        for (metric, value) in reading.values {
+            latest.rows[.init(room: room, metric: metric)] = (value, nowMs, device)
+        }
         guard config.rooms[room] != nil else { return }
         for metric in EnvironmentMetric.allCases {
             guard let value = reading.values[metric] else { continue }

@@ -75,7 +75,8 @@ final class MQTTService: Service, @unchecked Sendable {
             while !Task.isCancelled {
                 let room = Swift.max(1, IngestPipeline.maxBatch - carry.count)
                 let events = carry.isEmpty ? await self.client.nextBatch(max: room) : self.client.drain(max: room)
-                let messages = self.handle(events, carry: carry)
+                let received = self.handle(events, carry: carry)
+                let messages = carry.isEmpty ? await self.linger(received) : received
                 carry = []
                 if !messages.isEmpty {
                     // The batch in hand is finished even when shutdown starts meanwhile.
@@ -100,6 +101,24 @@ final class MQTTService: Service, @unchecked Sendable {
         client.disconnect()
         state.setMQTTConnected(false)
         logger.info("mqtt: intake stopped, offline status published")
+    }
+
+    /// A small batch of telemetry waits up to `lingerNs` for more: under a steady stream
+    /// every commit (and its WAL write and fsync) then carries several times more messages,
+    /// which is what lets a busy box keep up. Never when a scan is in hand, and it stops as
+    /// soon as one arrives (a patient is waiting).
+    static let lingerBelow = 64
+    static let lingerNs: UInt64 = 2_000_000
+    private func linger(_ messages: [MQTTMessage]) async -> [MQTTMessage] {
+        guard !messages.isEmpty, messages.count < Self.lingerBelow, !messages.contains(where: \.urgent) else { return messages }
+        let deadline = DispatchTime.now().uptimeNanoseconds + Self.lingerNs
+        while DispatchTime.now().uptimeNanoseconds < deadline {
+            try? await Task.sleep(nanoseconds: 250_000)
+            let w = client.waiting()
+            if w.urgent > 0 || messages.count + w.others >= Self.lingerBelow { break }
+        }
+        // Scans that came meanwhile go first, then the messages in hand, then the newer ones.
+        return handle(client.drain(max: IngestPipeline.maxBatch - messages.count), carry: messages)
     }
 
     /// Connection events are handled here; messages come back in processing order: urgent

@@ -29,7 +29,10 @@ final class IngestPipeline: Sendable {
 
     init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.logger = logger
+        iotPrefix = "{\"tenant_id\":" + JSONText.quote(config.tenantId) + ",\"site_id\":" + JSONText.quote(config.siteId)
     }
+    /// `{"tenant_id":…,"site_id":…` — the same start of every `integration/iot.event`.
+    private let iotPrefix: String
 
     // MARK: the batch
 
@@ -44,18 +47,9 @@ final class IngestPipeline: Sendable {
         let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, decoded($0)) }
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
-        struct Outcome: Sendable {
-            var replies: [Reply] = []
-            var counts: [Tally: Int] = [:]
-            var dead: [String: Int] = [:]
-            var wearable = (0, 0)
-            var done = 0
-            /// Room key → the cloud's room id, looked up once per batch.
-            var cloudRooms: [String: String?] = [:]
-        }
         do {
-            let o: Outcome = try await db.writer.write { db in
-                var o = Outcome()
+            let o: Batch = try await db.writer.write { db in
+                var o = Batch()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for (m, w) in works {
                     // Scans come first and are committed on their own; other messages until
@@ -67,19 +61,16 @@ final class IngestPipeline: Sendable {
                         if !jumpers.isEmpty {
                             let now = Time.nowMs()
                             for j in jumpers {
-                                try self.apply(self.decoded(j), message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry,
-                                               replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
-                                               cloudRooms: &o.cloudRooms)
+                                try self.apply(self.decoded(j), message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry, &o)
                             }
                             break
                         }
                         if DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs { break }
                     }
-                    try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry,
-                                   replies: &o.replies, counts: &o.counts, dead: &o.dead, wearable: &o.wearable,
-                                   cloudRooms: &o.cloudRooms)
+                    try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry, &o)
                     o.done += 1
                 }
+                try Rooms.writeReadings(db, o.latest)
                 return o
             }
             for r in o.replies { publish(r) }
@@ -100,6 +91,25 @@ final class IngestPipeline: Sendable {
         (m.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: m.topic, payload: m.payload, site: config.siteId)
     }
 
+    /// What one batch builds up while it runs in its transaction.
+    struct Batch: Sendable {
+        var replies: [Reply] = []
+        var counts: [Tally: Int] = [:]
+        var dead: [String: Int] = [:]
+        var wearable = (0, 0)
+        var done = 0
+        /// Room key → the cloud's room id, looked up once per batch.
+        var cloudRooms: [String: String?] = [:]
+        /// The rooms' latest readings, written once at the end of the batch.
+        var latest = Rooms.LatestReadings()
+        /// `created_at` of the batch's events (one time per batch, formatted once).
+        var stamp: (ms: Int64, text: String) = (-1, "")
+        mutating func time(_ ms: Int64) -> String {
+            if stamp.ms != ms { stamp = (ms, Time.rfc3339(ms: ms)) }
+            return stamp.text
+        }
+    }
+
     /// One metric series of `medic_edge_mqtt_messages_total`, tallied per batch.
     struct Tally: Hashable, Sendable {
         let kind: MessageKind, result: String
@@ -114,37 +124,40 @@ final class IngestPipeline: Sendable {
         return (Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: deviceId), payload: payload), payload)
     }
 
-    /// The seed's `iot_events` row as an `integration/iot.event`.
+    /// The seed's `iot_events` row as an `integration/iot.event` (written by hand: one per
+    /// device message, the hottest JSON the appliance builds).
     func iotEvent(_ db: Database, device: String, deviceType: String, eventType: String, payload: String,
-                  room: String?, nowMs: Int64, cloudRooms: inout [String: String?]) throws {
+                  room: String?, nowMs: Int64, _ o: inout Batch) throws {
         var cloudRoom: String? = nil
         if let room {
-            if let known = cloudRooms[room] { cloudRoom = known } else {
+            if let known = o.cloudRooms[room] { cloudRoom = known } else {
                 cloudRoom = try Rooms.cloudId(db, key: room)
-                cloudRooms[room] = .some(cloudRoom)
+                o.cloudRooms[room] = .some(cloudRoom)
             }
         }
-        let data = JSONText.object { j in
-            j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
-            j.add("device_id", device); j.add("device_type", deviceType); j.add("event_type", eventType)
-            j.addRaw("payload", payload)
-            j.add("room_id", room); j.add("cloud_room_id", cloudRoom)
-            j.add("created_at", Time.rfc3339(ms: nowMs))
-        }
+        func q(_ s: String?) -> String { s.map(JSONText.quote) ?? "null" }
+        var data = iotPrefix
+        data.reserveCapacity(payload.utf8.count + 320)
+        data += ",\"device_id\":"; data += q(device)
+        data += ",\"device_type\":"; data += q(deviceType)
+        data += ",\"event_type\":"; data += q(eventType)
+        data += ",\"payload\":"; data += payload
+        data += ",\"room_id\":"; data += q(room)
+        data += ",\"cloud_room_id\":"; data += q(cloudRoom)
+        data += ",\"created_at\":\""; data += o.time(nowMs); data += "\"}"
         try Ledger.enqueue(db, name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
                            data: data, nowMs: nowMs, ids: ids)
     }
 
     private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
-                       replies: inout [Reply], counts: inout [Tally: Int], dead: inout [String: Int],
-                       wearable: inout (Int, Int), cloudRooms: inout [String: String?]) throws {
+                       _ o: inout Batch) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
             try Ledger.recordRejection(db, topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
-            counts[Tally(kind, "rejected"), default: 0] += 1; dead[r.reason.rawValue, default: 0] += 1
+            o.counts[Tally(kind, "rejected"), default: 0] += 1; o.dead[r.reason.rawValue, default: 0] += 1
             if let device, let msgId {
                 let (reply, payload) = ack(device, msgId, error: r.reason.rawValue)
                 try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
-                replies.append(reply)
+                o.replies.append(reply)
             }
             logger.notice("ingest: rejected \(kind.rawValue) message from \(device ?? "?"): \(r.reason.rawValue): \(r.detail)")
         }
@@ -160,14 +173,14 @@ final class IngestPipeline: Sendable {
                 return false
             }
             guard let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
-            replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
-            counts[Tally(kind, "duplicate"), default: 0] += 1
+            o.replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
+            o.counts[Tally(kind, "duplicate"), default: 0] += 1
             return true
         }
         /// Accepted: the ack remembered by `replayed` is the one sent.
         func accepted(_ kind: MessageKind, _ device: String, _ msgId: String?) throws {
-            counts[Tally(kind, "accepted"), default: 0] += 1
-            if let msgId { replies.append(successAck ?? ack(device, msgId).0) }
+            o.counts[Tally(kind, "accepted"), default: 0] += 1
+            if let msgId { o.replies.append(successAck ?? ack(device, msgId).0) }
         }
 
         switch w {
@@ -178,45 +191,45 @@ final class IngestPipeline: Sendable {
         case .kiosk(let topic, let device, let scanId, let scan):
             if let prev = try String.fetchOne(db, sql: "SELECT result FROM kiosk_results WHERE device_id = ? AND scan_id = ?",
                                               arguments: [device, scanId]) {
-                replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev))
-                counts[Tally(.kioskScan, "duplicate"), default: 0] += 1
+                o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev))
+                o.counts[Tally(.kioskScan, "duplicate"), default: 0] += 1
                 return
             }
             let result: KioskResult
             switch scan {
             case .failure(let r):
                 try Ledger.recordRejection(db, topic: topic, kind: .kioskScan, deviceId: device, msgId: scanId, rejection: r, nowMs: nowMs)
-                counts[Tally(.kioskScan, "rejected"), default: 0] += 1; dead[r.reason.rawValue, default: 0] += 1
+                o.counts[Tally(.kioskScan, "rejected"), default: 0] += 1; o.dead[r.reason.rawValue, default: 0] += 1
                 result = KioskResult(scanId: scanId, outcome: .invalidRequest)
             case .success(let s):
                 result = try CheckinDesk(config: config, ids: ids).scan(db, scan: s, device: device, nowMs: nowMs)
-                counts[Tally(.kioskScan, "accepted"), default: 0] += 1
+                o.counts[Tally(.kioskScan, "accepted"), default: 0] += 1
                 let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue) }
-                try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, cloudRooms: &cloudRooms)
+                try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, &o)
             }
             let text = result.json(zone: config.timeZone)
             try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
                            arguments: [device, scanId, result.outcome.rawValue, text, nowMs])
-            replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
+            o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
                                  checkin: (m.receivedAtNs, result.outcome)))
 
         case .presence(let room, let device, let msgId, let p, let raw):
             if try replayed(.presence, device, msgId) { return }
             if refuseTelemetry { return try reject(m.topic, .presence, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
                 ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
                   online = 1, updated_ms = excluded.updated_ms
-                """, arguments: [device, room, p.occupied, nowMs])
+                """).execute(arguments: [device, room, p.occupied, nowMs])
             try Rooms.refreshOccupancy(db, room: room, config: config, nowMs: nowMs, ids: ids)
-            try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs, cloudRooms: &cloudRooms)
+            try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs, &o)
             try accepted(.presence, device, msgId)
 
         case .environment(let room, let device, let msgId, let e, let raw):
             if try replayed(.environment, device, msgId) { return }
             if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
-            try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids)
-            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, cloudRooms: &cloudRooms)
+            try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids, latest: &o.latest)
+            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, &o)
             try accepted(.environment, device, msgId)
 
         case .status(let device, let msgId, let s, let raw):
@@ -226,7 +239,7 @@ final class IngestPipeline: Sendable {
                 let known = try String.fetchOne(db, sql: "SELECT type FROM devices WHERE device_id = ?", arguments: [device])
                 let type = s.type?.rawValue ?? known ?? "unknown"
                 try iotEvent(db, device: device, deviceType: type, eventType: "device_status", payload: raw,
-                             room: s.roomId, nowMs: nowMs, cloudRooms: &cloudRooms)
+                             room: s.roomId, nowMs: nowMs, &o)
             }
             try accepted(.deviceStatus, device, msgId)
 
@@ -240,7 +253,7 @@ final class IngestPipeline: Sendable {
             }
             try Ledger.enqueue(db, name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
                                data: data, nowMs: nowMs, ids: ids)
-            wearable.0 += b.valid.count; wearable.1 += b.invalid.count
+            o.wearable.0 += b.valid.count; o.wearable.1 += b.invalid.count
             if !b.invalid.isEmpty {
                 logger.notice("ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))")
             }

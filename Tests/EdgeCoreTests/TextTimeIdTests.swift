@@ -187,6 +187,14 @@ struct UUIDv7Tests {
         #expect(seen.count == 10_000)
     }
 
+    @Test("Given many ids, when made, then their 62 random bits differ (drawn from a pool, never reused)")
+    func randomTails() {
+        let gen = UUIDv7()
+        var tails = Set<String>()
+        for _ in 0..<5_000 { tails.insert(String(gen.next(nowMs: 1_795_959_000_000).suffix(17))) }
+        #expect(tails.count == 5_000)
+    }
+
     @Test("Given the clock going backwards, when ids are made, then they still increase")
     func clockBackwards() {
         let gen = UUIDv7()
