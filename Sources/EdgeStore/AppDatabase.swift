@@ -155,14 +155,40 @@ public enum Ledger {
     @discardableResult
     public static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
                                nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
-        let id = ids.next(nowMs: nowMs)
-        // The SQL's trailing comment keeps this statement to the raw path (see `runRaw`).
-        try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?) -- raw")
-            .runRaw { b in
-                b.text(id); b.text(name); b.int(eventClass.rawValue); b.text(source); b.text(data); b.int(nowMs)
-                b.int(data.utf8.count + name.utf8.count + 80)
+        let e = Pending(name: name, eventClass: eventClass, source: source, data: data, nowMs: nowMs, ids: ids)
+        try enqueueAll(db, [e])
+        return e.id
+    }
+
+    /// An event made during an ingest batch, written with the batch's others by `enqueueAll`.
+    public struct Pending: Sendable {
+        public var id: String, name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64
+        public init(name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64, ids: UUIDv7 = .shared) {
+            self.id = ids.next(nowMs: nowMs); self.name = name; self.eventClass = eventClass; self.source = source
+            self.data = data; self.nowMs = nowMs
+        }
+    }
+    /// Rows per multi-row insert: one statement (and one AUTOINCREMENT bookkeeping write)
+    /// for this many events.
+    static let rowsPerInsert = 32
+    /// Adds the events to the outbox in their order (seq follows the order given).
+    public static func enqueueAll(_ db: Database, _ events: [Pending]) throws {
+        func bind(_ b: inout RawBinder, _ e: Pending) {
+            b.text(e.id); b.text(e.name); b.int(e.eventClass.rawValue); b.text(e.source); b.text(e.data); b.int(e.nowMs)
+            b.int(e.data.utf8.count + e.name.utf8.count + 80)
+        }
+        var i = 0
+        if events.count >= rowsPerInsert {
+            let many = try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES "
+                + Array(repeating: "(?,?,?,?,?,?,?)", count: rowsPerInsert).joined(separator: ",") + " -- raw")
+            while events.count - i >= rowsPerInsert {
+                try many.runRaw { b in for e in events[i..<(i + rowsPerInsert)] { bind(&b, e) } }
+                i += rowsPerInsert
             }
-        return id
+        }
+        guard i < events.count else { return }
+        let one = try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?) -- raw")
+        for e in events[i...] { try one.runRaw { b in bind(&b, e) } }
     }
 
     public static func recordRejection(_ db: Database, topic: String, kind: MessageKind, deviceId: String?, msgId: String?,

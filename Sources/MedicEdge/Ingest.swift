@@ -70,6 +70,7 @@ final class IngestPipeline: Sendable {
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry, &o)
                     o.done += 1
                 }
+                try Ledger.enqueueAll(db, o.events)
                 try Rooms.writeReadings(db, o.latest)
                 return o
             }
@@ -100,6 +101,8 @@ final class IngestPipeline: Sendable {
         var done = 0
         /// Room key → the cloud's room id, looked up once per batch.
         var cloudRooms: [String: String?] = [:]
+        /// The batch's telemetry events, written together at its end.
+        var events: [Ledger.Pending] = []
         /// The rooms' latest readings, written once at the end of the batch.
         var latest = Rooms.LatestReadings()
         /// `created_at` of the batch's events (one time per batch, formatted once).
@@ -145,8 +148,8 @@ final class IngestPipeline: Sendable {
         data += ",\"room_id\":"; data += q(room)
         data += ",\"cloud_room_id\":"; data += q(cloudRoom)
         data += ",\"created_at\":\""; data += o.time(nowMs); data += "\"}"
-        try Ledger.enqueue(db, name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
-                           data: data, nowMs: nowMs, ids: ids)
+        o.events.append(Ledger.Pending(name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
+                                       data: data, nowMs: nowMs, ids: ids))
     }
 
     private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
@@ -251,8 +254,8 @@ final class IngestPipeline: Sendable {
                 j.add("gateway_id", gateway); j.add("msg_id", b.msgId)
                 j.addRaw("samples", "[" + b.valid.map { $0.raw.text }.joined(separator: ",") + "]")
             }
-            try Ledger.enqueue(db, name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
-                               data: data, nowMs: nowMs, ids: ids)
+            o.events.append(Ledger.Pending(name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
+                                           data: data, nowMs: nowMs, ids: ids))
             o.wearable.0 += b.valid.count; o.wearable.1 += b.invalid.count
             if !b.invalid.isEmpty {
                 logger.notice("ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))")

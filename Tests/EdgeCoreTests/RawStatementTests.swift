@@ -68,4 +68,26 @@ struct RawStatementTests {
             #expect(try store.writer.read { db in try Ledger.previousAck(db, deviceId: "env-01", msgId: "m1") } == #"{"msg_id":"m1"}"#)
         }
     }
+
+    @Test("Given 70 events of one batch, when written together (two 32-row inserts and 6 single rows), then all are in the outbox in their order with their ids and sizes")
+    func enqueueAllKeepsOrder() throws {
+        try withStore { store in
+            let events = (0..<70).map { i in
+                Ledger.Pending(name: "integration/iot.event", eventClass: i % 7 == 0 ? .clinical : .telemetry,
+                               source: "device:env-\(i)", data: #"{"n":\#(i)}"#, nowMs: 1_795_959_000_000 + Int64(i))
+            }
+            try store.writer.write { db in try Ledger.enqueueAll(db, events) }
+            let rows = try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT id, class, source, data, created_ms, bytes FROM outbox ORDER BY seq") }
+            #expect(rows.count == 70)
+            for (i, (row, e)) in zip(rows, events).enumerated() {
+                #expect(row["id"] as String? == e.id, "row \(i)")
+                #expect(row["source"] as String? == "device:env-\(i)")
+                #expect(row["data"] as String? == e.data)
+                #expect(row["class"] as Int? == e.eventClass.rawValue)
+                #expect(row["created_ms"] as Int64? == e.nowMs)
+                #expect(row["bytes"] as Int? == e.data.utf8.count + e.name.utf8.count + 80)
+            }
+            #expect(Set(events.map(\.id)).count == 70)
+        }
+    }
 }
