@@ -72,24 +72,39 @@ public enum DeviceTopic: Sendable, Equatable {
     }
 
     public static func parse(_ topic: String, site: String) -> ParseResult {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 3, parts[0] == "clinic", parts[1] == Substring(site) else { return .unknown }
-        let rest = Array(parts[2...])
-        func ids(_ kind: MessageKind, _ segs: [Substring], device: Substring, make: () -> DeviceTopic) -> ParseResult {
-            if segs.allSatisfy({ isValidId($0) }) { return .ok(make()) }
-            return .badId(kind: kind, device: isValidId(device) ? String(device) : nil)
+        // Runs for every device message (on the network thread): the segments are found in one
+        // pass over the bytes, as substrings of the topic (one small array, no copies).
+        let u = topic.utf8
+        var parts: [Substring] = []
+        parts.reserveCapacity(6)
+        var start = u.startIndex, i = u.startIndex
+        while i != u.endIndex {
+            if u[i] == UInt8(ascii: "/") {
+                if parts.count == 5 { return .unknown }   // no device topic has more than 6 levels
+                parts.append(topic[start..<i])
+                start = u.index(after: i)
+            }
+            i = u.index(after: i)
         }
-        switch rest.count {
-        case 3 where rest[0] == "kiosk" && rest[2] == "scan":
-            return ids(.kioskScan, [rest[1]], device: rest[1]) { .kioskScan(device: String(rest[1])) }
-        case 4 where rest[0] == "room" && rest[2] == "presence":
-            return ids(.presence, [rest[1], rest[3]], device: rest[3]) { .presence(room: String(rest[1]), device: String(rest[3])) }
-        case 4 where rest[0] == "room" && rest[2] == "environment":
-            return ids(.environment, [rest[1], rest[3]], device: rest[3]) { .environment(room: String(rest[1]), device: String(rest[3])) }
-        case 2 where rest[0] == "wearable":
-            return ids(.wearable, [rest[1]], device: rest[1]) { .wearable(gateway: String(rest[1])) }
-        case 3 where rest[0] == "device" && rest[2] == "status":
-            return ids(.deviceStatus, [rest[1]], device: rest[1]) { .deviceStatus(device: String(rest[1])) }
+        parts.append(topic[start..<u.endIndex])
+        guard parts.count >= 3, parts[0] == "clinic", parts[1] == site[...] else { return .unknown }
+        /// The ids must be valid; a bad one names the device only when the device's own id is fine.
+        func ids(_ kind: MessageKind, device: Substring, also other: Substring? = nil, make: () -> DeviceTopic) -> ParseResult {
+            let deviceOK = isValidId(device)
+            if deviceOK, other.map({ isValidId($0) }) ?? true { return .ok(make()) }
+            return .badId(kind: kind, device: deviceOK ? String(device) : nil)
+        }
+        switch parts.count - 2 {
+        case 3 where parts[2] == "kiosk" && parts[4] == "scan":
+            return ids(.kioskScan, device: parts[3]) { .kioskScan(device: String(parts[3])) }
+        case 4 where parts[2] == "room" && parts[4] == "presence":
+            return ids(.presence, device: parts[5], also: parts[3]) { .presence(room: String(parts[3]), device: String(parts[5])) }
+        case 4 where parts[2] == "room" && parts[4] == "environment":
+            return ids(.environment, device: parts[5], also: parts[3]) { .environment(room: String(parts[3]), device: String(parts[5])) }
+        case 2 where parts[2] == "wearable":
+            return ids(.wearable, device: parts[3]) { .wearable(gateway: String(parts[3])) }
+        case 3 where parts[2] == "device" && parts[4] == "status":
+            return ids(.deviceStatus, device: parts[3]) { .deviceStatus(device: String(parts[3])) }
         default:
             return .unknown
         }

@@ -188,7 +188,10 @@ public final class MQTTClient: @unchecked Sendable {
         try check(rc, "publish")
     }
     public func publish(topic: String, text: String, qos: Int32 = 1, retain: Bool = false) throws {
-        try publish(topic: topic, payload: Array(text.utf8), qos: qos, retain: retain)
+        var text = text
+        // libmosquitto copies the payload: a native string's own bytes will do (no array).
+        let rc = text.withUTF8 { mosquitto_publish(mosq, nil, topic, Int32($0.count), $0.baseAddress, qos, retain) }
+        try check(rc, "publish")
     }
 
     /// A clean disconnect (the will is not sent), then the network thread stops.
