@@ -103,14 +103,16 @@ final class MQTTService: Service, @unchecked Sendable {
         logger.info("mqtt: intake stopped, offline status published")
     }
 
-    /// A small batch of telemetry waits up to `lingerNs` for more: under a steady stream
-    /// every commit (and its WAL write and fsync) then carries several times more messages,
-    /// which is what lets a busy box keep up. Never when a scan is in hand, and it stops as
-    /// soon as one arrives (a patient is waiting).
+    /// Under a steady stream (at least `lingerFrom` messages came during the last batch), a
+    /// small batch of telemetry waits up to `lingerNs` for more: every commit (and its WAL
+    /// write and fsync) then carries several times more messages, which is what lets a busy
+    /// box keep up. A lone message never waits; nor does a batch with a scan in hand, and the
+    /// wait ends as soon as one arrives (a patient is waiting).
+    static let lingerFrom = 8
     static let lingerBelow = 64
     static let lingerNs: UInt64 = 2_000_000
     private func linger(_ messages: [MQTTMessage]) async -> [MQTTMessage] {
-        guard !messages.isEmpty, messages.count < Self.lingerBelow, !messages.contains(where: \.urgent) else { return messages }
+        guard messages.count >= Self.lingerFrom, messages.count < Self.lingerBelow, !messages.contains(where: \.urgent) else { return messages }
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.lingerNs
         while DispatchTime.now().uptimeNanoseconds < deadline {
             try? await Task.sleep(nanoseconds: 250_000)
