@@ -44,9 +44,13 @@ public enum Harness {
         throw Timeout(what: what)
     }
 
+    /// A fresh folder under the system's temporary directory. Every one made here is removed
+    /// when the process exits (a test run, the demo or a bench leaves nothing in /tmp);
+    /// `MEDIC_EDGE_KEEP_TEMP=1` keeps them, to look at a failed test's daemon log and database.
     public static func tempDir(_ prefix: String = "medic-edge") -> String {
         let p = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        TempDirs.shared.add(p)
         return p
     }
 
@@ -342,4 +346,20 @@ public final class TestMQTT: @unchecked Sendable {
         pump?.cancel()
     }
     deinit { pump?.cancel() }
+}
+
+/// The folders `Harness.tempDir` made, removed at exit.
+final class TempDirs: @unchecked Sendable {
+    static let shared = TempDirs()
+    private let lock = NSLock()
+    private var paths: [String] = []
+    private init() {
+        atexit { TempDirs.shared.removeAll() }
+    }
+    func add(_ p: String) { lock.lock(); paths.append(p); lock.unlock() }
+    func removeAll() {
+        if ProcessInfo.processInfo.environment["MEDIC_EDGE_KEEP_TEMP"] == "1" { return }
+        lock.lock(); let all = paths; paths = []; lock.unlock()
+        for p in all { try? FileManager.default.removeItem(atPath: p) }
+    }
 }
