@@ -18,6 +18,39 @@ struct LoopService: Service, CustomStringConvertible {
     }
 }
 
+/// The daemon is ready (systemd's READY=1) once every HTTP listener is serving.
+final class Readiness: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiting: Set<String>
+    private let ready: @Sendable () -> Void
+    init(listeners: [String], ready: @escaping @Sendable () -> Void) { waiting = Set(listeners); self.ready = ready }
+    func up(_ key: String) {
+        lock.lock(); let was = waiting.count; waiting.remove(key); let now = waiting.count; lock.unlock()
+        if was > 0 && now == 0 { ready() }
+    }
+    func isUp(_ key: String) -> Bool { lock.lock(); defer { lock.unlock() }; return !waiting.contains(key) }
+}
+
+/// An HTTP listener as a service: a failure before it serves (the port taken, an address not
+/// on this machine) names its config key and address, so the technician knows what to change.
+struct Listener: Service {
+    struct CannotListen: Error, CustomStringConvertible {
+        let key: String, address: String, underlying: any Error
+        var description: String {
+            "\(key) \(address): cannot listen there: \(underlying). Is another program using that port, or is the address not on this machine?"
+        }
+    }
+    let service: any Service
+    let key: String, address: String
+    let readiness: Readiness
+    func run() async throws {
+        do { try await service.run() } catch {
+            if readiness.isUp(key) { throw error }
+            throw CannotListen(key: key, address: address, underlying: error)
+        }
+    }
+}
+
 /// Owns the MQTT link: subscribes on (re)connect, feeds the ingest pipeline, publishes
 /// replies after each commit and the appliance status. Stops intake first on shutdown.
 final class MQTTService: Service, @unchecked Sendable {
@@ -115,7 +148,7 @@ final class MQTTService: Service, @unchecked Sendable {
         guard messages.count >= Self.lingerFrom, messages.count < Self.lingerBelow, !messages.contains(where: \.urgent) else { return messages }
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.lingerNs
         while DispatchTime.now().uptimeNanoseconds < deadline {
-            try? await Task.sleep(nanoseconds: 250_000)
+            do { try await Task.sleep(nanoseconds: 250_000) } catch { break }   // shutting down
             let w = client.waiting()
             if w.urgent > 0 || messages.count + w.others >= Self.lingerBelow { break }
         }
@@ -262,22 +295,30 @@ public enum Daemon {
             }
         }
         let routes = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger)
-        let app = Application(router: routes.router(),
-                              configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
-                              onServerRunning: { _ in
-                                  logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
-                                  SystemdNotify.send("READY=1")
-                              },
-                              logger: logger)
+        // Ready (READY=1) once the plain listener and, when configured, the HTTPS one serve.
+        let tlsListen = consoleTLS == nil ? nil : config.http.tlsListen
+        let readiness = Readiness(listeners: ["http.listen"] + (tlsListen == nil ? [] : ["http.tls_listen"])) {
+            logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
+            SystemdNotify.send("READY=1")
+        }
+        let app = Listener(service: Application(router: routes.router(),
+                                                configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
+                                                onServerRunning: { _ in readiness.up("http.listen") },
+                                                logger: logger),
+                           key: "http.listen", address: "\(config.http.listen)", readiness: readiness)
         // The console on the LAN: the same routes over HTTPS on http.tls_listen (plain HTTP
-        // stays on the loopback listener above). Readiness comes from the plain listener.
+        // stays on the loopback listener above).
         var tlsApp: (any Service)?
-        if let consoleTLS, let tlsListen = config.http.tlsListen {
-            tlsApp = Application(router: routes.router(context: ConsoleTLSRequestContext.self),
-                                 server: try .tls(.http1(), tlsConfiguration: consoleTLS),
-                                 configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
-                                 onServerRunning: { _ in logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))") },
-                                 logger: logger)
+        if let consoleTLS, let tlsListen {
+            tlsApp = Listener(service: Application(router: routes.router(context: ConsoleTLSRequestContext.self),
+                                                   server: try .tls(.http1(), tlsConfiguration: consoleTLS),
+                                                   configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
+                                                   onServerRunning: { _ in
+                                                       logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))")
+                                                       readiness.up("http.tls_listen")
+                                                   },
+                                                   logger: logger),
+                              key: "http.tls_listen", address: "\(tlsListen)", readiness: readiness)
         }
         await budget.enforce()
         // Start order; shutdown runs in reverse: intake (MQTT) stops first, the uplink makes

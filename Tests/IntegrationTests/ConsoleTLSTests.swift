@@ -205,6 +205,41 @@ struct ConsoleTLSTests {
         }
     }
 
+    @Test("A port already taken stops start-up with one line naming the listener's key and address, and systemd never hears READY=1")
+    func portTaken() async throws {
+        let pki = try await Self.makePKI()
+        let broker = try Broker()
+        try await broker.start()
+        defer { Task { await broker.stop() } }
+        // Another program holds a port: a listening socket of this test's own.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        #expect(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0)
+        #expect(listen(fd, 4) == 0)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let taken = Int(UInt16(bigEndian: addr.sin_port))
+
+        for key in ["http.tls_listen", "http.listen"] {
+            let tlsPort = key == "http.tls_listen" ? taken : Harness.freePort()
+            let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, httpExtra: [
+                "tls_listen: \"127.0.0.1:\(tlsPort)\"", "cert_file: \"\(pki.cert)\"", "key_file: \"\(pki.key)\"",
+            ]), httpPort: key == "http.listen" ? taken : Harness.freePort())
+            let notify = try NotifySocket()
+            defer { notify.close() }
+            let (code, out) = try await DaemonProcess.runCLI(["run", "--config", daemon.configPath], environment: ["NOTIFY_SOCKET": notify.path])
+            #expect(code == 1, "\(key): \(out)")
+            let named = out.split(separator: "\n").filter { $0.contains("cannot listen there") }
+            #expect(named.count == 1, "\(key): one line naming the listener, got: \(out)")
+            #expect(named.first?.contains("\(key) 127.0.0.1:\(taken)") == true, "\(key): \(out)")
+            #expect(!notify.received().contains("READY=1"), "\(key): READY=1 was sent although a listener never came up")
+        }
+    }
+
     @Test("A bad certificate or key stops start-up with one line naming the key and the file")
     func badCertificate() async throws {
         let pki = try await Self.makePKI()

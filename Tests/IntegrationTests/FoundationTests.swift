@@ -208,39 +208,53 @@ struct BadConfigTests {
 struct SystemdNotifyTests {
     @Test("With NOTIFY_SOCKET set, the daemon sends READY=1 when serving, feeds the watchdog, and STOPPING=1 on SIGTERM")
     func notify() async throws {
-        let path = Harness.tempDir("notify") + "/notify.sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        #expect(rc == 0)
-        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let notify = try NotifySocket()
+        defer { notify.close() }
         let broker = try Broker()
         try await broker.start()
         let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port))
-        try await daemon.start(waitReady: false, environment: ["NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"])
+        try await daemon.start(waitReady: false, environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
         var got: [String] = []
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline && !(got.contains("READY=1") && got.filter { $0 == "WATCHDOG=1" }.count >= 2) {
-            var buf = [UInt8](repeating: 0, count: 512)
-            let n = recv(fd, &buf, buf.count, 0)
-            if n > 0 { got.append(String(decoding: buf[0..<n], as: UTF8.self)) }
+            got += notify.received()
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(got.contains("READY=1"))
         #expect(got.filter { $0 == "WATCHDOG=1" }.count >= 2)
         #expect(await daemon.terminate() == 0)
-        var tail: [String] = []
-        for _ in 0..<20 {
-            var buf = [UInt8](repeating: 0, count: 512)
-            let n = recv(fd, &buf, buf.count, 0)
-            if n > 0 { tail.append(String(decoding: buf[0..<n], as: UTF8.self)) }
-        }
-        #expect(tail.contains("STOPPING=1"))
+        #expect(notify.received(waiting: 2).contains("STOPPING=1"))
         await broker.stop()
     }
+}
+
+/// A datagram socket standing in for systemd's `NOTIFY_SOCKET`.
+final class NotifySocket: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    struct Failed: Error, CustomStringConvertible { let description: String }
+    init() throws {
+        path = Harness.tempDir("notify") + "/notify.sock"
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw Failed(description: "socket: errno \(errno)") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { Foundation.close(fd); throw Failed(description: "bind \(path): errno \(errno)") }
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+    /// The messages waiting, reading for at most `waiting` seconds (0.1 s per empty read).
+    func received(waiting: Double = 0) -> [String] {
+        var out: [String] = []
+        let deadline = Date().addingTimeInterval(waiting)
+        repeat {
+            var buf = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buf, buf.count, 0)
+            if n > 0 { out.append(String(decoding: buf[0..<n], as: UTF8.self)) } else if waiting == 0 { break }
+        } while Date() < deadline
+        return out
+    }
+    func close() { Foundation.close(fd) }
 }
