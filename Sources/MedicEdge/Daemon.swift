@@ -247,6 +247,7 @@ public enum Daemon {
         // The console's certificate and key are read first: a bad one stops start-up before
         // anything else is opened.
         let consoleTLS = try ConsoleTLS.configuration(config.http)
+        let consoleCertEnd = ConsoleTLS.notValidAfter(config.http)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
@@ -271,6 +272,11 @@ public enum Daemon {
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
                 if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
+                // The console certificate's end, said at start and then once a day.
+                if tick % 86_400 == 0, let end = consoleCertEnd,
+                   let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {
+                    if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
+                }
                 mqtt.publishStatus(force: false)
                 tick += 1
                 try? await Task.sleep(for: .seconds(1))

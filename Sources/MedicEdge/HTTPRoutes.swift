@@ -113,4 +113,24 @@ enum ConsoleTLS {
         }
         return tls
     }
+
+    /// When the console certificate (the first in `http.cert_file`) stops being valid, in Unix
+    /// seconds; nil without `http.tls_listen`.
+    static func notValidAfter(_ http: EdgeConfig.HTTP) -> Int64? {
+        guard http.tlsListen != nil, let file = http.certFile, let first = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
+        return Int64(first.notValidAfter)
+    }
+
+    /// What to tell the technician about the certificate's end: an error once it has expired
+    /// (browsers refuse the console), a warning in its last 30 days, nothing before.
+    static func expiryNotice(notValidAfter: Int64, nowSeconds: Int64, certFile: String) -> (isError: Bool, text: String)? {
+        let left = notValidAfter - nowSeconds
+        let day = String(Time.rfc3339(ms: notValidAfter * 1000).prefix(10))
+        if left <= 0 {
+            return (true, "console: the certificate in http.cert_file \(certFile) expired on \(day); browsers refuse the console over HTTPS: re-run install.sh to reissue it")
+        }
+        guard left < 30 * 86_400 else { return nil }
+        let days = Int((left + 86_399) / 86_400)
+        return (false, "console: the certificate in http.cert_file \(certFile) expires on \(day) (in \(days) day\(days == 1 ? "" : "s")): re-run install.sh to reissue it")
+    }
 }

@@ -91,6 +91,10 @@ struct ConsoleTLSTests {
             #expect(code == 0, "staff add failed: \(out)")
             try await daemon.start()
             try await Harness.waitUntil("the HTTPS listener on \(tlsPort)", timeout: 10) { Harness.canConnect(port: tlsPort) }
+            // The test certificates are valid for 2 days: the daemon says so at start.
+            try await Harness.waitUntil("the expiry warning in the log", timeout: 5) {
+                daemon.log().contains("warning") && daemon.log().contains("console: the certificate in http.cert_file \(pki.cert) expires on")
+            }
             try await body(daemon, tlsPort)
         } catch {
             _ = await daemon.terminate()

@@ -244,3 +244,23 @@ extension StaffAPI {
                        body: RequestBody(buffer: ByteBuffer()))
     }
 }
+
+@Suite("Console certificate expiry notices")
+struct ConsoleCertificateExpiryTests {
+    static let end: Int64 = 1_798_761_600   // 2027-01-01T00:00:00Z
+
+    @Test("Given a certificate, when it has more than 30 days left, in its last 30 days, on its last day, or expired, then nothing, a warning, a warning, an error")
+    func notices() throws {
+        let file = "/etc/medic-edge/tls/console.crt"
+        #expect(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end - 31 * 86_400, certFile: file) == nil)
+        #expect(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end - 30 * 86_400, certFile: file) == nil)
+        let soon = try #require(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end - 10 * 86_400 + 5, certFile: file))
+        #expect(!soon.isError)
+        #expect(soon.text == "console: the certificate in http.cert_file \(file) expires on 2027-01-01 (in 10 days): re-run install.sh to reissue it")
+        let lastDay = try #require(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end - 60, certFile: file))
+        #expect(lastDay.text.contains("(in 1 day)"))
+        let expired = try #require(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end, certFile: file))
+        #expect(expired.isError)
+        #expect(expired.text == "console: the certificate in http.cert_file \(file) expired on 2027-01-01; browsers refuse the console over HTTPS: re-run install.sh to reissue it")
+    }
+}
