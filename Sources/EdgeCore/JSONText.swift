@@ -150,9 +150,21 @@ public final class UUIDv7: @unchecked Sendable {
     public init() {}
     public static let shared = UUIDv7()
 
-    /// Random bits drawn 64 ids at a time (one `getrandom` call instead of one per id).
+    /// Random bits drawn 64 words at a time (one CSPRNG call instead of a `getrandom` per id).
     private var pool = [UInt64](repeating: 0, count: 64)
     private var poolUsed = 64
+
+    /// The next 64 random bits (call with the lock held).
+    private func random() -> UInt64 {
+        if poolUsed == pool.count {
+            // BoringSSL's CSPRNG (seeded from the kernel), 512 bytes per call.
+            let key = SymmetricKey(size: SymmetricKeySize(bitCount: pool.count * 64))
+            key.withUnsafeBytes { src in pool.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
+            poolUsed = 0
+        }
+        poolUsed += 1
+        return pool[poolUsed - 1]
+    }
 
     public func next(nowMs: Int64 = Time.nowMs()) -> String {
         lock.lock()
@@ -161,18 +173,12 @@ public final class UUIDv7: @unchecked Sendable {
             counter &+= 1
             if counter >= 0x0fff { ms += 1; counter = 0 }
         } else {
-            counter = UInt16.random(in: 0..<0x0400)
+            // A new millisecond starts its counter at a random point in the lower quarter.
+            counter = UInt16(truncatingIfNeeded: random() & 0x03ff)
         }
         lastMs = ms
         let c = counter
-        if poolUsed == pool.count {
-            // BoringSSL's CSPRNG (seeded from the kernel), 512 bytes per call.
-            let key = SymmetricKey(size: SymmetricKeySize(bitCount: pool.count * 64))
-            key.withUnsafeBytes { src in pool.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
-            poolUsed = 0
-        }
-        let r = pool[poolUsed]
-        poolUsed += 1
+        let r = random()
         lock.unlock()
         // 48 bits of ms, version 7 + 12 bits of counter, variant + 62 random bits.
         let hi = UInt64(ms & 0xffff_ffff_ffff) << 16 | 0x7000 | UInt64(c & 0x0fff)
