@@ -12,16 +12,26 @@ public enum Harness {
 
     /// A free TCP port on 127.0.0.1 (bound and released).
     public static func freePort() -> Int {
+        let (fd, port) = loopbackSocket(listening: false)
+        close(fd)
+        return port
+    }
+
+    /// A TCP socket listening on a free loopback port, as another program holding a port
+    /// would; the caller closes `fd`.
+    public static func holdPort() -> (fd: Int32, port: Int) { loopbackSocket(listening: true) }
+
+    private static func loopbackSocket(listening: Bool) -> (Int32, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = 0
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        if listening { _ = listen(fd, 4) }
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
     public static func canConnect(port: Int) -> Bool {

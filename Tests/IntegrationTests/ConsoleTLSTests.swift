@@ -216,17 +216,9 @@ struct ConsoleTLSTests {
         try await broker.start()
         defer { Task { await broker.stop() } }
         // Another program holds a port: a listening socket of this test's own.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, taken) = Harness.holdPort()
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        #expect(withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0)
-        #expect(listen(fd, 4) == 0)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let taken = Int(UInt16(bigEndian: addr.sin_port))
+        #expect(fd >= 0 && taken > 0)
 
         for key in ["http.tls_listen", "http.listen"] {
             let tlsPort = key == "http.tls_listen" ? taken : Harness.freePort()
