@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdTLS
+import NIOCore
 import Logging
 import ServiceLifecycle
 
@@ -37,7 +38,8 @@ struct Listener: Service {
     struct CannotListen: Error, CustomStringConvertible {
         let key: String, address: String, underlying: any Error
         var description: String {
-            "\(key) \(address): cannot listen there: \(underlying). Is another program using that port, or is the address not on this machine?"
+            let why = (underlying as? IOError).map { "\(String(cString: strerror($0.errnoCode))) (errno \($0.errnoCode))" } ?? "\(underlying)"
+            return "\(key) \(address): cannot listen there: \(why). Is another program using that port, or is the address not on this machine?"
         }
     }
     let service: any Service
