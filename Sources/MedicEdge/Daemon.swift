@@ -249,7 +249,6 @@ public enum Daemon {
         // The console's certificate and key are read first: a bad one stops start-up before
         // anything else is opened.
         let consoleTLS = try ConsoleTLS.configuration(config.http)
-        let consoleCertEnd = ConsoleTLS.notValidAfter(config.http)
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
@@ -275,7 +274,7 @@ public enum Daemon {
                 await budget.enforce()
                 if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
                 // The console certificate's end, said at start and then once a day.
-                if tick % 86_400 == 0, let end = consoleCertEnd,
+                if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
                    let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {
                     if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
                 }
@@ -304,7 +303,7 @@ public enum Daemon {
         }
         let routes = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger)
         // Ready (READY=1) once the plain listener and, when configured, the HTTPS one serve.
-        let tlsListen = consoleTLS == nil ? nil : config.http.tlsListen
+        let tlsListen = config.http.tlsListen   // set exactly when consoleTLS is
         let readiness = Readiness(listeners: ["http.listen"] + (tlsListen == nil ? [] : ["http.tls_listen"])) {
             logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
             SystemdNotify.send("READY=1")
@@ -319,7 +318,7 @@ public enum Daemon {
         var tlsApp: (any Service)?
         if let consoleTLS, let tlsListen {
             tlsApp = Listener(service: Application(router: routes.router(context: ConsoleTLSRequestContext.self),
-                                                   server: try .tls(.http1(), tlsConfiguration: consoleTLS),
+                                                   server: try .tls(.http1(), tlsConfiguration: consoleTLS.tls),
                                                    configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
                                                    onServerRunning: { _ in
                                                        logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))")

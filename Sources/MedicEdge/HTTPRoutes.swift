@@ -87,7 +87,9 @@ enum ConsoleTLS {
     /// nil without `http.tls_listen`. Everything is loaded and checked here, at start-up, so
     /// a bad file stops the daemon with one line naming the key and the file (ConfigError),
     /// never later in the listener.
-    static func configuration(_ http: EdgeConfig.HTTP) throws -> TLSConfiguration? {
+    /// The listener's TLS settings and the end of the certificate's validity (Unix seconds).
+    struct Loaded { let tls: TLSConfiguration; let notValidAfter: Int64 }
+    static func configuration(_ http: EdgeConfig.HTTP) throws -> Loaded? {
         guard http.tlsListen != nil else { return nil }
         guard let certFile = http.certFile else { throw ConfigError(key: "http.cert_file", problem: "required with http.tls_listen") }
         guard let keyFile = http.keyFile else { throw ConfigError(key: "http.key_file", problem: "required with http.tls_listen") }
@@ -111,14 +113,7 @@ enum ConsoleTLS {
         do { _ = try NIOSSLContext(configuration: tls) } catch {
             throw ConfigError(key: "http.key_file", problem: "\(keyFile) does not match the certificate in \(certFile)")
         }
-        return tls
-    }
-
-    /// When the console certificate (the first in `http.cert_file`) stops being valid, in Unix
-    /// seconds; nil without `http.tls_listen`.
-    static func notValidAfter(_ http: EdgeConfig.HTTP) -> Int64? {
-        guard http.tlsListen != nil, let file = http.certFile, let first = try? NIOSSLCertificate.fromPEMFile(file).first else { return nil }
-        return Int64(first.notValidAfter)
+        return Loaded(tls: tls, notValidAfter: Int64(chain[0].notValidAfter))
     }
 
     /// What to tell the technician about the certificate's end: an error once it has expired

@@ -107,13 +107,9 @@ final class Uplink: Sendable {
         switch resp.status {
         case 200..<300:
             let seqs = sendable.map(\.seq)
-            if let deleter {
-                await deleter.hand(seqs)
-                metrics.delivered(sendable.count)
-                state.uplinkSucceeded(nowMs: Time.nowMs())
-                return .done
+            if let deleter { await deleter.hand(seqs) } else {
+                guard await Uplink.deleteDelivered(db, seqs, logger: logger) else { return .retry(after: 1) }
             }
-            guard await Uplink.deleteDelivered(db, seqs, logger: logger) else { return .retry(after: 1) }
             metrics.delivered(sendable.count)
             state.uplinkSucceeded(nowMs: Time.nowMs())
             return .done
