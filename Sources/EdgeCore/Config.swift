@@ -38,6 +38,8 @@ public struct EdgeConfig: Sendable, Equatable {
         public var username: String?
         public var password: String?
         public var keepaliveSeconds = 30
+        /// Intake bound (CONTRACT §5): received but uncommitted messages hold at most this.
+        public var maxPendingBytes = 8 << 20
     }
     public struct Cloud: Sendable, Equatable {
         public var eventsURL: String?
@@ -68,6 +70,11 @@ public struct EdgeConfig: Sendable, Equatable {
     public var noshowCheckIntervalSeconds: Double = 60
     public var syncDaysAhead = 7
     public var storageMaxBytes: Int64 = 2_147_483_648
+    /// Below this many bytes free on the data directory's file system, telemetry is dropped
+    /// oldest-first and then refused (CONTRACT §5).
+    public var storageMinFreeBytes: Int64 = 256 << 20
+    /// Rejected-message rows and dead letters are kept at most this many each (and 30 days).
+    public var storageMaxRejectRows = 100_000
     public var rooms: [String: RoomConfig] = [:]
     public var logLevel = "info"
 
@@ -133,7 +140,8 @@ extension EdgeConfig {
             c.logLevel = v
         }
         if var m = try r.section("mqtt") {
-            try m.allowOnly(["host", "port", "client_id", "username", "password", "password_file", "keepalive_seconds"])
+            try m.allowOnly(["host", "port", "client_id", "username", "password", "password_file", "keepalive_seconds",
+                             "max_pending_bytes"])
             if let v = try m.string("host") { c.mqtt.host = v }
             if let v = try m.int("port", range: 1...65535) { c.mqtt.port = v }
             if let v = try m.string("client_id") {
@@ -143,6 +151,7 @@ extension EdgeConfig {
             c.mqtt.username = try m.string("username")
             c.mqtt.password = try m.secret("password", base: baseDirectory)
             if let v = try m.int("keepalive_seconds", range: 5...3600) { c.mqtt.keepaliveSeconds = v }
+            if let v = try m.int("max_pending_bytes", range: (256 << 10)...(1 << 30)) { c.mqtt.maxPendingBytes = v }
         }
         if r.dict["cloud"] != nil && !(r.dict["cloud"] is NSNull) {
             var cl = try r.section("cloud")!
@@ -197,8 +206,10 @@ extension EdgeConfig {
             if let v = try s.int("days_ahead", range: 0...365) { c.syncDaysAhead = v }
         }
         if var s = try r.section("storage") {
-            try s.allowOnly(["max_bytes"])
-            if let v = try s.int("max_bytes", range: (1 << 20)...Int.max) { c.storageMaxBytes = Int64(v) }
+            try s.allowOnly(["max_bytes", "min_free_bytes", "max_reject_rows"])
+            if let v = try s.int("max_bytes", range: (1 << 20)...(1 << 40)) { c.storageMaxBytes = Int64(v) }
+            if let v = try s.int("min_free_bytes", range: 0...(1 << 40)) { c.storageMinFreeBytes = Int64(v) }
+            if let v = try s.int("max_reject_rows", range: 100...10_000_000) { c.storageMaxRejectRows = v }
         }
         if let rooms = r.dict["rooms"], !(rooms is NSNull) {
             guard let rd = rooms as? [String: Any] else { throw ConfigError(key: "rooms", problem: "must be a mapping of room keys") }

@@ -13,11 +13,14 @@ public struct HTTPRequest: Sendable {
     /// A PEM file of CA certificates to trust instead of the system's (tests trust a local
     /// CA this way). Verification of the peer and its name stays on.
     public var caFile: String?
+    /// The most bytes of response body taken; a longer body fails the request (nil: no cap).
+    public var maxBodyBytes: Int?
     public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                connectTimeout: Double = 5, timeout: Double = 15, localAddress: String? = nil, caFile: String? = nil) {
+                connectTimeout: Double = 5, timeout: Double = 15, localAddress: String? = nil, caFile: String? = nil,
+                maxBodyBytes: Int? = nil) {
         self.method = method; self.url = url; self.headers = headers; self.body = body
         self.connectTimeout = connectTimeout; self.timeout = timeout; self.localAddress = localAddress
-        self.caFile = caFile
+        self.caFile = caFile; self.maxBodyBytes = maxBodyBytes
     }
 }
 

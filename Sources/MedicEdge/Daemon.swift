@@ -115,7 +115,9 @@ final class MQTTService: Service, @unchecked Sendable {
                 carry = []
                 if !messages.isEmpty {
                     // The batch in hand is finished even when shutdown starts meanwhile.
+                    self.state.busy("ingest")
                     let done = await Task { await self.process(messages) }.value
+                    self.state.idle("ingest")
                     carry = Array(messages[done...])
                 }
             }
@@ -265,6 +267,7 @@ public enum Daemon {
         let housekeeping = LoopService(description: "housekeeping") {
             var tick = 0
             while !Task.isCancelled {
+                state.busy("housekeeping")
                 let now = Time.nowMs()
                 if let s = try? db.outboxStats() {
                     state.setBacklog(s.pending)
@@ -280,6 +283,7 @@ public enum Daemon {
                 }
                 mqtt.publishStatus(force: false)
                 tick += 1
+                state.idle("housekeeping")
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -296,8 +300,14 @@ public enum Daemon {
         }
         let watchdog = LoopService(description: "watchdog") {
             guard let interval = SystemdNotify.watchdogInterval else { return }
+            var said = false
             while !Task.isCancelled {
-                SystemdNotify.send("WATCHDOG=1")
+                // Fed only while healthy, so systemd restarts a daemon that is stuck.
+                let reasons = state.healthReasons()
+                if reasons.isEmpty { SystemdNotify.send("WATCHDOG=1"); said = false } else if !said {
+                    logger.error("health: unhealthy, the watchdog is no longer fed: \(reasons.joined(separator: "; "))")
+                    said = true
+                }
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
             }
         }

@@ -24,6 +24,22 @@ public final class EdgeMetrics: Sendable {
         for o in KioskOutcome.allCases { Counter(label: "medic_edge_checkins_total", dimensions: [("outcome", o.rawValue)]).increment(by: 0) }
         for r in ["accepted", "rejected"] { Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", r)]).increment(by: 0) }
         Counter(label: "medic_edge_events_delivered_total").increment(by: 0)
+        storageWriteFailures(by: 0)
+        for c in ["patients", "professionals", "services", "rooms", "appointments"] { rosterSuspectPull(c, by: 0) }
+        for d in ["forward", "backward"] { clockJump(d, by: 0) }
+    }
+
+    /// A commit that failed (SQLITE_FULL, an I/O error): its batch got no ack and no result.
+    public func storageWriteFailures(by n: Int = 1) {
+        Counter(label: "medic_edge_storage_write_failures_total").increment(by: n)
+    }
+    /// A full roster pull held back because it would remove most local rows (CONTRACT §3).
+    public func rosterSuspectPull(_ collection: String, by n: Int = 1) {
+        Counter(label: "medic_edge_roster_suspect_pulls_total", dimensions: [("collection", collection)]).increment(by: n)
+    }
+    /// The wall clock jumped (`forward` more than 10 min, `backward` more than 2 min).
+    public func clockJump(_ direction: String, by n: Int = 1) {
+        Counter(label: "medic_edge_clock_jumps_total", dimensions: [("direction", direction)]).increment(by: n)
     }
 
     public func message(_ kind: MessageKind, _ result: String, by n: Int = 1) {

@@ -19,7 +19,12 @@ public final class EdgeState: Sendable {
         var usedBytes: Int64 = 0
         var lastRosterSyncMs: Int64?
         var backlog = 0
-        var loopsAlive = true
+        /// Health (CONTRACT §4), on the monotonic clock (ns).
+        var mqttDownSinceNs: UInt64? = EdgeState.monoNs()
+        var mqttFatal: String?
+        var commitFailingSinceNs: UInt64?
+        var lastCommitError = ""
+        var busySinceNs: [String: UInt64] = [:]
     }
     private let s: Mutex<S>
 
@@ -28,7 +33,12 @@ public final class EdgeState: Sendable {
     public var mqttConnected: Bool {
         get { s.withLock { $0.mqttConnected } }
     }
-    public func setMQTTConnected(_ v: Bool) { s.withLock { $0.mqttConnected = v } }
+    public func setMQTTConnected(_ v: Bool) {
+        s.withLock {
+            if v { $0.mqttDownSinceNs = nil } else if $0.mqttConnected || $0.mqttDownSinceNs == nil { $0.mqttDownSinceNs = EdgeState.monoNs() }
+            $0.mqttConnected = v
+        }
+    }
 
     public func uplinkSucceeded(nowMs: Int64) {
         s.withLock { $0.lastSuccessMs = nowMs; $0.failingSinceMs = nil; $0.unauthorized = false }
@@ -62,4 +72,47 @@ public final class EdgeState: Sendable {
     public var backlog: Int { s.withLock { $0.backlog } }
     public func setBacklog(_ n: Int) { s.withLock { $0.backlog = n } }
     public func rosterSynced(nowMs: Int64) { s.withLock { $0.lastRosterSyncMs = nowMs } }
+
+    // MARK: health (CONTRACT §4: /healthz and the watchdog)
+
+    public static func monoNs() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// How long each condition may last before the daemon reports itself unhealthy.
+    public static let mqttDownLimitNs: UInt64 = 60_000_000_000
+    public static let commitFailLimitNs: UInt64 = 10_000_000_000
+    public static let loopStuckLimitNs: UInt64 = 60_000_000_000
+
+    /// libmosquitto's loop ended for good (a fatal code): no reconnect will come.
+    public func mqttLoopEnded(_ why: String) { s.withLock { $0.mqttFatal = why } }
+    /// A commit failed (SQLITE_FULL, an I/O error); `commitSucceeded` ends the failure.
+    public func commitFailed(_ error: String) {
+        s.withLock {
+            if $0.commitFailingSinceNs == nil { $0.commitFailingSinceNs = EdgeState.monoNs() }
+            $0.lastCommitError = error
+        }
+    }
+    public func commitSucceeded() { s.withLock { if $0.commitFailingSinceNs != nil { $0.commitFailingSinceNs = nil } } }
+    public var commitsFailing: Bool { s.withLock { $0.commitFailingSinceNs != nil } }
+    /// A loop (ingest, uplink, roster, housekeeping, noshow) starts a piece of work; `idle`
+    /// when it waits (for messages, a back-off, its period). Busy for more than 60 s is stuck.
+    public func busy(_ loop: String) { s.withLock { $0.busySinceNs[loop] = EdgeState.monoNs() } }
+    public func idle(_ loop: String) { s.withLock { _ = $0.busySinceNs.removeValue(forKey: loop) } }
+
+    /// Why the daemon is unhealthy, in words a technician can act on; empty when healthy.
+    public func healthReasons(nowNs: UInt64 = EdgeState.monoNs()) -> [String] {
+        s.withLock { st in
+            var out: [String] = []
+            if let why = st.mqttFatal {
+                out.append("mqtt: the client loop ended (\(why)); restart the service")
+            } else if !st.mqttConnected, let since = st.mqttDownSinceNs, nowNs &- since > EdgeState.mqttDownLimitNs {
+                out.append("mqtt: disconnected from the broker for \((nowNs &- since) / 1_000_000_000) s; is mosquitto running?")
+            }
+            if let since = st.commitFailingSinceNs, nowNs &- since > EdgeState.commitFailLimitNs {
+                out.append("storage: commits failing for \((nowNs &- since) / 1_000_000_000) s (\(st.lastCommitError)); is the disk full?")
+            }
+            for (loop, since) in st.busySinceNs.sorted(by: { $0.key < $1.key }) where nowNs &- since > EdgeState.loopStuckLimitNs {
+                out.append("\(loop): no progress for \((nowNs &- since) / 1_000_000_000) s")
+            }
+            return out
+        }
+    }
 }

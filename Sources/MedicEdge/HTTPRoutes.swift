@@ -65,7 +65,14 @@ struct HTTPRoutes: Sendable {
     /// listener, `ConsoleTLSRequestContext` on the HTTPS one (same routes on both).
     func router<Context: RequestContext>(context: Context.Type = ConsoleRequestContext.self) -> Router<Context> {
         let router = Router(context: Context.self)
-        router.get("/healthz") { _, _ in HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
+        router.get("/healthz") { _, _ in
+            let reasons = state.healthReasons()
+            if reasons.isEmpty { return HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
+            return HTTPRoutes.json(.serviceUnavailable, JSONText.object { j in
+                j.add("status", "unhealthy")
+                j.addRaw("reasons", "[" + reasons.map(JSONText.quote).joined(separator: ",") + "]")
+            })
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
