@@ -26,6 +26,8 @@ let package = Package(
                        providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
 
         // Pure domain: config, payload rules, check-in choice, alerts, occupancy, ids, pt-BR words.
         .target(name: "EdgeCore", dependencies: [
@@ -47,7 +49,7 @@ let package = Package(
         .target(name: "EdgeHTTPClient", dependencies: ["CCurl"]),
         // The application: services, ingest pipeline, uplink, roster, HTTP, CLI.
         .target(name: "MedicEdge", dependencies: [
-            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport",
+            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "CLibCrypto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

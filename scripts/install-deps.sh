@@ -2,10 +2,10 @@
 # Installs the Debian packages medic-edge needs to build, test and run its demo, when missing.
 # Debian 12, as root (or with sudo). The Swift 6.3 toolchain itself must already be on PATH.
 set -euo pipefail
-pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev pkg-config
+pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config
       openssl python3 python3-yaml python3-jsonschema chromium chromium-driver python3-selenium)
 if [ "${1:-}" = "--runtime-only" ]; then
-  pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev pkg-config)
+  pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

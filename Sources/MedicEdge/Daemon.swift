@@ -264,15 +264,20 @@ public enum Daemon {
         let noshow = NoShowScheduler(config: config, db: db, logger: logger)
         let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
 
+        /// The status figures, read once a second and kept in memory for the HTTP routes.
+        @Sendable func refreshFigures(nowMs: Int64) {
+            guard let f = try? StatusFigures.read(db) else { return }
+            state.setFigures(f)
+            let s = f.outbox
+            metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: nowMs)
+        }
+        refreshFigures(nowMs: Time.nowMs())
         let housekeeping = LoopService(description: "housekeeping") {
             var tick = 0
             while !Task.isCancelled {
                 state.busy("housekeeping")
                 let now = Time.nowMs()
-                if let s = try? db.outboxStats() {
-                    state.setBacklog(s.pending)
-                    metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: now)
-                }
+                refreshFigures(nowMs: now)
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
                 if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }

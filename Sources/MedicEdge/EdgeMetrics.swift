@@ -25,6 +25,7 @@ public final class EdgeMetrics: Sendable {
         for r in ["accepted", "rejected"] { Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", r)]).increment(by: 0) }
         Counter(label: "medic_edge_events_delivered_total").increment(by: 0)
         storageWriteFailures(by: 0)
+        Counter(label: "medic_edge_login_password_checks_total").increment(by: 0)
         for c in ["patients", "professionals", "services", "rooms", "appointments"] { rosterSuspectPull(c, by: 0) }
         for d in ["forward", "backward"] { clockJump(d, by: 0) }
     }

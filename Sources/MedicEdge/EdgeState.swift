@@ -19,6 +19,7 @@ public final class EdgeState: Sendable {
         var usedBytes: Int64 = 0
         var lastRosterSyncMs: Int64?
         var backlog = 0
+        var figures: StatusFigures?
         /// Health (CONTRACT §4), on the monotonic clock (ns).
         var mqttDownSinceNs: UInt64? = EdgeState.monoNs()
         var mqttFatal: String?
@@ -71,6 +72,9 @@ public final class EdgeState: Sendable {
     /// this figure; it never queries the database itself).
     public var backlog: Int { s.withLock { $0.backlog } }
     public func setBacklog(_ n: Int) { s.withLock { $0.backlog = n } }
+    /// The status figures as housekeeping last read them (nil before the first read).
+    var figures: StatusFigures? { s.withLock { $0.figures } }
+    func setFigures(_ f: StatusFigures) { s.withLock { $0.figures = f; $0.backlog = f.outbox.pending } }
     public func rosterSynced(nowMs: Int64) { s.withLock { $0.lastRosterSyncMs = nowMs } }
 
     // MARK: health (CONTRACT §4: /healthz and the watchdog)

@@ -27,14 +27,12 @@ struct HTTPRoutes: Sendable {
         }, headers: headers)
     }
 
+    /// From the figures housekeeping keeps in memory (no table is read here).
     func statusJSON() throws -> String {
         let now = Time.nowMs()
-        let (stats, patients, appts, alerts) = try db.writer.read { db in
-            (try AppDatabase.outboxStats(db),
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM patients") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM appointments") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM alerts") ?? 0)
-        }
+        // Read here only if housekeeping has not read them yet (its first read failed).
+        let f = try state.figures ?? StatusFigures.read(db)
+        let (stats, patients, appts, alerts) = (f.outbox, f.patients, f.appointments, f.alerts)
         let (storageState, used) = state.storage
         return JSONText.object { j in
             j.add("site_id", config.siteId)
@@ -54,7 +52,7 @@ struct HTTPRoutes: Sendable {
             })
             j.addRaw("alerts", JSONText.object { $0.add("active", alerts) })
             j.addRaw("storage", JSONText.object { s in
-                s.add("used_bytes", used == 0 ? db.usedBytes() : used); s.add("budget_bytes", config.storageMaxBytes)
+                s.add("used_bytes", used); s.add("budget_bytes", config.storageMaxBytes)
                 s.add("state", storageState.rawValue)
             })
         }

@@ -3,6 +3,7 @@ import EdgeStore
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 
 /// Reception routes (CONTRACT §4): session, agenda, check-ins, rooms and the console page.
 ///
@@ -21,6 +22,7 @@ struct StaffAPI: Sendable {
     let clock: any ConsoleClock
     let accounts: StaffAccounts
     let throttle: LoginThrottle
+    let hashGate = HashGate(limit: 2)
     let data: ConsoleData
 
     static let cookieName = "medic_edge_session"
@@ -66,17 +68,36 @@ struct StaffAPI: Sendable {
         let password = doc["password"]?.stringValue ?? ""
         let nameKey = StaffName.normalized(rawName) ?? String(rawName.trimmingCharacters(in: .whitespaces).lowercased().prefix(64))
         let address = StaffAPI.peerAddress(ctx)
-        if let wait = throttle.retryAfter(name: nameKey, address: address) {
+        // Counted before the password is checked: parallel guesses cannot pass the throttle.
+        let mark: Int64
+        switch throttle.attempt(name: nameKey, address: address) {
+        case .locked(let wait):
             logger.warning("console: login throttled (address \(address)); retry in \(wait) s")
             return StaffAPI.failure(.tooManyRequests, "too_many_attempts",
                                     "Muitas tentativas de login. Tente novamente em \(StaffAPI.minutesText(wait)).",
                                     headers: [.retryAfter: String(wait)])
+        case .counted(let m): mark = m
         }
-        guard !rawName.isEmpty, !password.isEmpty, let name = try await accounts.verify(name: rawName, password: password) else {
-            throttle.recordFailure(name: nameKey, address: address)
+        let failed = { [logger] in
             logger.notice("console: login failed (address \(address))")
             return StaffAPI.unauthorized("invalid_credentials", "Usuário ou senha incorretos.")
         }
+        guard !rawName.isEmpty, !password.isEmpty else { return failed() }
+        // At most 2 password checks at once; this attempt made no guess, so it is taken back.
+        guard hashGate.tryEnter() else {
+            throttle.release(name: nameKey, address: address, mark: mark)
+            logger.warning("console: login refused: \(hashGate.limit) password checks already running (address \(address))")
+            return StaffAPI.failure(.serviceUnavailable, "busy", "Muitos logins ao mesmo tempo. Tente novamente em instantes.",
+                                    headers: [.retryAfter: "1"])
+        }
+        Counter(label: "medic_edge_login_password_checks_total").increment()
+        let verified: String?
+        do {
+            defer { hashGate.leave() }
+            verified = try await accounts.verify(name: rawName, password: password)
+        }
+        guard let name = verified else { return failed() }
+        throttle.release(name: nameKey, address: address, mark: mark)
         let (token, expires) = try accounts.startSession(name: name)
         logger.info("console: \(name) signed in")
         let body200 = JSONText.object { j in

@@ -6,6 +6,7 @@ import GRDB
 import Hummingbird
 import Logging
 @testable import MedicEdge
+import Synchronization
 import Testing
 
 /// Pure logic of the reception console: the password hash, sessions and throttling with a
@@ -111,6 +112,44 @@ struct ConsoleUnitTests {
         #expect(t.retryAfter(name: "ana", address: "10.0.0.9") == nil, "t0 is 5 minutes old: 4 failures left in the window")
         t.recordFailure(name: "ana", address: "10.0.0.9")
         #expect(t.retryAfter(name: "ana", address: "10.0.0.9") == 10, "5 again; the next oldest (t0+10 s) frees it")
+    }
+
+    @Test("An attempt is counted before its check: the sixth parallel attempt is refused; a success or an unchecked attempt is taken back")
+    func throttleCountsAttempts() {
+        let clock = ManualConsoleClock()
+        let t = LoginThrottle(clock: clock)
+        var marks: [Int64] = []
+        for i in 0..<5 {
+            guard case .counted(let m) = t.attempt(name: "ana", address: "10.0.1.\(i)") else { Issue.record("attempt \(i) refused"); return }
+            marks.append(m)
+        }
+        #expect(t.attempt(name: "ana", address: "10.0.1.9") == .locked(seconds: 300), "5 attempts in flight lock the name")
+        t.release(name: "ana", address: "10.0.1.0", mark: marks[0])
+        guard case .counted = t.attempt(name: "ana", address: "10.0.1.9") else { Issue.record("a released attempt still counted"); return }
+        #expect(t.retryAfter(name: "ana", address: "10.0.1.8") == 300)
+    }
+
+    @Test("At most 2 password checks at once: 50 concurrent callers never see more than 2 inside")
+    func hashGate() async {
+        final class Peak: Sendable { let value = Mutex(0) }
+        let gate = HashGate(limit: 2), peakBox = Peak()
+        let admitted = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<50 {
+                group.addTask {
+                    guard gate.tryEnter() else { return false }
+                    peakBox.value.withLock { $0 = max($0, gate.inUse) }
+                    try? await Task.sleep(for: .milliseconds(20))
+                    gate.leave()
+                    return true
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        let peak = peakBox.value.withLock { $0 }
+        #expect(peak <= 2 && peak >= 1)
+        #expect(admitted >= 2 && admitted < 50, "admitted \(admitted)")
+        #expect(gate.inUse == 0)
+        #expect(gate.tryEnter() && gate.tryEnter() && !gate.tryEnter())
     }
 
     @Test("Throttling: 5 failures from one address lock that address for every name, not other addresses")

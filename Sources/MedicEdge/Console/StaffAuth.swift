@@ -40,8 +40,9 @@ enum StaffName {
 /// Login throttling (CONTRACT §4): after 5 failed logins for one name, or from one address,
 /// within 5 minutes, further attempts for that name or from that address get 429 with
 /// `Retry-After` until the oldest of those failures is 5 minutes old. A sliding window,
-/// kept in memory (a restart forgets it); answers refused with 429 do not count as failures,
-/// and a success does not wipe earlier failures.
+/// kept in memory (a restart forgets it). Each attempt counts when it starts, before its
+/// password is checked; a success (or an attempt refused before any check) is taken back.
+/// Answers refused with 429 do not count, and a success does not wipe earlier failures.
 final class LoginThrottle: Sendable {
     static let maxFailures = 5
     static let windowMs: Int64 = 5 * 60_000
@@ -57,39 +58,79 @@ final class LoginThrottle: Sendable {
     /// Seconds to wait when this name or address is locked out, else nil.
     func retryAfter(name: String, address: String) -> Int? {
         let now = clock.nowMs()
-        return failures.withLock { map -> Int? in
-            var wait: Int64 = 0
-            for k in LoginThrottle.keys(name: name, address: address) {
-                let recent = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
-                if recent.count >= LoginThrottle.maxFailures {
-                    // Unlocked when all but four of these are out of the window.
-                    let unlockAt = recent[recent.count - LoginThrottle.maxFailures] + LoginThrottle.windowMs
-                    wait = max(wait, unlockAt - now)
-                }
+        return failures.withLock { LoginThrottle.wait($0, name: name, address: address, now: now) }
+    }
+
+    private static func wait(_ map: [String: [Int64]], name: String, address: String, now: Int64) -> Int? {
+        var wait: Int64 = 0
+        for k in LoginThrottle.keys(name: name, address: address) {
+            let recent = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
+            if recent.count >= LoginThrottle.maxFailures {
+                // Unlocked when all but four of these are out of the window.
+                let unlockAt = recent[recent.count - LoginThrottle.maxFailures] + LoginThrottle.windowMs
+                wait = max(wait, unlockAt - now)
             }
-            return wait > 0 ? Int((wait + 999) / 1000) : nil
+        }
+        return wait > 0 ? Int((wait + 999) / 1000) : nil
+    }
+
+    /// A login attempt is counted before its password is checked (CONTRACT §4), so parallel
+    /// guesses cannot all pass a throttle that is only told of failures afterwards. Returns
+    /// the seconds to wait when this name or address is locked out (nothing counted), else
+    /// the attempt's mark: `release` it when the attempt turns out not to be a failed guess
+    /// (a success, or no password check at all).
+    enum Attempt: Equatable { case locked(seconds: Int), counted(mark: Int64) }
+    func attempt(name: String, address: String) -> Attempt {
+        let now = clock.nowMs()
+        return failures.withLock { map -> Attempt in
+            if let wait = LoginThrottle.wait(map, name: name, address: address, now: now) { return .locked(seconds: wait) }
+            LoginThrottle.add(&map, name: name, address: address, now: now)
+            return .counted(mark: now)
+        }
+    }
+    /// Takes back an attempt counted by `attempt`.
+    func release(name: String, address: String, mark: Int64) {
+        failures.withLock { map in
+            for k in LoginThrottle.keys(name: name, address: address) {
+                guard var list = map[k], let i = list.lastIndex(of: mark) else { continue }
+                list.remove(at: i)
+                map[k] = list.isEmpty ? nil : list
+            }
         }
     }
 
     func recordFailure(name: String, address: String) {
         let now = clock.nowMs()
-        failures.withLock { map in
-            for k in LoginThrottle.keys(name: name, address: address) {
-                var list = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
-                list.append(now)
-                map[k] = Array(list.suffix(LoginThrottle.maxFailures * 2))
-            }
+        failures.withLock { LoginThrottle.add(&$0, name: name, address: address, now: now) }
+    }
+
+    private static func add(_ map: inout [String: [Int64]], name: String, address: String, now: Int64) {
+        for k in LoginThrottle.keys(name: name, address: address) {
+            var list = (map[k] ?? []).filter { now - $0 < LoginThrottle.windowMs }
+            list.append(now)
+            map[k] = Array(list.suffix(LoginThrottle.maxFailures * 2))
+        }
+        if map.count > LoginThrottle.maxKeys {
+            map = map.filter { $0.value.contains { now - $0 < LoginThrottle.windowMs } }
             if map.count > LoginThrottle.maxKeys {
-                map = map.filter { $0.value.contains { now - $0 < LoginThrottle.windowMs } }
-                if map.count > LoginThrottle.maxKeys {
-                    // Under a flood of invented names: forget the oldest names, never the addresses.
-                    let victims = map.filter { $0.key.hasPrefix("n:") }.sorted { ($0.value.last ?? 0) < ($1.value.last ?? 0) }
-                        .prefix(map.count - LoginThrottle.maxKeys)
-                    for v in victims { map[v.key] = nil }
-                }
+                // Under a flood of invented names: forget the oldest names, never the addresses.
+                let victims = map.filter { $0.key.hasPrefix("n:") }.sorted { ($0.value.last ?? 0) < ($1.value.last ?? 0) }
+                    .prefix(map.count - LoginThrottle.maxKeys)
+                for v in victims { map[v.key] = nil }
             }
         }
     }
+}
+
+/// At most `limit` password checks run at once (CONTRACT §4: 2), so unauthenticated logins
+/// cannot pin both cores with PBKDF2; a login beyond it is answered 503 with `Retry-After`.
+final class HashGate: Sendable {
+    let limit: Int
+    private let running = Mutex<Int>(0)
+    init(limit: Int = 2) { self.limit = limit }
+    func tryEnter() -> Bool { running.withLock { n in guard n < limit else { return false }; n += 1; return true } }
+    func leave() { running.withLock { $0 = max(0, $0 - 1) } }
+    var inUse: Int { running.withLock { $0 } }
 }
 
 /// Staff accounts and sessions in the database. Tokens are 32 random bytes (base64url);
