@@ -198,10 +198,18 @@ public final class DaemonProcess: @unchecked Sendable {
     public var dataDir: String { dir + "/data" }
     public var baseURL: String { "http://127.0.0.1:\(httpPort)" }
 
-    public func start(waitReady: Bool = true, environment: [String: String] = [:]) async throws {
+    /// `viaShell`: started as `sh -c 'exec medic-edge run …'` (libfaketime, preloaded, edits
+    /// the environment in its constructor, which loses the arguments of a Swift program it is
+    /// preloaded into directly; through a shell the edit is already made).
+    public func start(waitReady: Bool = true, environment: [String: String] = [:], viaShell: Bool = false) async throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
-        p.arguments = ["run", "--config", configPath]
+        if viaShell {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", #"exec "$0" "$@""#, Harness.binaryPath(), "run", "--config", configPath]
+        } else {
+            p.executableURL = URL(fileURLWithPath: Harness.binaryPath())
+            p.arguments = ["run", "--config", configPath]
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         p.environment = env

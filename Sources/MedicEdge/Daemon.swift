@@ -261,7 +261,8 @@ public enum Daemon {
         let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, logger: logger)
-        let noshow = NoShowScheduler(config: config, db: db, logger: logger)
+        let clockWatch = ClockWatch()
+        let noshow = NoShowScheduler(config: config, db: db, clock: clockWatch, metrics: metrics, logger: logger)
         let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
 
         /// The status figures, read once a second and kept in memory for the HTTP routes.
@@ -276,11 +277,14 @@ public enum Daemon {
             var tick = 0
             while !Task.isCancelled {
                 state.busy("housekeeping")
-                let now = Time.nowMs()
+                let now = Time.nowMs(), mono = DispatchTime.now().uptimeNanoseconds
+                if let jump = clockWatch.observe(wallMs: now, monoNs: mono) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
+                // Purges judge age by the wall clock: not within the hour after a jump.
+                let clockSteady = clockWatch.sinceLastJumpNs(monoNs: mono).map { $0 > 3_600_000_000_000 } ?? true
                 refreshFigures(nowMs: now)
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
-                if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
+                if tick % 3600 == 0 && clockSteady { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
                 // The console certificate's end, said at start and then once a day.
                 if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
                    let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {
@@ -348,7 +352,7 @@ public enum Daemon {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: UplinkService(uplink: uplink), successTerminationBehavior: .ignore),
             .init(service: LoopService(description: "roster") { await roster.run() }, successTerminationBehavior: .ignore),
-            .init(service: LoopService(description: "noshow") { await noshow.run() }, successTerminationBehavior: .ignore),
+            .init(service: LoopService(description: "noshow") { await noshow.run(state: state) }, successTerminationBehavior: .ignore),
             .init(service: housekeeping, successTerminationBehavior: .ignore),
             .init(service: checkpoints, successTerminationBehavior: .ignore),
             .init(service: watchdog, successTerminationBehavior: .ignore),

@@ -5,25 +5,43 @@ import GRDB
 import Logging
 
 /// Emits exactly one `clinic/noshow.detected` per eligible appointment (CONTRACT §2),
-/// also offline and across restarts (the `noshows` table remembers).
+/// also offline and across restarts (the `noshows` table remembers). An appointment whose
+/// no-show moment (scheduled start + grace) a forward clock jump skipped over gets none (the
+/// cloud's own no-show workflow still judges it): its row is kept with an empty `event_id`,
+/// so it is never looked at again.
 struct NoShowScheduler {
     let config: EdgeConfig
     let db: AppDatabase
+    let clock: ClockWatch
+    let metrics: EdgeMetrics?
     let logger: Logger
 
+    init(config: EdgeConfig, db: AppDatabase, clock: ClockWatch = ClockWatch(), metrics: EdgeMetrics? = nil, logger: Logger) {
+        self.config = config; self.db = db; self.clock = clock; self.metrics = metrics; self.logger = logger
+    }
+
+    /// The no-show check; returns how many signals were recorded.
     @discardableResult
-    func check(nowMs: Int64) async throws -> Int {
+    func check(nowMs: Int64, monoNs: UInt64 = DispatchTime.now().uptimeNanoseconds) async throws -> Int {
+        // A jump is seen here too, before the query: the check may come before housekeeping's tick.
+        if let jump = clock.observe(wallMs: nowMs, monoNs: monoNs) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
         let grace = Int64(config.noshowGraceMinutes * 60_000)
-        return try await db.writer.write { db in
+        let (emitted, skipped) = try await db.writer.write { db -> (Int, Int) in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT a.id, a.patient_id, a.professional_id, a.start_ms, a.status FROM appointments a
                 WHERE a.status IN ('scheduled', 'confirmed') AND a.start_ms + ? <= ?
                   AND NOT EXISTS (SELECT 1 FROM checkins c WHERE c.appointment_id = a.id)
                   AND NOT EXISTS (SELECT 1 FROM noshows n WHERE n.appointment_id = a.id)
                 """, arguments: [grace, nowMs])
+            var emitted = 0, skipped = 0
             for r in rows {
                 let id: String = r["id"]
                 let startMs: Int64 = r["start_ms"]
+                if clock.wasSkipped(startMs + grace) {
+                    try db.execute(sql: "INSERT INTO noshows (appointment_id, detected_ms, event_id) VALUES (?,?,'')", arguments: [id, nowMs])
+                    skipped += 1
+                    continue
+                }
                 let data = JSONText.object { j in
                     j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("appointment_id", id)
                     j.add("patient_id", r["patient_id"] as String?); j.add("professional_id", r["professional_id"] as String?)
@@ -31,18 +49,34 @@ struct NoShowScheduler {
                 }
                 let eid = try Ledger.enqueue(db, name: "clinic/noshow.detected", eventClass: .clinical, source: "appointment:\(id)", data: data, nowMs: nowMs)
                 try db.execute(sql: "INSERT INTO noshows (appointment_id, detected_ms, event_id) VALUES (?,?,?)", arguments: [id, nowMs, eid])
+                emitted += 1
             }
-            return rows.count
+            return (emitted, skipped)
         }
+        if skipped > 0 {
+            logger.warning("noshow: \(skipped) appointment(s) whose no-show moment a clock jump skipped over get no signal (the cloud judges them)")
+        }
+        return emitted
     }
 
-    func run() async {
+    func run(state: EdgeState? = nil) async {
         while !Task.isCancelled {
+            state?.busy("noshow")
             do {
                 let n = try await check(nowMs: Time.nowMs())
                 if n > 0 { logger.info("noshow: \(n) no-show signal(s) recorded") }
             } catch { logger.error("noshow: check failed: \(error)") }
+            state?.idle("noshow")
             try? await Task.sleep(for: .milliseconds(Int(config.noshowCheckIntervalSeconds * 1000)))
         }
+    }
+}
+
+/// How a clock jump is told: an error line and `medic_edge_clock_jumps_total{direction}`.
+enum ClockJumpReport {
+    static func say(_ jump: ClockWatch.Jump, metrics: EdgeMetrics?, logger: Logger) {
+        metrics?.clockJump(jump.direction.rawValue)
+        let text = jump.direction == .forward ? "forward by about \(jump.seconds) s" : "backward by about \(-jump.seconds) s"
+        logger.error("clock: the wall clock jumped \(text) (now \(Time.rfc3339(ms: jump.actualMs))); no-shows due inside the jump are not signalled; is time sync (systemd-timesyncd, chrony) working?")
     }
 }

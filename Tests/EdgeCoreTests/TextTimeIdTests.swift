@@ -228,3 +228,29 @@ struct UUIDv7Tests {
         #expect(Set(ids).count == 4000)
     }
 }
+
+@Suite("ClockWatch")
+struct ClockWatchTests {
+    @Test("Forward over 10 min and backward over 2 min are jumps, reported once; small drift is not; skipped spans are remembered")
+    func jumps() {
+        let w = ClockWatch()
+        let t0: Int64 = 1_800_000_000_000
+        var mono: UInt64 = 5_000_000_000
+        #expect(w.observe(wallMs: t0, monoNs: mono) == nil, "the first observation is the baseline")
+        mono += 1_000_000_000
+        #expect(w.observe(wallMs: t0 + 1_000 + 9 * 60_000, monoNs: mono) == nil, "9 minutes of drift is not a jump")
+        mono += 1_000_000_000
+        let base = t0 + 2_000 + 9 * 60_000
+        let fwd = w.observe(wallMs: base + 3 * 3600_000, monoNs: mono)
+        #expect(fwd?.direction == .forward && fwd?.seconds == 3 * 3600)
+        #expect(w.wasSkipped(base + 3600_000) && w.wasSkipped(base + 3 * 3600_000))
+        #expect(!w.wasSkipped(base) && !w.wasSkipped(base + 3 * 3600_000 + 1))
+        #expect(w.observe(wallMs: base + 3 * 3600_000, monoNs: mono) == nil, "reported once")
+        mono += 1_000_000_000
+        #expect(w.observe(wallMs: base + 3 * 3600_000 + 1_000 - 90_000, monoNs: mono) == nil, "90 s back is not a jump")
+        mono += 1_000_000_000
+        let back = w.observe(wallMs: base + 3 * 3600_000 - 10 * 60_000, monoNs: mono)
+        #expect(back?.direction == .backward)
+        #expect(w.sinceLastJumpNs(monoNs: mono + 7) == 7)
+    }
+}
