@@ -477,7 +477,7 @@ printf '%s\n' "outra-senha-123" | timeout 30 "$ME_REAL" staff add temporario --c
 op "staff list" temporario staff list
 op "staff remove" 'staff account "temporario" removed' staff remove temporario
 # A dead letter and a device reject, as the daemon writes them, for outbox and rejects to show.
-python3 - "$DDIR/data/medic-edge.sqlite" <<'EOF'
+seed_rows() { python3 - "$DDIR/data/medic-edge.sqlite" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 db.execute("INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms) "
@@ -487,6 +487,8 @@ db.execute("INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, re
            "(1764421333000, 'clinic/test-site/room/sala-2/environment/env-1', 'environment', 'env-1', NULL, 'out_of_range', 'temperature_c')")
 db.commit()
 EOF
+}
+check "a dead letter and a device reject written into that database" seed_rows
 op "status" "dead letters:    1" status
 op "outbox dead-letters" 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b outbox dead-letters
 op "rejects" out_of_range rejects
