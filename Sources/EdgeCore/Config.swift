@@ -430,6 +430,9 @@ struct Reader {
         if inline != nil && file != nil { throw ConfigError(key: prefix + k, problem: "give either \(k) or \(k)_file, not both") }
         if let inline {
             guard readSecrets else { return .notRead(key: prefix + k) }
+            guard !inline.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ConfigError(key: prefix + k, problem: "is empty")
+            }
             if let problem = validate(inline) { throw ConfigError(key: prefix + k, problem: problem) }
             return .value(inline)
         }

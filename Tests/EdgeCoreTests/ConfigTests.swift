@@ -231,6 +231,8 @@ struct ConfigErrorTests {
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 0}", key: "cloud.roster_sync_seconds", why: "sync interval zero"),
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", events_url_file: /x}", key: "cloud.events_url", why: "events URL inline and file"),
         Case(yaml: "mqtt: {password: pw, password_file: /run/credentials/pw}", key: "mqtt.password", why: "both inline and file"),
+        Case(yaml: "mqtt: {password: \"  \"}", key: "mqtt.password", why: "inline password empty"),
+        Case(yaml: "cloud: {events_url: \"\"}", key: "cloud.events_url", why: "inline events URL empty"),
         Case(yaml: "mqtt: {password_file: /nonexistent/medic-edge/mqtt-password}", key: "mqtt.password_file", why: "missing secret file"),
         Case(yaml: "cloud: {directus_url: \"https://api.example.com\", directus_token_file: /nonexistent/tok}",
              key: "cloud.directus_token_file", why: "missing token file"),
