@@ -33,7 +33,8 @@ Binary
 
 Network and storage
   --lan-console             serve the reception console over HTTPS on 0.0.0.0:8443
-  --password-listener       also accept devices with a password (no TLS) on port 1884
+  --password-listener       also accept sensors with a password (no TLS) on port 1884
+                            (never check-in kiosks: they always use a certificate and TLS)
   --device-bind ADDR        address of the device listeners (default 0.0.0.0)
   --san NAME[,NAME...]      extra host names / IP addresses for the broker and console certificates
   --encrypted-data          require /var/lib/medic-edge to be on an unlocked LUKS (dm-crypt) volume
@@ -118,6 +119,12 @@ else
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
     done
+    # An NTP client, so that time-sync.target means a synchronised clock (CONTRACT §5, Clock).
+    ntp_client=''
+    for p in systemd-timesyncd chrony ntpsec ntp openntpd; do
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then ntp_client=$p; break; fi
+    done
+    [[ -n $ntp_client ]] || missing+=(systemd-timesyncd)
     if [[ ${#missing[@]} -gt 0 ]]; then
         info "installing Debian packages: ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
@@ -350,7 +357,13 @@ cat <<EOF
 per_listener_settings true
 # No Nagle: otherwise each QoS-1 round trip waits ~40 ms (delayed ACK).
 set_tcp_nodelay true
-persistence true
+# No persistence: nothing the devices send (kiosk scans carry QR codes, which are
+# credentials) is ever written to the broker's disk. This overrides Debian's
+# "persistence true" in /etc/mosquitto/mosquitto.conf. Nothing acknowledged is lost by
+# it: the daemon acks a message only after its own database holds it, devices resend
+# what is not acked, the daemon's session and queue live in the broker's memory while
+# the daemon restarts, and retained statuses are republished on every reconnect.
+persistence false
 # Above the contract's 64 KiB so an oversized message still reaches the daemon
 # and is counted as too_large (dead letter) instead of vanishing in the broker.
 message_size_limit 262144
@@ -385,7 +398,9 @@ listener $PASSWORD_PORT $DEVICE_BIND
 allow_anonymous false
 password_file $MQ_DIR/passwd-devices
 use_username_as_clientid true
-acl_file $MQ_DIR/acl-devices
+# Its own ACL: password devices only, and never a check-in kiosk (QR codes are
+# credentials; they cross the LAN only over TLS).
+acl_file $MQ_DIR/acl-devices-password
 EOF
 fi
 } | write_file 0644 root:root "$MQ_CONF"
@@ -498,6 +513,19 @@ if [[ $ENCRYPTED == 1 ]]; then
 RequiresMountsFor=$ME_DATA
 EOF
 fi
+# Clock (CONTRACT §5): the unit is ordered after time-sync.target, which only means "the
+# clock is synchronised" when systemd-time-wait-sync is enabled. Its own start time-out is
+# infinite: a clinic whose internet is down at boot would then never get its daemon
+# (no check-in at all). Bounded here: after TIME_SYNC_WAIT the target is reached anyway,
+# the daemon starts with the clock it has, and a later correction is a clock jump it
+# logs and counts (medic_edge_clock_jumps_total).
+TIME_SYNC_WAIT=3min
+write_file 0644 root:root /etc/systemd/system/systemd-time-wait-sync.service.d/medic-edge.conf <<EOF
+# Written by medic-edge provisioning/install.sh. medic-edge waits for time-sync.target;
+# wait at most $TIME_SYNC_WAIT for the clock to be synchronised, then start without it.
+[Service]
+TimeoutStartSec=$TIME_SYNC_WAIT
+EOF
 install_dir 0755 root:root "$ME_TOOLS"
 install_dir 0755 root:root "$ME_TOOLS/lib"
 install -m 0755 "$SCRIPT_DIR/enroll-device" "$(r "$ME_TOOLS")/enroll-device"
@@ -512,8 +540,15 @@ ln -sfn "$ME_TOOLS/enroll-device" "$(r "$ME_SBIN")/medic-edge-enroll-device"
 ln -sfn "$ME_TOOLS/revoke-device" "$(r "$ME_SBIN")/medic-edge-revoke-device"
 
 # --- 12. start ------------------------------------------------------------------------------------
-if ! test_mode; then
+if test_mode; then
+    info "test mode: would enable systemd-time-wait-sync.service (medic-edge starts after time-sync.target)"
+else
     systemctl daemon-reload
+    if systemctl cat systemd-time-wait-sync.service >/dev/null 2>&1; then
+        systemctl enable systemd-time-wait-sync.service
+    else
+        warn "systemd-time-wait-sync.service is not available: medic-edge starts without waiting for the clock to be synchronised"
+    fi
     systemctl enable --now mosquitto
     systemctl restart mosquitto            # listeners are read only at start
     if [[ $HAVE_BINARY == 1 ]]; then
@@ -524,6 +559,16 @@ if ! test_mode; then
         warn "no $ME_BIN yet: install one with --binary PATH or --build; the service is enabled but not started"
     fi
 fi
+
+# The broker no longer persists (see medic-edge.conf): a database left by an earlier
+# configuration may still hold queued kiosk scans. The broker was restarted above (or is
+# not running in test mode), so nothing writes it again.
+for db in /var/lib/mosquitto/mosquitto.db /var/lib/mosquitto/mosquitto.db.new; do
+    if [[ -e $(r "$db") ]]; then
+        rm -f "$(r "$db")"
+        info "removed $db (the broker keeps no messages on disk)"
+    fi
+done
 
 # --- 13. what next ----------------------------------------------------------------------------------
 cat <<EOF

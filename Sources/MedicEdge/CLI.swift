@@ -85,7 +85,7 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let rows = try await db.writer.read { d in
+            let rows = try db.writer.read { d in
                 try Row.fetchAll(d, sql: "SELECT class, name, count(*) AS n, min(created_ms) AS oldest FROM outbox GROUP BY class, name ORDER BY class, name")
             }
             print("class       name                                count  oldest")
@@ -102,7 +102,7 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let rows = try await db.writer.read { d in try Row.fetchAll(d, sql: "SELECT id, name, status, reason, failed_ms FROM outbox_dead ORDER BY seq") }
+            let rows = try db.writer.read { d in try Row.fetchAll(d, sql: "SELECT id, name, status, reason, failed_ms FROM outbox_dead ORDER BY seq") }
             for r in rows {
                 print("\(Time.rfc3339(ms: r["failed_ms"]))  \(r["id"] as String)  \(r["name"] as String)  HTTP \(r["status"] as Int)  \(r["reason"] as String)")
             }
@@ -134,7 +134,7 @@ struct Rejects: AsyncParsableCommand {
     @Option(help: "How many rows.") var limit = 50
     func run() async throws {
         let (_, db) = try options.openDatabase()
-        let rows = try await db.writer.read { d in
+        let rows = try db.writer.read { d in
             try Row.fetchAll(d, sql: "SELECT received_ms, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
         }
         for r in rows {

@@ -231,6 +231,8 @@ struct ConfigErrorTests {
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 0}", key: "cloud.roster_sync_seconds", why: "sync interval zero"),
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", events_url_file: /x}", key: "cloud.events_url", why: "events URL inline and file"),
         Case(yaml: "mqtt: {password: pw, password_file: /run/credentials/pw}", key: "mqtt.password", why: "both inline and file"),
+        Case(yaml: "mqtt: {password: \"  \"}", key: "mqtt.password", why: "inline password empty"),
+        Case(yaml: "cloud: {events_url: \"\"}", key: "cloud.events_url", why: "inline events URL empty"),
         Case(yaml: "mqtt: {password_file: /nonexistent/medic-edge/mqtt-password}", key: "mqtt.password_file", why: "missing secret file"),
         Case(yaml: "cloud: {directus_url: \"https://api.example.com\", directus_token_file: /nonexistent/tok}",
              key: "cloud.directus_token_file", why: "missing token file"),
@@ -259,6 +261,22 @@ struct ConfigErrorTests {
              key: "rooms.fridge.limits.temperature_c.max", why: "max missing"),
         Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: cold, max: 8}}}}",
              key: "rooms.fridge.limits.temperature_c.min", why: "min not a number"),
+        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: -41, max: 8}}}}",
+             key: "rooms.fridge.limits.temperature_c.min", why: "min below what a sensor may send (-40 °C)"),
+        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 1e300}}}}",
+             key: "rooms.fridge.limits.temperature_c.max", why: "max absurd (the console would trap formatting it)"),
+        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: -1e300, max: 8}}}}",
+             key: "rooms.fridge.limits.temperature_c.min", why: "min absurd"),
+        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: .nan, max: 8}}}}",
+             key: "rooms.fridge.limits.temperature_c.min", why: "min NaN"),
+        Case(yaml: "rooms: {sala: {limits: {humidity_pct: {min: 10, max: 101}}}}",
+             key: "rooms.sala.limits.humidity_pct.max", why: "humidity over 100 %"),
+        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 10001}}}}",
+             key: "rooms.sala.limits.co2_ppm.max", why: "CO2 over 10,000 ppm"),
+        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: 1e300}}}}",
+             key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis absurd"),
+        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: .inf}}}}",
+             key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis infinite"),
         Case(yaml: "site_id: [unclosed", key: "(file)", why: "malformed YAML"),
         Case(yaml: "mqtt:\n  host: a\n port: 1\n", key: "(file)", why: "bad indentation"),
         Case(yaml: "- just\n- a list\n", key: "(file)", why: "top level is a list"),
@@ -316,5 +334,190 @@ struct ConfigErrorTests {
     @Test("Given a key written twice, when parsed, then the config is refused rather than silently taking one")
     func duplicateKeyRefused() {
         #expect(configError("site_id: pleno-cuidado\nsite_id: outra-clinica\n")?.key == "(file)")
+    }
+}
+
+/// CONTRACT §5 "Bounds": every number has a lower and an upper bound; a value outside names
+/// its key. The table is `EdgeConfig.bounds`, through which the parser reads every number.
+@Suite("Config: every number is bounded (CONTRACT §5)")
+struct ConfigBoundsTests {
+    /// The YAML that sets `key` (section.name) to `value`, with what its section needs besides.
+    static func yaml(_ key: String, _ value: String) -> String {
+        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+        let extra = parts[0] == "cloud" ? "events_url: \"https://inn.gs/e/K\", " : ""
+        return "\(parts[0]): {\(extra)\(parts[1]): \(value)}"
+    }
+    static func text(_ d: Double, whole: Bool) -> String { whole ? String(Int64(d)) : "\(d)" }
+
+    /// Every numeric key of the config, written out so that the table cannot silently lose one.
+    static let numericKeys: Set<String> = [
+        "mqtt.port", "mqtt.keepalive_seconds", "mqtt.max_pending_bytes",
+        "cloud.roster_sync_seconds", "cloud.max_batch", "cloud.max_request_bytes",
+        "cloud.connect_timeout_seconds", "cloud.request_timeout_seconds",
+        "checkin.open_before_minutes", "noshow.grace_minutes", "noshow.check_interval_seconds",
+        "sync.days_ahead", "storage.max_bytes", "storage.min_free_bytes", "storage.max_reject_rows",
+    ]
+
+    @Test("The bounds table covers every numeric key of the config, each with a finite upper bound")
+    func tableCoversEveryKey() {
+        #expect(Set(EdgeConfig.bounds.keys) == Self.numericKeys)
+        for (key, b) in EdgeConfig.bounds {
+            #expect(b.range.upperBound.isFinite && b.range.lowerBound.isFinite, "\(key)")
+            // Seconds and minutes become milliseconds or nanoseconds (Int(x * 1000),
+            // Int64(x * 60_000), Duration) and counts or bytes an Int or Int64: the upper bound
+            // keeps every such conversion far from a trap, even in nanoseconds of minutes.
+            let finest = b.whole ? 1000.0 : 60.0 * 1e9
+            #expect(b.range.upperBound * finest < Double(Int64.max), "\(key)")
+        }
+        #expect(EdgeConfig.bounds["cloud.roster_sync_seconds"]?.range.upperBound == 86_400)
+        #expect(EdgeConfig.bounds["storage.max_bytes"]?.range.upperBound == Double(1 << 40))
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let key: String
+        let value: String
+        var testDescription: String { "\(key): \(value)" }
+    }
+    /// For every key: just below and just above its bounds, absurd values of both signs,
+    /// non-numbers, infinities and NaN (and a fraction where a whole number is due).
+    static let outOfRange: [Case] = EdgeConfig.bounds.keys.sorted().flatMap { key -> [Case] in
+        let b = EdgeConfig.bounds[key]!
+        let step = b.whole ? 1 : Swift.max(abs(b.range.lowerBound) * 0.01, 0.001)
+        var values = [text(b.range.lowerBound - step, whole: b.whole), text(b.range.upperBound + (b.whole ? 1 : 0.5), whole: b.whole),
+                      "1e300", "-1e300", "1e+300", ".inf", "-.inf", ".nan", "\"lots\"", "true", "[1]",
+                      "99999999999999999999999999"]
+        if b.whole { values.append(text(b.range.lowerBound, whole: true) + ".5") }
+        return values.map { Case(key: key, value: $0) }
+    }
+
+    @Test("A number outside its bounds stops the config with an error naming its key", arguments: outOfRange)
+    func outOfRangeNamesKey(_ c: Case) {
+        let yaml = Self.yaml(c.key, c.value)
+        do {
+            let config = try EdgeConfig.parse(yaml: yaml)
+            Issue.record("accepted \(yaml): \(config)")
+        } catch let e as ConfigError {
+            #expect(e.key == c.key, "\(yaml) → \(e)")
+            #expect(e.problem.contains(" from ") && e.problem.contains(" to "), "the problem states the bounds: \(e)")
+            #expect(!e.description.contains("\n"))
+        } catch {
+            Issue.record("\(yaml): unexpected \(error)")
+        }
+    }
+
+    @Test("Both ends of every bound are accepted", arguments: EdgeConfig.bounds.keys.sorted())
+    func edgesAccepted(_ key: String) throws {
+        let b = try #require(EdgeConfig.bounds[key])
+        for v in [b.range.lowerBound, b.range.upperBound] {
+            #expect(throws: Never.self, "\(key): \(v)") { try EdgeConfig.parse(yaml: Self.yaml(key, Self.text(v, whole: b.whole))) }
+        }
+    }
+
+    @Test("The error for an absurd roster interval reads as one line a person can act on")
+    func rosterSyncMessage() {
+        #expect(configError("cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 1e300}")?.description
+                == "config error: cloud.roster_sync_seconds: must be a number from 0.05 to 86400 (seconds), got 1e+300")
+        #expect(configError("storage: {max_bytes: 1099511627777}")?.description
+                == "config error: storage.max_bytes: must be a whole number from 1048576 to 1099511627776 (bytes), got 1099511627777")
+    }
+}
+
+/// CONTRACT §5 "Operator commands read no secret": they load the config with
+/// `readSecrets: false`; only `run` reads secrets, and a bad one names its key.
+@Suite("Config: secrets are read only by run (CONTRACT §5)")
+struct ConfigSecretTests {
+    /// The installer's config (provisioning/install.sh): secrets as files under
+    /// /run/credentials, which a shell cannot read (here: they do not exist).
+    static let installed = """
+    site_id: pleno-cuidado
+    tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
+    data_dir: /var/lib/medic-edge
+    mqtt: {host: 127.0.0.1, port: 1883, client_id: medic-edge, username: medic-edge,
+           password_file: /nonexistent/run/credentials/medic-edge.service/mqtt-password}
+    cloud:
+      events_url_file: /nonexistent/run/credentials/medic-edge.service/events-url
+      directus_url: https://api.example.com
+      directus_token_file: /nonexistent/run/credentials/medic-edge.service/directus-token
+      roster_sync_seconds: 60
+    http:
+      listen: 127.0.0.1:8080
+      tls_listen: 0.0.0.0:8443
+      cert_file: /etc/hostname
+      key_file: /nonexistent/run/credentials/medic-edge.service/console-key
+    """
+
+    @Test("Given the installer's config with unreadable secret files, when loaded without secrets, then it loads and holds no secret value")
+    func operatorLoadOfInstalledConfig() throws {
+        let c = try EdgeConfig.parse(yaml: Self.installed, readSecrets: false)
+        let cloud = try #require(c.cloud, "the cloud is still configured")
+        #expect(cloud.eventsURLSecret == .notRead(key: "cloud.events_url_file"))
+        #expect(cloud.directusTokenSecret == .notRead(key: "cloud.directus_token_file"))
+        #expect(c.mqtt.passwordSecret == .notRead(key: "mqtt.password_file"))
+        #expect(cloud.eventsURL == nil && cloud.directusToken == nil && c.mqtt.password == nil,
+                "an unread secret has no value that could be used as one (no placeholder text)")
+        #expect(c.secretsNotRead == ["mqtt.password_file", "cloud.events_url_file", "cloud.directus_token_file"])
+        #expect(cloud.directusURL == "https://api.example.com")
+        #expect(c.siteId == "pleno-cuidado")
+    }
+
+    @Test("Given the same config, when loaded by run, then the first unreadable secret stops it naming its key")
+    func runLoadOfInstalledConfig() {
+        let e = configError(Self.installed)
+        #expect(e?.key == "mqtt.password_file")
+        #expect(e?.problem.contains("cannot read secret file") == true)
+    }
+
+    @Test("Given inline secrets with bad values, when loaded without secrets, then nothing about them is checked or kept")
+    func operatorLoadIgnoresInlineValues() throws {
+        let yaml = """
+        mqtt: {password: hunter2-inline}
+        cloud: {events_url: "not a url at all", directus_url: "https://api.example.com", directus_token: tok-inline}
+        """
+        let c = try EdgeConfig.parse(yaml: yaml, readSecrets: false)
+        #expect(c.cloud?.eventsURLSecret == .notRead(key: "cloud.events_url"))
+        #expect(c.mqtt.password == nil && c.cloud?.directusToken == nil)
+        let printed = String(describing: c) + String(reflecting: c)
+        #expect(!printed.contains("hunter2-inline") && !printed.contains("tok-inline") && !printed.contains("not a url"))
+        // run checks it.
+        #expect(configError(yaml)?.key == "cloud.events_url")
+    }
+
+    @Test("Given a config error outside the secrets, when loaded without secrets, then it is still reported")
+    func operatorLoadStillChecksTheRest() {
+        for (yaml, key) in [("cloud: {events_url_file: /nonexistent/x, max_batch: 0}", "cloud.max_batch"),
+                            ("mqtt: {password: a, password_file: /nonexistent/b}", "mqtt.password"),
+                            ("cloud: {directus_url: \"https://api.example.com\"}", "cloud.directus_token"),
+                            ("cloud: {directus_url: \"ftp://x\", directus_token_file: /nonexistent/t}", "cloud.directus_url"),
+                            ("cloud: {}", "cloud"),
+                            ("noshow: {grace_minutes: 1e300}", "noshow.grace_minutes")] {
+            do {
+                _ = try EdgeConfig.parse(yaml: yaml, readSecrets: false)
+                Issue.record("accepted \(yaml)")
+            } catch let e as ConfigError {
+                #expect(e.key == key, "\(yaml) → \(e)")
+            } catch { Issue.record("\(error)") }
+        }
+    }
+
+    @Test("Given an events_url_file whose content is not a URL, when run loads it, then the file key is named and the content is not shown")
+    func badSecretFileValue() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let p = try dir.write("events-url", "ftp-secret-key-123\n")
+        let e = configError("cloud: {events_url_file: \(p)}")
+        #expect(e?.key == "cloud.events_url_file")
+        #expect(e?.problem.contains("http(s) URL") == true)
+        #expect(e?.description.contains("ftp-secret-key-123") == false)
+    }
+
+    @Test("Given read secrets, when the config is printed, then no secret value shows")
+    func printedConfigHidesSecrets() throws {
+        let c = try EdgeConfig.parse(yaml: """
+        mqtt: {password: hunter2-inline}
+        cloud: {events_url: "https://inn.gs/e/EVENTKEY-SECRET", directus_url: "https://api.example.com", directus_token: tok-inline}
+        """)
+        #expect(c.cloud?.eventsURL == "https://inn.gs/e/EVENTKEY-SECRET")
+        let printed = String(describing: c) + String(reflecting: c)
+        #expect(!printed.contains("hunter2-inline") && !printed.contains("EVENTKEY-SECRET") && !printed.contains("tok-inline"))
     }
 }

@@ -133,9 +133,21 @@ fi
 MQCONF=$ROOT/etc/mosquitto/conf.d/medic-edge.conf
 check "every listener has allow_anonymous false" \
     bash -c "[[ \$(grep -c '^listener ' '$MQCONF') -ge 3 && \$(grep -c '^listener ' '$MQCONF') == \$(grep -c '^allow_anonymous false' '$MQCONF') && ! \$(grep -q '^allow_anonymous true' '$MQCONF') ]]"
-check "broker config: per_listener_settings, tcp_nodelay, 256 KiB limit, persistence" \
+check "broker config: per_listener_settings, tcp_nodelay, 256 KiB limit, no persistence (kiosk scans never on the broker's disk)" \
     bash -c "grep -qx 'per_listener_settings true' '$MQCONF' && grep -qx 'set_tcp_nodelay true' '$MQCONF' \
-        && grep -qx 'message_size_limit 262144' '$MQCONF' && grep -qx 'persistence true' '$MQCONF'"
+        && grep -qx 'message_size_limit 262144' '$MQCONF' && grep -qx 'persistence false' '$MQCONF' \
+        && ! grep -qx 'persistence true' '$MQCONF'"
+check "the password listener has an ACL of its own" \
+    bash -c "[[ \$(sed -n '/^listener 1884 /,\$p' '$MQCONF' | grep '^acl_file') == 'acl_file /etc/mosquitto/medic-edge/acl-devices-password' ]]"
+
+# Clock (CONTRACT §5): the unit waits for time-sync.target, the installer enables
+# systemd-time-wait-sync (in test mode it says it would) and bounds its wait.
+UNITF=$ROOT/etc/systemd/system/medic-edge.service
+check "the unit wants and is ordered after time-sync.target" \
+    bash -c "grep -Eq '^Wants=.*\btime-sync\.target\b' '$UNITF' && grep -Eq '^After=.*\btime-sync\.target\b' '$UNITF'"
+check "the installer enables systemd-time-wait-sync" grep -q 'would enable systemd-time-wait-sync.service' "$TMP/install.out"
+check "systemd-time-wait-sync waits a bounded time (a clinic offline at boot still gets its daemon)" \
+    grep -qx 'TimeoutStartSec=3min' "$ROOT/etc/systemd/system/systemd-time-wait-sync.service.d/medic-edge.conf"
 check "console certificate verifies against the local CA" bash -c \
     "openssl verify -CAfile '$ROOT/etc/medic-edge/tls/medic-edge-ca.crt' '$ROOT/etc/medic-edge/tls/console.crt' >/dev/null"
 
@@ -144,6 +156,8 @@ pw_before=$(cat "$ROOT/etc/medic-edge/credentials/mqtt-password")
 ca_before=$(sha256sum <"$ROOT/etc/medic-edge/ca/ca.crt")
 cfg_before=$(sha256sum <"$CONFIG")
 srv_before=$(sha256sum <"$ROOT/etc/mosquitto/medic-edge/server.crt")
+# A broker database left by an earlier, persisting configuration (it may hold queued scans).
+mkdir -p "$ROOT/var/lib/mosquitto" && printf 'old queued scan\n' >"$ROOT/var/lib/mosquitto/mosquitto.db"
 if timeout 60 "$PROV/install.sh" --destdir "$ROOT" >"$TMP/install2.out" 2>&1 \
     && [[ $(cat "$ROOT/etc/medic-edge/credentials/mqtt-password") == "$pw_before" \
        && $(sha256sum <"$ROOT/etc/medic-edge/ca/ca.crt") == "$ca_before" \
@@ -154,6 +168,8 @@ if timeout 60 "$PROV/install.sh" --destdir "$ROOT" >"$TMP/install2.out" 2>&1 \
 else
     cat "$TMP/install2.out"; fail "install.sh is idempotent (same password, CA, broker cert, config, token)"
 fi
+check "install.sh removes a broker database left from a persisting configuration" \
+    test ! -e "$ROOT/var/lib/mosquitto/mosquitto.db"
 echo "# local edit" >>"$CONFIG"
 if timeout 60 "$PROV/install.sh" --destdir "$ROOT" >"$TMP/install3.out" 2>&1 \
     && tail -n 1 "$CONFIG" | grep -qx '# local edit' && [[ -f $CONFIG.dist ]]; then
@@ -172,8 +188,16 @@ check "re-enrolling kiosk-a keeps its certificate" bash -c "
     before=\$(sha256sum <'$ROOT/etc/medic-edge/devices/kiosk-a/kiosk-a.crt')
     timeout 30 '$PROV/enroll-device' --destdir '$ROOT' --id kiosk-a --type checkin_kiosk >/dev/null 2>&1
     [[ \$(sha256sum <'$ROOT/etc/medic-edge/devices/kiosk-a/kiosk-a.crt') == \"\$before\" ]]"
+check "a kiosk cannot be enrolled with a password (refused, saying it needs a certificate)" bash -c "
+    ! timeout 30 '$PROV/enroll-device' --destdir '$ROOT' --id kiosk-pw --type checkin_kiosk --password >'$TMP/kiosk-pw.out' 2>&1 &&
+    grep -q 'refused for a check-in kiosk' '$TMP/kiosk-pw.out' && grep -q 'client certificate' '$TMP/kiosk-pw.out' &&
+    ! grep -q '^kiosk-pw' '$ROOT/etc/medic-edge/devices.tsv'"
 check "the daemon's id cannot be enrolled" bash -c "! timeout 30 '$PROV/enroll-device' --destdir '$ROOT' --id medic-edge --type checkin_kiosk >/dev/null 2>&1"
 check "an invalid device id is refused" bash -c "! timeout 30 '$PROV/enroll-device' --destdir '$ROOT' --id 'bad id' --type environment >/dev/null 2>&1"
+check "the password listener's ACL has the password device and no kiosk topic" bash -c "
+    grep -qx 'user pres-pw' '$ROOT/etc/mosquitto/medic-edge/acl-devices-password' &&
+    ! grep -q '/kiosk/' '$ROOT/etc/mosquitto/medic-edge/acl-devices-password' &&
+    ! grep -qx 'user kiosk-a' '$ROOT/etc/mosquitto/medic-edge/acl-devices-password'"
 check "device keys are 0600, registry has 4 active devices" bash -c "
     [[ \$(stat -c %a '$ROOT/etc/medic-edge/devices/kiosk-a/kiosk-a.key') == 600 ]] &&
     [[ \$(awk -F'\t' '\$5 == \"active\"' '$ROOT/etc/medic-edge/devices.tsv' | wc -l) == 4 ]]"
@@ -424,9 +448,90 @@ fi
 pass "the generated config.yaml rewritten to temp paths and free loopback ports (nothing else changed)"
 CA_PEM=$ROOT/etc/medic-edge/tls/medic-edge-ca.crt
 SECRET=senha-do-teste-$RANDOM$RANDOM
-if printf '%s\n' "$SECRET" | timeout 30 "$ME_REAL" staff add recepcao --config "$DCONF" >"$DDIR/staff.out" 2>&1; then
-    pass "medic-edge staff add with that config"
-else cat "$DDIR/staff.out"; fail "medic-edge staff add with that config"; fi
+
+# The operator commands (CONTRACT §5: they read no secret) on the generated config AS IT IS:
+# only the test install's DESTDIR goes in front of its /etc paths and the data directory
+# moves to the temp dir (the same one the daemon uses below). The cloud stays, and the
+# secrets stay under /run/credentials/medic-edge.service, which a shell cannot read (here
+# it does not exist; below, a copy that exists but is root-only, read as another user).
+OPCONF=$DDIR/config-as-installed.yaml
+sed -e "s#^data_dir: .*#data_dir: $DDIR/data#" -e "s# /etc/medic-edge/# $ROOT/etc/medic-edge/#g" "$CONFIG" >"$OPCONF"
+check "the as-installed config keeps the cloud and the /run/credentials secrets (only DESTDIR and data_dir changed)" bash -c "
+    grep -q '^cloud:' '$OPCONF' && [[ \$(grep -c ': /run/credentials/medic-edge.service/' '$OPCONF') == 4 ]] &&
+    [[ \$(diff '$CONFIG' '$OPCONF' | grep -c '^>') == \$(grep -cE '^data_dir:| /etc/medic-edge/' '$CONFIG') ]]"
+check "the credentials are unreadable from this shell (as on an installed box)" \
+    test ! -r /run/credentials/medic-edge.service/mqtt-password
+op() {  # op NAME EXPECTED-TEXT COMMAND... : exits 0 and prints EXPECTED-TEXT
+    local name=$1 want=$2; shift 2
+    if timeout 30 "$ME_REAL" "$@" --config "$OPCONF" >"$DDIR/op.out" 2>&1 </dev/null && grep -qF -- "$want" "$DDIR/op.out"; then
+        pass "medic-edge $name on the as-installed config"
+    else
+        cat "$DDIR/op.out"; fail "medic-edge $name on the as-installed config"
+    fi
+}
+if printf '%s\n' "$SECRET" | timeout 30 "$ME_REAL" staff add recepcao --config "$OPCONF" >"$DDIR/staff.out" 2>&1 \
+    && grep -qF 'staff account "recepcao" created' "$DDIR/staff.out"; then
+    pass "medic-edge staff add on the as-installed config"
+else cat "$DDIR/staff.out"; fail "medic-edge staff add on the as-installed config"; fi
+printf '%s\n' "outra-senha-123" | timeout 30 "$ME_REAL" staff add temporario --config "$OPCONF" >/dev/null 2>&1 || true
+op "staff list" temporario staff list
+op "staff remove" 'staff account "temporario" removed' staff remove temporario
+# A dead letter and a device reject, as the daemon writes them, for outbox and rejects to show.
+seed_rows() { python3 - "$DDIR/data/medic-edge.sqlite" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms) "
+           "VALUES (1, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 'clinic/checkin.recorded', 0, 'appointment:a1', '{}', "
+           "1764421331000, 2, 400, 'refused by the cloud', 1764421332000)")
+db.execute("INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail) VALUES "
+           "(1764421333000, 'clinic/test-site/room/sala-2/environment/env-1', 'environment', 'env-1', NULL, 'out_of_range', 'temperature_c')")
+db.commit()
+EOF
+}
+check "a dead letter and a device reject written into that database" seed_rows
+op "status" "dead letters:    1" status
+op "outbox dead-letters" 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b outbox dead-letters
+op "rejects" out_of_range rejects
+op "outbox retry" "1 event(s) re-queued" outbox retry
+op "outbox list" clinic/checkin.recorded outbox list
+check "medic-edge run on the as-installed config stops with one line naming the unreadable secret" bash -c "
+    ! timeout 30 '$ME_REAL' run --config '$OPCONF' >'$DDIR/run-noread.out' 2>&1 &&
+    [[ \$(wc -l <'$DDIR/run-noread.out') == 1 ]] && grep -q 'config error: mqtt.password_file: cannot read secret file' '$DDIR/run-noread.out'"
+
+# The same as the service user would be in a shell: the credentials exist but are root-only.
+CREDS=$TMP/run-credentials/medic-edge.service
+mkdir -p "$CREDS" && chmod 0700 "$TMP/run-credentials" "$CREDS"
+for c in mqtt-password events-url directus-token console-key; do printf 'secret-%s\n' "$c" >"$CREDS/$c"; chmod 0600 "$CREDS/$c"; done
+NOBODY_DIR=$TMP/as-nobody
+mkdir -p "$NOBODY_DIR/data" && chown -R nobody "$NOBODY_DIR" && chmod 0700 "$NOBODY_DIR/data"
+# (The console certificate is world-readable on the box; the test root's /etc/medic-edge is
+# not traversable by nobody, as it is root-owned there: a copy stands in for it.)
+install -m 0644 "$ROOT/etc/medic-edge/tls/console.crt" "$NOBODY_DIR/console.crt"
+sed -e "s#^data_dir: .*#data_dir: $NOBODY_DIR/data#" -e "s#/run/credentials/medic-edge.service/#$CREDS/#g" \
+    -e "s#$ROOT/etc/medic-edge/tls/console.crt#$NOBODY_DIR/console.crt#" "$OPCONF" >"$NOBODY_DIR/config.yaml"
+chmod 0644 "$NOBODY_DIR/config.yaml"
+as_nobody() { timeout 30 setpriv --reuid=nobody --regid=nogroup --clear-groups "$ME_REAL" "$@" --config "$NOBODY_DIR/config.yaml"; }
+if ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$ME_REAL"; then
+    echo "SKIP - operator commands as an unprivileged user: $ME_REAL is not executable by nobody"
+elif setpriv --reuid=nobody --regid=nogroup --clear-groups test -r "$CREDS/mqtt-password"; then
+    fail "the root-only credentials copy is unreadable by nobody"
+else
+    nobody_ops() {
+        printf '%s\n' 'senha-nobody-123' | as_nobody staff add ana >"$NOBODY_DIR/ops.out" 2>&1 &&
+            as_nobody status </dev/null >>"$NOBODY_DIR/ops.out" 2>&1 && grep -q '^site:' "$NOBODY_DIR/ops.out" &&
+            as_nobody outbox list </dev/null >>"$NOBODY_DIR/ops.out" 2>&1 &&
+            as_nobody rejects </dev/null >>"$NOBODY_DIR/ops.out" 2>&1 && grep -q 'no rejected messages' "$NOBODY_DIR/ops.out" ||
+            { cat "$NOBODY_DIR/ops.out"; return 1; }
+    }
+    nobody_run() {
+        ! as_nobody run >"$NOBODY_DIR/run.out" 2>&1 </dev/null &&
+            [[ $(wc -l <"$NOBODY_DIR/run.out") == 1 ]] &&
+            grep -q 'config error: mqtt.password_file: cannot read secret file' "$NOBODY_DIR/run.out" ||
+            { cat "$NOBODY_DIR/run.out"; return 1; }
+    }
+    check "as an unprivileged user with root-only credentials: staff add, status, outbox list, rejects exit 0" nobody_ops
+    check "as that user, run stops with one line naming the unreadable secret" nobody_run
+fi
 "$ME_REAL" run --config "$DCONF" >"$DDIR/daemon.log" 2>&1 &
 DAEMON_PID=$!
 d_up=0
@@ -483,5 +588,18 @@ for _ in $(seq 1 150); do
     sleep 0.1
 done
 check "the daemon exits 0 on SIGTERM" test "$d_rc" = 0
+
+# The daemon's session (persistent, client id medic-edge) outlives it in the broker: a scan
+# sent now is queued for it. Stopping the broker must not write that scan (a QR code) to disk.
+if dev_pub kiosk-a -t "$R/kiosk/kiosk-a/scan" -m '{"scan_id":"p-1","qr":"PROOF-PERSISTED-QR"}'; then
+    kill -TERM "$BROKER_PID"
+    for _ in $(seq 1 50); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$BROKER_PID" 2>/dev/null; then fail "the broker stops on SIGTERM"
+    else
+        BROKER_PID=''
+        check "a queued kiosk scan is not on the broker's disk after it stops (no persistence)" bash -c "
+            ! grep -rqaF PROOF-PERSISTED-QR '$TMP/broker-data' && [[ -z \$(ls -A '$TMP/broker-data') ]]"
+    fi
+else fail "kiosk-a publishes a scan while the daemon is stopped"; fi
 
 finish
