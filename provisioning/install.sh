@@ -171,7 +171,7 @@ if [[ $BUILD == 1 ]]; then
     command -v swift >/dev/null || die "--build needs the Swift toolchain (or build elsewhere and use --binary)"
     if ! test_mode; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev
+            libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
     fi
     info "building medic-edge (swift build -c release --static-swift-stdlib); this takes a while"
     (cd "$REPO_DIR" && swift build -c release --static-swift-stdlib --product medic-edge)
