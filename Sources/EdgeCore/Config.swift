@@ -144,7 +144,7 @@ extension EdgeConfig {
     public static let bounds: [String: ConfigBound] = [
         "mqtt.port": ConfigBound(1...65535, whole: true, unit: "TCP port"),
         "mqtt.keepalive_seconds": ConfigBound(5...3600, whole: true, unit: "seconds"),
-        "mqtt.max_pending_bytes": ConfigBound(Double(256 << 10)...Double(1 << 30), whole: true, unit: "bytes"),
+        "mqtt.max_pending_bytes": ConfigBound(Double(256 << 10)...Double(32 << 20), whole: true, unit: "bytes"),
         "cloud.roster_sync_seconds": ConfigBound(0.05...86_400, whole: false, unit: "seconds"),
         "cloud.max_batch": ConfigBound(1...5000, whole: true, unit: "events"),
         "cloud.max_request_bytes": ConfigBound(1024...Double(64 << 20), whole: true, unit: "bytes"),
