@@ -106,6 +106,11 @@ struct HostileRosterTests {
             let requests = stub.stats().directusRequests
             // Several pulls answered this way (a full one at start-up, then retries or increments).
             try await Harness.waitUntil("10 roster pulls answered \(answer)", timeout: 20) { stub.stats().directusRequests >= requests + 10 }
+            let now = try await env.rosterCounts()
+            #expect(now.patients == before.patients, "\(answer)")
+            #expect(now.appointments == before.appointments, "\(answer)")
+            let r = try await env.scan(day.patients[i].qr, scanId: "hostile-\(i)")
+            #expect(r["outcome"]?.stringValue == "checked_in", "\(answer): \(r)")
             if answer == .empty {
                 for c in ["patients", "appointments"] {
                     try await Harness.waitUntil("a suspect pull of \(c) counted", timeout: 10) {
@@ -113,11 +118,6 @@ struct HostileRosterTests {
                     }
                 }
             }
-            let now = try await env.rosterCounts()
-            #expect(now.patients == before.patients, "\(answer)")
-            #expect(now.appointments == before.appointments, "\(answer)")
-            let r = try await env.scan(day.patients[i].qr, scanId: "hostile-\(i)")
-            #expect(r["outcome"]?.stringValue == "checked_in", "\(answer): \(r)")
             #expect(try await env.daemon.get("/healthz").status == 200)
             let log = env.daemon.log()
             #expect(log.contains(logLine), "\(answer): \(log.suffix(1500))")
@@ -278,7 +278,7 @@ enum RosterFuzz {
         case 2: return String(Int.random(in: -1_000_000...1_000_000, using: &rng))
         case 3: return ["1e308", "-0", "0.5", "1E400", "-1e-400"].randomElement(using: &rng)!
         case 4: return "\"2026-12-07T13:00:00Z\""
-        case 5: return "\"\(UUID().uuidString.lowercased())\""
+        case 5: return String(format: "\"%08x-0000-4000-8000-%012x\"", UInt32.random(in: 0...UInt32.max, using: &rng), Int.random(in: 0..<1_000_000, using: &rng))
         case 6: return "\"\""
         case 7: return "\"\\u0000\\ud800 é ü\""
         default: return "\"x\(Int.random(in: 0..<100, using: &rng))\""
@@ -323,7 +323,19 @@ enum RosterFuzz {
         }
     }
 
+    /// 200 and `{"data": [...]}` with roster-like rows whose values have random types (or none).
+    static func plausiblePage(_ rng: inout SplitMix64) -> [UInt8] {
+        let rows = (0..<Int.random(in: 0..<4, using: &rng)).map { _ -> String in
+            let keys = fields.filter { $0 == "id" || Int.random(in: 0..<3, using: &rng) == 0 }
+            return "{" + keys.map { "\"\($0)\":\(scalar(&rng))" }.joined(separator: ",") + "}"
+        }
+        return Array("{\"data\":[\(rows.joined(separator: ","))]}".utf8)
+    }
+
     static func answer(_ rng: inout SplitMix64) -> DirectusScriptedAnswer {
+        if Int.random(in: 0..<3, using: &rng) < 2 {
+            return DirectusScriptedAnswer(status: 200, headers: [("Content-Type", "application/json")], body: plausiblePage(&rng))
+        }
         let status = [200, 200, 200, 200, 200, 201, 206, 301, 302, 400, 401, 403, 404, 418, 429, 500, 502, 503].randomElement(using: &rng)!
         var headers: [(String, String)] = []
         if Bool.random(using: &rng) {
