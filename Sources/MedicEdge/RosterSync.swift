@@ -225,7 +225,10 @@ final class RosterSync: Sendable {
     /// that is not a roster page, on an id seen twice (a server ignoring the paging filter)
     /// and after `maxPages` pages.
     func fetch(_ collection: String, fields: String, filter: String?) async throws -> [[String: JSON]] {
-        guard let base = config.cloud?.directusURL, let token = config.cloud?.directusToken else { return [] }
+        guard let base = config.cloud?.directusURL, let token = config.cloud?.directusToken else {
+            // Never an empty answer: a full pull must not read "no rows" from a missing setting.
+            throw RosterAnswerError(collection: collection, reason: "no Directus URL or token configured")
+        }
         var rows: [[String: JSON]] = []
         var seen = Set<String>()
         var last: String? = nil

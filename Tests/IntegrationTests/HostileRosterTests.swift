@@ -66,15 +66,16 @@ final class RecordingTransport: HTTPTransport {
 
 /// A RosterSync run in-process against the stub, on a real SQLite file.
 func makeRosterSync(port: Int, clock: TestMonoClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
-                    confirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs) throws -> (RosterSync, AppDatabase) {
+                    confirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs,
+                    state: EdgeState = EdgeState(cloudConfigured: true)) throws -> (RosterSync, AppDatabase) {
     let dir = Harness.tempDir("roster")
     let yaml = DaemonProcess.standardConfig(mqttPort: 1883, cloudPort: port)
         .replacingOccurrences(of: "{DATA_DIR}", with: dir + "/data").replacingOccurrences(of: "{HTTP_PORT}", with: "8080")
     let config = try EdgeConfig.parse(yaml: yaml)
     let db = try AppDatabase.open(dataDir: dir + "/data")
     var logger = Logger(label: "roster-test")
-    logger.logLevel = .critical
-    let sync = RosterSync(config: config, db: db, http: http, state: EdgeState(cloudConfigured: true), metrics: EdgeMetrics(bootstrap: false),
+    logger.logLevel = ProcessInfo.processInfo.environment["ROSTER_TEST_LOG"] != nil ? .debug : .critical
+    let sync = RosterSync(config: config, db: db, http: http, state: state, metrics: EdgeMetrics(bootstrap: false),
                           logger: logger, suspectConfirmNs: confirmNs, monoNs: { clock.now() })
     return (sync, db)
 }
@@ -212,6 +213,26 @@ struct HostileRosterTests {
         // The appointments' window filter and the id filter are ANDed.
         let appts = try #require(http.urls.first { $0.contains("/items/appointments?") }?.removingPercentEncoding)
         #expect(appts.contains("scheduled_start"))
+        try await stub.stop()
+    }
+
+    @Test("Health: the roster loop is busy while a pull waits for its answer and idle while it sleeps")
+    func busyAndIdle() async throws {
+        let stub = CloudStub(seed: ClinicDay().seed)
+        let port = try await stub.start()
+        let state = EdgeState(cloudConfigured: true)
+        let (sync, _) = try makeRosterSync(port: port, clock: TestMonoClock(), state: state)
+        // What /healthz would say 61 s from now, if nothing changed meanwhile.
+        let stuck = { state.healthReasons(nowNs: EdgeState.monoNs() + 61_000_000_000).contains { $0.hasPrefix("roster: no progress") } }
+        stub.setFaults(CloudStubFaults(mode: .slow, slowMs: 1500, directusOnly: true))
+        let loop = Task { await sync.run() }
+        try await Harness.waitUntil("the first roster request at the stub", timeout: 5) { stub.stats().directusRequests >= 1 }
+        #expect(stuck(), "busy while the answer (held 1.5 s) is awaited")
+        stub.setFaults(CloudStubFaults())
+        try await Harness.waitUntil("the roster loop idle between pulls", timeout: 10) { !stuck() }
+        loop.cancel()
+        await loop.value
+        #expect(!stuck())
         try await stub.stop()
     }
 
