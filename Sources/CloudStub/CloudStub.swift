@@ -204,6 +204,8 @@ struct StubState {
     var directusToken: String
     var collections: [String: StubCollection] = [:]
     var faults = CloudStubFaults()
+    /// Scripted Directus answers still to serve (DirectusHostile.swift).
+    var directusScript: [DirectusScriptedAnswer] = []
     var events: [JSONValue] = []
     var seenIds: Set<String> = []
     var stats = CloudStubStats()

@@ -109,10 +109,15 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
     public var directusOnly: Bool?
     /// When true, `mode` applies only to the Event API (`/e/...`).
     public var eventsOnly: Bool?
+    /// A hostile Directus answer (`directus_answer`), for `directusCollections` or all.
+    public var directusAnswer: DirectusHostileAnswer?
+    /// The collections `directusAnswer` applies to (`directus_collections`; nil = all).
+    public var directusCollections: [String]?
 
     public init(mode: Mode = .none, slowMs: Int = 5000, rejectEventIds: [String] = [],
                 rejectEventNames: [String] = [], maxRequestBytes: Int? = nil, retryAfterSeconds: Int? = nil,
-                directusOnly: Bool? = nil, eventsOnly: Bool? = nil) {
+                directusOnly: Bool? = nil, eventsOnly: Bool? = nil,
+                directusAnswer: DirectusHostileAnswer? = nil, directusCollections: [String]? = nil) {
         self.mode = mode
         self.slowMs = slowMs
         self.rejectEventIds = rejectEventIds
@@ -121,6 +126,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         self.retryAfterSeconds = retryAfterSeconds
         self.directusOnly = directusOnly
         self.eventsOnly = eventsOnly
+        self.directusAnswer = directusAnswer
+        self.directusCollections = directusCollections
     }
 
     enum CodingKeys: String, CodingKey {
@@ -132,6 +139,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         case retryAfterSeconds = "retry_after_seconds"
         case directusOnly = "directus_only"
         case eventsOnly = "events_only"
+        case directusAnswer = "directus_answer"
+        case directusCollections = "directus_collections"
     }
 
     public init(from decoder: Decoder) throws {
@@ -144,6 +153,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         retryAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .retryAfterSeconds)
         directusOnly = try c.decodeIfPresent(Bool.self, forKey: .directusOnly)
         eventsOnly = try c.decodeIfPresent(Bool.self, forKey: .eventsOnly)
+        directusAnswer = try c.decodeIfPresent(DirectusHostileAnswer.self, forKey: .directusAnswer)
+        directusCollections = try c.decodeIfPresent([String].self, forKey: .directusCollections)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -156,6 +167,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         try c.encodeIfPresent(retryAfterSeconds, forKey: .retryAfterSeconds)
         try c.encodeIfPresent(directusOnly, forKey: .directusOnly)
         try c.encodeIfPresent(eventsOnly, forKey: .eventsOnly)
+        try c.encodeIfPresent(directusAnswer, forKey: .directusAnswer)
+        try c.encodeIfPresent(directusCollections, forKey: .directusCollections)
     }
 
     var json: JSONValue {
@@ -169,6 +182,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         if let v = retryAfterSeconds { o["retry_after_seconds"] = .number(Double(v)) }
         if let v = directusOnly { o["directus_only"] = .bool(v) }
         if let v = eventsOnly { o["events_only"] = .bool(v) }
+        if let v = directusAnswer { o["directus_answer"] = .string(v.rawValue) }
+        if let v = directusCollections { o["directus_collections"] = .array(v.map { .string($0) }) }
         return .object(o)
     }
 
@@ -199,7 +214,8 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
             return out
         }
         let known: Set<String> = ["mode", "slow_ms", "reject_event_ids", "reject_event_names", "max_request_bytes",
-                                  "retry_after_seconds", "directus_only", "events_only"]
+                                  "retry_after_seconds", "directus_only", "events_only",
+                                  "directus_answer", "directus_collections"]
         if let unknown = o.keys.sorted().first(where: { !known.contains($0) }) {
             throw .badRequest("unknown fault key \"\(unknown)\"")
         }
@@ -217,6 +233,16 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
         f.retryAfterSeconds = try int("retry_after_seconds")
         f.directusOnly = try bool("directus_only")
         f.eventsOnly = try bool("events_only")
+        if let v = o["directus_answer"], !v.isNull {
+            guard let s = v.stringValue, let a = DirectusHostileAnswer(rawValue: s) else {
+                let answers = DirectusHostileAnswer.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .badRequest("\"directus_answer\" must be one of: \(answers)")
+            }
+            f.directusAnswer = a
+        }
+        if let v = o["directus_collections"], !v.isNull {
+            f.directusCollections = try strings("directus_collections")
+        }
         return f
     }
 }

@@ -158,11 +158,12 @@ extension CloudStub {
             }
         case .directus:
             // Take what the answer needs under the lock; run the query outside it.
-            let (mode, faults, snapshot) = state.withLock { s in
+            let (mode, faults, snapshot, scripted) = state.withLock { s in
                 s.countRequest(.directus)
-                return (s.mode(for: .directus), s.faults, DirectusSnapshot(token: s.directusToken, collections: s.collections))
+                return (s.mode(for: .directus), s.faults, DirectusSnapshot(token: s.directusToken, collections: s.collections),
+                        s.takeScriptedDirectusAnswer(path: req.path))
             }
-            action = CloudStub.handleDirectus(req, mode: mode, faults: faults, snapshot: snapshot)
+            action = scripted.map { .respond($0) } ?? CloudStub.handleDirectus(req, mode: mode, faults: faults, snapshot: snapshot)
             state.withLock { $0.record(action) }
         case .other:
             action = state.withLock { s in
@@ -318,7 +319,7 @@ extension CloudStub {
     static func handleDirectus(_ req: StubRequest, mode: CloudStubFaults.Mode, faults: CloudStubFaults,
                                snapshot: DirectusSnapshot) -> StubAction {
         if let forced = faultAnswer(mode, kind: .directus, faults: faults) { return forced }
-        var response = directusResponse(req, state: snapshot)
+        var response = hostileDirectusAnswer(req, faults: faults, snapshot: snapshot) ?? directusResponse(req, state: snapshot)
         response.delayMs = slowDelay(mode, faults: faults)
         return .respond(response)
     }
@@ -394,6 +395,8 @@ extension CloudStub {
             return .json(.ok, ["status": "ok"])
         case (.GET, ["stats"]):
             return .json(.ok, stats().json)
+        case (_, ["directus", "answers"]):
+            return handleDirectusScriptControl(req)
         case (.GET, ["faults"]):
             return .json(.ok, faults().json)
         case (.POST, ["faults"]), (.PUT, ["faults"]):

@@ -260,7 +260,7 @@ public enum Daemon {
         let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
         let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
-        let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, logger: logger)
+        let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
         let noshow = NoShowScheduler(config: config, db: db, clock: clockWatch, metrics: metrics, logger: logger)
         let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)

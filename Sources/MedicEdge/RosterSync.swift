@@ -4,6 +4,7 @@ import EdgeStore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
 struct DirectusError: Error, CustomStringConvertible {
     let status: Int
@@ -12,16 +13,175 @@ struct DirectusError: Error, CustomStringConvertible {
     var description: String { "Directus answered HTTP \(status) (\(code)): \(message)" }
 }
 
+/// A roster answer that is not `{"data": [...]}` with rows of the expected shape (CONTRACT §3):
+/// an error for that pull; the local roster stays as it is. The description names the
+/// collection, the row and the field, never a value (values are personal data).
+struct RosterAnswerError: Error, CustomStringConvertible, Equatable {
+    let collection: String
+    let reason: String
+    var description: String { "Directus answer for \(collection) refused: \(reason)" }
+}
+
+/// The strict reader of a Directus items answer. Pure: tested without a network.
+enum RosterAnswer {
+    enum Kind: Equatable { case string, nullableString, time, objectOrString }
+    /// The fields read per collection, and the JSON type each must have. A required field must
+    /// be present and not null; an optional one may be missing or null.
+    static let shapes: [String: [(field: String, kind: Kind, required: Bool)]] = [
+        "patients": [("id", .string, true), ("name", .string, true), ("phone", .nullableString, false),
+                     ("qr_code_hash", .nullableString, false), ("created_at", .nullableString, false),
+                     ("updated_at", .nullableString, false)],
+        "professionals": [("id", .string, true), ("name", .nullableString, false),
+                          ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
+        "services": [("id", .string, true), ("name", .nullableString, false),
+                     ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
+        "rooms": [("id", .string, true), ("name", .nullableString, false), ("iot_config", .objectOrString, false),
+                  ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
+        "appointments": [("id", .string, true), ("patient_id", .string, true), ("professional_id", .nullableString, false),
+                         ("service_id", .nullableString, false), ("room_id", .nullableString, false),
+                         ("scheduled_start", .time, true), ("scheduled_end", .time, true), ("status", .string, true),
+                         ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
+    ]
+    static let maxIdBytes = 255
+
+    static func typeName(_ v: JSON) -> String {
+        switch v {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    /// The rows of one page of `GET /items/{collection}`, checked; throws `DirectusError` for a
+    /// non-200 answer and `RosterAnswerError` for a 200 that is not a roster page.
+    static func rows(collection: String, status: Int, contentType: String?, body: [UInt8],
+                     limit: Int) throws -> [[String: JSON]] {
+        let parsed = try? JSON.parse(body)
+        guard status == 200 else {
+            let err = parsed?["errors"]?.arrayValue?.first
+            let code = err?["extensions"]?["code"]?.stringValue.map(printable) ?? "UNKNOWN"
+            let message = err?["message"]?.stringValue.map { printable(String($0.prefix(200))) }
+                ?? (parsed == nil ? "the body is not JSON (\(describe(contentType, body.count)))" : "no error message")
+            throw DirectusError(status: status, code: code, message: message)
+        }
+        guard let json = parsed else {
+            throw RosterAnswerError(collection: collection, reason: "HTTP 200 but the body is not JSON (\(describe(contentType, body.count))); a proxy or login page?")
+        }
+        guard let top = json.objectValue else {
+            throw RosterAnswerError(collection: collection, reason: "the answer is \(typeName(json)), not an object with \"data\"")
+        }
+        if let errors = top["errors"], !errors.isNull {
+            let code = errors.arrayValue?.first?["extensions"]?["code"]?.stringValue.map(printable) ?? "UNKNOWN"
+            throw RosterAnswerError(collection: collection, reason: "HTTP 200 carrying errors (\(code))")
+        }
+        guard let dataValue = top["data"] else {
+            throw RosterAnswerError(collection: collection, reason: "the answer has no \"data\"")
+        }
+        guard let data = dataValue.arrayValue else {
+            throw RosterAnswerError(collection: collection, reason: "\"data\" is \(typeName(dataValue)), not an array")
+        }
+        guard data.count <= limit else {
+            throw RosterAnswerError(collection: collection, reason: "\(data.count) rows in a page asked for at most \(limit)")
+        }
+        var out: [[String: JSON]] = []
+        out.reserveCapacity(data.count)
+        for (i, v) in data.enumerated() { out.append(try row(collection: collection, v, index: i)) }
+        return out
+    }
+
+    /// One row checked against its collection's shape.
+    static func row(collection: String, _ v: JSON, index: Int) throws(RosterAnswerError) -> [String: JSON] {
+        guard let o = v.objectValue else {
+            throw RosterAnswerError(collection: collection, reason: "row \(index) is \(typeName(v)), not an object")
+        }
+        let shape = shapes[collection] ?? [("id", .string, true)]
+        // The id first, so the other messages can name the row (ids are not personal data).
+        var name = "row \(index)"
+        if let id = o["id"]?.stringValue, !id.isEmpty, id.utf8.count <= maxIdBytes, id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+            name += " (id \(id))"
+        }
+        for (field, kind, required) in shape {
+            let value = o[field]
+            guard let value, !value.isNull else {
+                if required { throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is missing or null") }
+                continue
+            }
+            switch kind {
+            case .string, .nullableString:
+                guard let s = value.stringValue else {
+                    throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is \(typeName(value)), not a string")
+                }
+                if field.hasSuffix("id") {
+                    guard !s.isEmpty, s.utf8.count <= maxIdBytes, s.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
+                        throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is not an id (empty, too long or not printable ASCII)")
+                    }
+                }
+            case .time:
+                guard let s = value.stringValue else {
+                    throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is \(typeName(value)), not a string")
+                }
+                guard Time.parseMs(s) != nil else {
+                    throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is not an RFC 3339 time with an offset")
+                }
+            case .objectOrString:
+                guard value.objectValue != nil || value.stringValue != nil else {
+                    throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is \(typeName(value)), not an object")
+                }
+            }
+        }
+        return o
+    }
+
+    /// "text/html, 1234 bytes": what came, without the body itself.
+    static func describe(_ contentType: String?, _ bytes: Int) -> String {
+        "\(contentType.map { printable(String($0.prefix(80))) } ?? "no content type"), \(bytes) bytes"
+    }
+
+    /// Text from the network made safe for one log line.
+    static func printable(_ s: String) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? " " : $0 }))
+    }
+}
+
 /// Pulls the roster from Directus (CONTRACT §3): full at start-up, on a new local day and
-/// daily (reconciling by ids), incremental on created_at/updated_at in between. A failed
-/// pull keeps the last good roster. Logs carry the Directus error code, never the token.
+/// daily (reconciling by ids), incremental on created_at/updated_at in between; every pull
+/// pages by id (`sort=id`, `id _gt last`), never by offset. A bad answer never empties the day:
+/// an answer that is not a roster page fails the pull and keeps the last good roster, and a
+/// full pull that would remove most of a collection is held back until another full pull at
+/// least `suspectConfirmNs` later (monotonic) returns the same. Logs carry the Directus error
+/// code, never the token.
 final class RosterSync: Sendable {
     let config: EdgeConfig
     let db: AppDatabase
     let http: any HTTPTransport
     let state: EdgeState
+    let metrics: EdgeMetrics
     let logger: Logger
+    /// How long a held-back removal waits for a second full pull returning the same.
+    let suspectConfirmNs: UInt64
+    /// The monotonic clock (nanoseconds); tests pass their own.
+    let monoNs: @Sendable () -> UInt64
+    /// Held-back removals by collection: the answer's ids and when it was first seen.
+    let pending = Mutex<[String: PendingRemoval]>([:])
+
+    struct PendingRemoval: Sendable {
+        let answerIds: Set<String>
+        let firstSeenNs: UInt64
+        let removing: Int
+    }
+
     static let pageSize = 500
+    /// A bound on pages per pull (5 million rows), so a server that keeps answering cannot
+    /// keep a pull going for ever.
+    static let maxPages = 10_000
+    static let maxBodyBytes = 16 << 20
+    static let defaultSuspectConfirmNs: UInt64 = 600_000_000_000
+    /// A full pull is suspect when it would remove more than half of a collection's local rows
+    /// and at least this many.
+    static let suspectMinRows = 10
     static let overlapMs: Int64 = 120_000
     static let collections: [(String, String)] = [
         ("patients", "id,name,phone,qr_code_hash,created_at,updated_at"),
@@ -31,8 +191,10 @@ final class RosterSync: Sendable {
         ("appointments", "id,patient_id,professional_id,service_id,room_id,scheduled_start,scheduled_end,status,created_at,updated_at"),
     ]
 
-    init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, state: EdgeState, logger: Logger) {
-        self.config = config; self.db = db; self.http = http; self.state = state; self.logger = logger
+    init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, state: EdgeState, metrics: EdgeMetrics, logger: Logger,
+         suspectConfirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs, monoNs: @escaping @Sendable () -> UInt64 = EdgeState.monoNs) {
+        self.config = config; self.db = db; self.http = http; self.state = state; self.metrics = metrics; self.logger = logger
+        self.suspectConfirmNs = suspectConfirmNs; self.monoNs = monoNs
     }
 
     /// The appointment window: whole local days [today − 1, today + days_ahead].
@@ -46,33 +208,54 @@ final class RosterSync: Sendable {
         return (first, last, f, t)
     }
 
-    func fetch(_ collection: String, fields: String, filter: String?) async throws -> [[String: JSON]] {
-        guard let base = config.cloud?.directusURL, let token = config.cloud?.directusToken else { return [] }
-        var rows: [[String: JSON]] = []
-        var offset = 0
-        while true {
-            var q = "fields=\(enc(fields))&sort=id&limit=\(RosterSync.pageSize)&offset=\(offset)"
-            if let filter { q += "&filter=\(enc(filter))" }
-            let url = base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/items/\(collection)?" + q
-            let resp = try await http.send(HTTPRequest(url: url, headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
-                                                       connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5,
-                                                       timeout: config.cloud?.requestTimeoutSeconds ?? 15))
-            let body = try? JSON.parse(resp.body)
-            guard resp.status == 200 else {
-                let err = body?["errors"]?.arrayValue?.first
-                throw DirectusError(status: resp.status, code: err?["extensions"]?["code"]?.stringValue ?? "UNKNOWN",
-                                    message: String((err?["message"]?.stringValue ?? "no error message").prefix(200)))
-            }
-            guard let data = body?["data"]?.arrayValue else {
-                throw DirectusError(status: resp.status, code: "BAD_RESPONSE", message: "the answer has no data array")
-            }
-            rows += data.compactMap(\.objectValue)
-            if data.count < RosterSync.pageSize { return rows }
-            offset += data.count
+    /// The query of one page: `sort=id`, and after the first page `id _gt last`, ANDed with the
+    /// pull's own filter.
+    static func pageQuery(fields: String, filter: String?, after last: String?) -> String {
+        var f = filter
+        if let last {
+            let byId = "{\"id\":{\"_gt\":\(JSONText.quote(last))}}"
+            f = filter.map { "{\"_and\":[\(byId),\($0)]}" } ?? byId
         }
+        var q = "fields=\(enc(fields))&sort=id&limit=\(RosterSync.pageSize)"
+        if let f { q += "&filter=\(enc(f))" }
+        return q
     }
 
-    private func enc(_ s: String) -> String {
+    /// Every row of a collection matching `filter`, page by page by id. Throws on any answer
+    /// that is not a roster page, on an id seen twice (a server ignoring the paging filter)
+    /// and after `maxPages` pages.
+    func fetch(_ collection: String, fields: String, filter: String?) async throws -> [[String: JSON]] {
+        guard let base = config.cloud?.directusURL, let token = config.cloud?.directusToken else {
+            // Never an empty answer: a full pull must not read "no rows" from a missing setting.
+            throw RosterAnswerError(collection: collection, reason: "no Directus URL or token configured")
+        }
+        var rows: [[String: JSON]] = []
+        var seen = Set<String>()
+        var last: String? = nil
+        for _ in 0..<RosterSync.maxPages {
+            state.busy("roster")  // progress: each page
+            let url = base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/items/\(collection)?"
+                + RosterSync.pageQuery(fields: fields, filter: filter, after: last)
+            let resp = try await http.send(HTTPRequest(url: url, headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
+                                                       connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5,
+                                                       timeout: config.cloud?.requestTimeoutSeconds ?? 15,
+                                                       maxBodyBytes: RosterSync.maxBodyBytes))
+            let page = try RosterAnswer.rows(collection: collection, status: resp.status, contentType: resp.headers["content-type"],
+                                             body: resp.body, limit: RosterSync.pageSize)
+            for r in page {
+                let id = r["id"]!.stringValue!.lowercased()
+                guard seen.insert(id).inserted else {
+                    throw RosterAnswerError(collection: collection, reason: "id \(id) came twice; the server does not page by id")
+                }
+            }
+            rows += page
+            if page.count < RosterSync.pageSize { return rows }
+            last = page.last!["id"]!.stringValue!
+        }
+        throw RosterAnswerError(collection: collection, reason: "more than \(RosterSync.maxPages) pages")
+    }
+
+    private static func enc(_ s: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~,")
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
@@ -121,8 +304,27 @@ final class RosterSync: Sendable {
         return "{\"scheduled_start\":{\"_gte\":\"\(Time.rfc3339(ms: w.fromMs))\",\"_lt\":\"\(Time.rfc3339(ms: w.toMs))\"}}"
     }
 
-    /// Everything, reconciled by ids: rows deleted upstream go, missing rows come.
-    func fullSync(nowMs: Int64) async throws {
+    /// Would removing `removing` of `local` rows empty the day (CONTRACT §3: more than half,
+    /// and at least 10 rows)?
+    static func isSuspect(removing: Int, of local: Int) -> Bool {
+        removing >= suspectMinRows && removing * 2 > local
+    }
+
+    /// What a full pull did to one collection.
+    enum FullPullDecision: Sendable {
+        /// Reconciled: `removed` rows deleted upstream went.
+        case applied(removed: Int)
+        /// Suspect: nothing removed (rows in the answer were still written).
+        case held(removing: Int, local: Int, answerIds: Set<String>, firstSeenNs: UInt64)
+        /// Suspect, but the same answer came at least `suspectConfirmNs` after the first: applied.
+        case confirmed(removed: Int, waitedNs: UInt64)
+    }
+
+    /// Everything, reconciled by ids: rows deleted upstream go, missing rows come, except that
+    /// a suspect removal is held back. Nothing is written unless every collection's answer is
+    /// a good roster page. Returns the collections held back.
+    @discardableResult
+    func fullSync(nowMs: Int64) async throws -> [String] {
         var all: [(String, [[String: JSON]])] = []
         for (c, fields) in RosterSync.collections {
             let filter = c == "appointments" ? windowFilter(nowMs: nowMs) : nil
@@ -130,13 +332,32 @@ final class RosterSync: Sendable {
         }
         let w = window(nowMs: nowMs)
         let fetched = all
-        try await db.writer.write { db in
+        let mono = monoNs()
+        let confirmNs = suspectConfirmNs
+        let pendingNow = pending.withLock { $0 }
+        let decisions: [(String, FullPullDecision)] = try await db.writer.write { db in
+            var out: [(String, FullPullDecision)] = []
             for (c, rows) in fetched {
                 let ids = Set(rows.compactMap { $0["id"]?.stringValue?.lowercased() })
                 let scope = c == "appointments" ? " WHERE start_ms >= \(w.fromMs) AND start_ms < \(w.toMs)" : ""
                 let local = try String.fetchAll(db, sql: "SELECT id FROM \(c)\(scope)")
-                for id in local where !ids.contains(id) { try db.execute(sql: "DELETE FROM \(c) WHERE id = ?", arguments: [id]) }
+                let gone = local.filter { !ids.contains($0) }
+                var decision = FullPullDecision.applied(removed: gone.count)
+                if RosterSync.isSuspect(removing: gone.count, of: local.count) {
+                    if let p = pendingNow[c], p.answerIds == ids, mono &- p.firstSeenNs >= confirmNs {
+                        decision = .confirmed(removed: gone.count, waitedNs: mono &- p.firstSeenNs)
+                    } else {
+                        let since = pendingNow[c].flatMap { $0.answerIds == ids ? $0.firstSeenNs : nil } ?? mono
+                        decision = .held(removing: gone.count, local: local.count, answerIds: ids, firstSeenNs: since)
+                    }
+                }
+                var held = false
+                if case .held = decision { held = true }
+                if !held {
+                    for id in gone { try db.execute(sql: "DELETE FROM \(c) WHERE id = ?", arguments: [id]) }
+                }
                 if c == "appointments" {
+                    // Days that left the window: not a removal by the answer.
                     try db.execute(sql: "DELETE FROM appointments WHERE end_ms < ?", arguments: [w.fromMs])
                 }
                 try self.upsert(db, c, rows)
@@ -144,12 +365,43 @@ final class RosterSync: Sendable {
                 try db.execute(sql: """
                     INSERT INTO sync_state (collection, cursor, last_sync_ms, last_full_ms) VALUES (?,?,?,?)
                     ON CONFLICT(collection) DO UPDATE SET cursor = coalesce(excluded.cursor, cursor), last_sync_ms = excluded.last_sync_ms,
-                      last_full_ms = excluded.last_full_ms
-                    """, arguments: [c, cursor, nowMs, nowMs])
+                      last_full_ms = coalesce(excluded.last_full_ms, last_full_ms)
+                    """, arguments: [c, cursor, nowMs, held ? nil : nowMs])
+                out.append((c, decision))
             }
             try Ledger.setKV(db, "roster.window_day", LocalDay.dayString(nowMs, zone: self.config.timeZone))
+            return out
         }
-        state.rosterSynced(nowMs: nowMs)
+        var heldBack: [String] = []
+        pending.withLock { p in
+            for (c, d) in decisions {
+                if case .held(let removing, _, let answerIds, let since) = d {
+                    p[c] = PendingRemoval(answerIds: answerIds, firstSeenNs: since, removing: removing)
+                } else {
+                    p[c] = nil
+                }
+            }
+        }
+        let minutes = Double(suspectConfirmNs) / 60e9
+        for (c, d) in decisions {
+            switch d {
+            case .applied:
+                break
+            case .held(let removing, let local, _, let since):
+                heldBack.append(c)
+                metrics.rosterSuspectPull(c)
+                logger.error("""
+                    roster: full pull of \(c) held back: it would remove \(removing) of \(local) local rows (an empty answer, \
+                    a wrong permission filter, an emptied database?); nothing removed. Check the Directus token's permissions \
+                    and data; the removal is applied only if a full pull at least \(JSONText.number(minutes)) min after the \
+                    first returns the same (same answer for \((mono &- since) / 1_000_000_000) s so far)
+                    """)
+            case .confirmed(let removed, let waited):
+                logger.warning("roster: full pull of \(c): \(removed) rows removed; the same answer came again after \(waited / 1_000_000_000) s")
+            }
+        }
+        if heldBack.isEmpty { state.rosterSynced(nowMs: nowMs) }
+        return heldBack
     }
 
     /// Rows created or updated after the cursor (minus an overlap).
@@ -178,30 +430,41 @@ final class RosterSync: Sendable {
         state.rosterSynced(nowMs: nowMs)
     }
 
+    /// When the next full pull is due because of a held-back removal (nil: none held).
+    func heldRetryNs() -> UInt64? {
+        pending.withLock { $0.values.map(\.firstSeenNs).min() }.map { $0 &+ suspectConfirmNs }
+    }
+
     func run() async {
-        guard config.cloud?.directusURL != nil else { return }
+        guard let cloud = config.cloud, cloud.directusURL != nil else { return }
         var lastFullMs: Int64 = 0
         var lastDay = ""
         var failures = 0
         while !Task.isCancelled {
+            state.busy("roster")
             let now = Time.nowMs()
             let day = LocalDay.dayString(now, zone: config.timeZone)
+            var delay = cloud.rosterSyncSeconds
             do {
-                if day != lastDay || now - lastFullMs > 86_400_000 {
-                    try await fullSync(nowMs: now)
+                let heldDue = heldRetryNs().map { monoNs() >= $0 } ?? false
+                if day != lastDay || now - lastFullMs > 86_400_000 || heldDue {
+                    let held = try await fullSync(nowMs: now)
                     lastFullMs = now; lastDay = day
-                    logger.info("roster: full sync done (window \(window(nowMs: now).from)...\(window(nowMs: now).to))")
+                    if held.isEmpty {
+                        logger.info("roster: full sync done (window \(window(nowMs: now).from)...\(window(nowMs: now).to))")
+                    }
                 } else {
                     try await incrementalSync(nowMs: now)
                 }
                 failures = 0
-                try? await Task.sleep(for: .milliseconds(Int(config.cloud!.rosterSyncSeconds * 1000)))
             } catch {
                 failures += 1
-                logger.warning("roster: sync failed, keeping the last good roster: \(error)")
-                let delay = min(config.cloud!.rosterSyncSeconds, 0.5 * pow(2.0, Double(min(failures, 8))))
-                try? await Task.sleep(for: .milliseconds(Int(max(0.2, delay) * 1000)))
+                delay = max(0.2, min(cloud.rosterSyncSeconds, 0.5 * pow(2.0, Double(min(failures, 8)))))
+                let message = "roster: pull failed, keeping the last good roster; retry in \(JSONText.number((delay * 10).rounded() / 10)) s: \(error)"
+                if error is RosterAnswerError { logger.error("\(message)") } else { logger.warning("\(message)") }
             }
+            state.idle("roster")
+            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
     }
 }
