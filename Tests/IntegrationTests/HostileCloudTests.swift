@@ -36,7 +36,7 @@ struct HostileCloudTests {
         // A clinic morning: readings in small bursts, a check-in at the kiosk.
         let scan = try await env.scan(day.maria.qr, scanId: "hostile-1")
         #expect(scan["outcome"]?.stringValue == "checked_in")
-        for round in 0..<9 {
+        for round in 0..<11 {
             try await UplinkTests.burst(env, prefix: "h\(round)", n: 5)
             #expect(env.daemon.process?.isRunning == true, "the daemon died in round \(round): \(env.daemon.log().suffix(600))")
             #expect(try await Self.healthz(env.daemon) == 200)
@@ -50,7 +50,7 @@ struct HostileCloudTests {
         #expect(try await env.metric(#"medic_edge_uplink_requests_total{status="200_bad_body"}"#) ?? 0 >= 1)
         // Nothing was taken as delivered: every fact is still in the outbox.
         let waiting = try Self.outboxIds(env.daemon)
-        #expect(waiting.count >= 9 * 5 + 2, "45 readings, the check-in and its qr_scan")
+        #expect(waiting.count >= 11 * 5 + 2, "55 readings, the check-in and its qr_scan")
         let receivedBefore = Set(stub.receivedEvents().compactMap { $0["id"]?.stringValue })
         #expect(receivedBefore.isDisjoint(with: waiting))
         // The cloud heals: everything arrives, once per id, without a restart.
