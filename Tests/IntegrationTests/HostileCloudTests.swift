@@ -4,6 +4,7 @@ import EdgeHTTPClient
 import EdgeTestSupport
 import Foundation
 import GRDB
+@testable import MedicEdge
 import Testing
 
 /// The uplink against a hostile cloud (CONTRACT §2): bad Retry-After values, answers that
@@ -203,6 +204,60 @@ struct CurlLimitsTests {
         // Without a cap (or a larger one) the same answer is read whole.
         let whole = try await http.send(HTTPRequest(url: url, connectTimeout: 1, timeout: 10, maxBodyBytes: 4 << 20))
         #expect(whole.body.count == big.count)
+    }
+}
+
+@Suite("Uplink rules: what is a delivery, how long to wait, how to count")
+struct UplinkRulesTests {
+    @Test("Only a JSON object whose ids array has one entry per event sent is a delivery")
+    func delivery() {
+        func ok(_ s: String, _ n: Int) -> Bool { Uplink.isDelivery(body: Array(s.utf8), eventCount: n) }
+        #expect(ok(#"{"ids":["a","b"],"status":200}"#, 2))
+        #expect(ok(#"{"ids":["a"]}"#, 1))
+        #expect(!ok(#"{"ids":[]}"#, 1))
+        #expect(!ok(#"{"ids":["a"]}"#, 2))
+        #expect(!ok(#"{"ids":["a","b","c"]}"#, 2))
+        #expect(!ok(#"{"ok":true}"#, 1))
+        #expect(!ok(#"{"ids":"a"}"#, 1))
+        #expect(!ok(#"[{"ids":["a"]}]"#, 1))
+        #expect(!ok("<html><body>Portal</body></html>", 1))
+        #expect(!ok("", 1))
+        #expect(!ok(#"{"ids":["a"]"#, 1), "cut short")
+        #expect(!ok(String(repeating: "[", count: 100_000), 1), "deep nesting is refused, not a stack overflow")
+    }
+
+    @Test("Backoff: exponential with jitter, never over 30 s without a valid Retry-After, never over 60 s with one")
+    func backoff() {
+        for failures in [-5, 0, 1, 2, 3, 7, 8, 10, 11, 64, 1_000, Int.max] {
+            for jitter in [0.0, 0.5, 1.0, -1, 2, .nan, .infinity] {
+                let d = Uplink.retryDelay(failures: failures, retryAfter: nil, jitter: jitter)
+                #expect(d > 0 && d <= 30, "failures \(failures), jitter \(jitter): \(d)")
+                for ra in [0.0, 5, 45, 60, 1e308, .infinity, -.infinity, .nan, -1] {
+                    let r = Uplink.retryDelay(failures: failures, retryAfter: ra, jitter: jitter)
+                    #expect(r >= d && r <= 60, "Retry-After \(ra) stretches, never shortens, at most 60 s: \(r)")
+                }
+            }
+        }
+        #expect(Uplink.retryDelay(failures: 1, retryAfter: nil, jitter: 0) == 0.25)
+        #expect(Uplink.retryDelay(failures: 3, retryAfter: nil, jitter: 1) == 2)
+        #expect(Uplink.retryDelay(failures: 20, retryAfter: nil, jitter: 0) == 15)
+        #expect(Uplink.retryDelay(failures: 1, retryAfter: 45, jitter: 0) == 45)
+        #expect(Uplink.retryDelay(failures: 1, retryAfter: .infinity, jitter: 0) == 0.25, "a non-finite value is no Retry-After")
+    }
+
+    @Test("Transport failures get a status label from a short list")
+    func labels() {
+        func l(_ code: Int, _ m: String = "x") -> String { Uplink.label(for: HTTPTransportError(code: code, message: m)) }
+        #expect(l(28) == "timeout")
+        #expect(l(63) == "body_too_large")
+        #expect(l(18) == "partial_body")
+        #expect(l(43, "curl_easy_setopt(CURLOPT_URL) failed: x") == "client_error")
+        #expect(l(7) == "connect_failed")
+        #expect(l(56) == "connection_error")
+        #expect(l(52) == "empty_reply")
+        #expect(l(60) == "tls_error")
+        #expect(l(8) == "bad_answer")
+        #expect(l(999) == "error")
     }
 }
 
