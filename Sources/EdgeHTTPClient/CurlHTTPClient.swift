@@ -192,7 +192,7 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
                                      message: "response body over \(collector.maxBody) bytes (the most this request takes); transfer aborted")
         }
         guard code == CURLE_OK else {
-            let msg = String(cString: errbuf)
+            let msg = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw HTTPTransportError(code: Int(code.rawValue), message: msg.isEmpty ? String(cString: curl_easy_strerror(code)) : msg)
         }
         var status = 0
