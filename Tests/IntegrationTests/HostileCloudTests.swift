@@ -1,9 +1,11 @@
 import CloudStub
 import EdgeCore
 import EdgeHTTPClient
+import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB
+import Logging
 @testable import MedicEdge
 import Testing
 
@@ -76,6 +78,50 @@ struct HostileCloudTests {
         #expect(env.daemon.process?.isRunning == true && env.daemon.pid == pid)
         #expect(!env.daemon.log().contains("Fatal error"))
         await env.stop()
+    }
+
+    @Test("Every hostile answer of the stub, one by one through the real uplink code and libcurl: a retry, nothing deleted, no bad Retry-After honoured")
+    func everyHostileAnswerInProcess() async throws {
+        let stub = CloudStub()
+        let port = try await stub.start()
+        defer { Task { try? await stub.stop() } }
+        let yaml = DaemonProcess.standardConfig(mqttPort: 1, cloudPort: port)
+            .replacingOccurrences(of: "{HTTP_PORT}", with: "1").replacingOccurrences(of: "{DATA_DIR}", with: Harness.tempDir("uplink-units"))
+        let config = try EdgeConfig.parse(yaml: yaml)
+        let db = try AppDatabase(DatabaseQueue())
+        try await db.writer.write { db in
+            for i in 0..<3 {
+                let data = #"{"site_id":"test-site","n":\#(i)}"#
+                try db.execute(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)",
+                               arguments: ["0193e000-0000-7000-8000-00000000000\(i)", "integration/iot.event", 1, "dev-\(i)", data, 1_796_644_800_000, data.utf8.count + 80])
+            }
+        }
+        let state = EdgeState(cloudConfigured: true)
+        var logger = Logger(label: "uplink-test")
+        logger.logLevel = .critical
+        stub.setFaults(.init(mode: .hostileEvents))
+        for answer in HostileEventAnswer.allCases {
+            // A new client each time: libcurl resends once by itself on a reused connection
+            // that turns out dead, which would take two answers of the list.
+            let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
+                                state: state, logger: logger)
+            let batch = try uplink.nextBatch()
+            #expect(batch.count == 3)
+            let outcome = await uplink.deliver(batch)
+            let expected: Uplink.Outcome = .retry(after: answer == .unavailableRetryAfterPastDate || answer == .tooManyRequestsRetryAfterPastDate ? 0 : nil)
+            #expect(outcome == expected, "\(answer.rawValue)")
+            #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") } == 3, "\(answer.rawValue) deleted events")
+            #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox_dead") } == 0)
+        }
+        #expect(stub.eventRequests().map(\.answer) == HostileEventAnswer.allCases.map(\.rawValue))
+        #expect(state.cloudState(nowMs: Time.nowMs()) == .offline)
+        stub.setFaults(.init())
+        let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
+                            state: state, logger: logger)
+        #expect(await uplink.deliver(try uplink.nextBatch()) == .done)
+        #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") } == 0)
+        #expect(stub.receivedEvents().count == 3)
+        #expect(state.cloudState(nowMs: Time.nowMs()) == .online)
     }
 
     @Test("A 400 storm: after 4 lone refusals the 5th is a cloud fault: nothing more is dead-lettered, cloud degraded, an error logged; after a success dead-lettering resumes")
