@@ -107,7 +107,7 @@ public final class CloudStub: Sendable {
     // MARK: In-process control (the same as the HTTP control API)
 
     public func setFaults(_ f: CloudStubFaults) {
-        state.withLock { $0.faults = f }
+        state.withLock { $0.faults = f; $0.hostileIndex = 0 }
         logger.info("cloud stub faults set", metadata: ["faults": "\(f.json.serialized())"])
     }
 
@@ -149,6 +149,7 @@ public final class CloudStub: Sendable {
             s.events = []
             s.seenIds = []
             s.stats = CloudStubStats()
+            s.eventRequestLog = []
         }
     }
 }
@@ -209,6 +210,10 @@ struct StubState {
     var events: [JSONValue] = []
     var seenIds: Set<String> = []
     var stats = CloudStubStats()
+    /// Every Event API request, when and how it was answered (`CloudStub.eventRequests()`).
+    var eventRequestLog: [EventRequestRecord] = []
+    /// The next answer of the `hostile_events` mode (reset when faults are set).
+    var hostileIndex = 0
 
     init(seed: CloudStubSeed) {
         eventKey = seed.eventKey

@@ -108,6 +108,17 @@ final class StubHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let head = HTTPResponseHead(version: request.version, status: response.status, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let cut = response.truncateBodyAt {
+            // A body cut short of its Content-Length: part of it, then the connection closes.
+            ignoring = true
+            var buffer = context.channel.allocator.buffer(capacity: cut)
+            buffer.writeBytes(response.body.prefix(max(0, cut)))
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            return
+        }
         if request.method != .HEAD, !response.body.isEmpty {
             var buffer = context.channel.allocator.buffer(capacity: response.body.count)
             buffer.writeBytes(response.body)

@@ -94,9 +94,14 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
     /// - `unauthorized`: events 401 (`Event key not found`), Directus 401 (`INVALID_CREDENTIALS`).
     /// - `reset`: the TCP connection is closed with SO_LINGER 0 (an RST) and no response.
     /// - `rateLimited` (`"rate_limited"`): 429 to every cloud route.
+    /// - `hostileEvents` (`"hostile_events"`): the Event API answers in turn, one per request,
+    ///   cycling, with `HostileEventAnswer`'s list (bad `Retry-After`s, 200s that are not
+    ///   Inngest's answer, a body cut short, a redirect, 502, a reset); nothing is recorded.
+    ///   Directus routes are served normally.
     public enum Mode: String, Codable, Sendable, CaseIterable {
         case none, down, error500, slow, unauthorized, reset
         case rateLimited = "rate_limited"
+        case hostileEvents = "hostile_events"
     }
 
     public var mode: Mode

@@ -81,6 +81,9 @@ struct StubResponse {
     var body: [UInt8] = []
     /// Hold the answer back this long (the `slow` fault); the request is already processed.
     var delayMs = 0
+    /// Write only this many bytes of `body` (Content-Length still announces all of it), then
+    /// close the connection: a body cut short (the `hostile_events` fault).
+    var truncateBodyAt: Int? = nil
 
     static func json(_ status: HTTPResponseStatus, _ value: JSONValue) -> StubResponse {
         StubResponse(status: status, body: value.serializedBytes())
@@ -133,6 +136,7 @@ extension CloudStub {
             guard s.mode(for: kind) == .reset else { return false }
             s.countRequest(kind)
             s.count(status: "reset")
+            if kind == .events { s.logEventRequest("reset") }
             return true
         }
         if reset { logger.debug("cloud stub: reset fault, connection reset", metadata: ["path": "\(path)"]) }
@@ -197,7 +201,7 @@ extension CloudStub {
             return r
         }
         switch mode {
-        case .none, .slow:
+        case .none, .slow, .hostileEvents:
             return nil
         case .reset:
             return .reset
@@ -233,9 +237,21 @@ extension CloudStub {
     static func handleEvents(_ req: StubRequest, parsed: Result<JSONValue, JSONParseError>?,
                              state s: inout StubState) -> StubAction {
         let mode = s.mode(for: .events)
-        if let forced = faultAnswer(mode, kind: .events, faults: s.faults) { return forced }
+        if mode == .hostileEvents {
+            let answer = s.nextHostileAnswer()
+            s.logEventRequest(answer.rawValue)
+            return answer.action
+        }
+        if let forced = faultAnswer(mode, kind: .events, faults: s.faults) {
+            switch forced {
+            case .reset: s.logEventRequest("reset")
+            case .respond(let r): s.logEventRequest(String(r.status.code))
+            }
+            return forced
+        }
         var response = eventsResponse(req, parsed: parsed, state: &s)
         response.delayMs = slowDelay(mode, faults: s.faults)
+        s.logEventRequest(String(response.status.code))
         return .respond(response)
     }
 
@@ -393,6 +409,11 @@ extension CloudStub {
         case (.POST, ["events", "clear"]):
             clearEvents()
             return .json(.ok, ["status": "ok"])
+        case (.GET, ["event_requests"]):
+            let log = eventRequests().map { r -> JSONValue in
+                ["at_ns": .number(Double(r.atNs)), "answer": .string(r.answer)]
+            }
+            return .json(.ok, ["requests": .array(log)])
         case (.GET, ["stats"]):
             return .json(.ok, stats().json)
         case (_, ["directus", "answers"]):
