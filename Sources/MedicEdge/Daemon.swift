@@ -78,7 +78,7 @@ final class MQTTService: Service, @unchecked Sendable {
     private var lastStatusAt = Date.distantPast
     private var mainUp = false, kioskUp = false
     private var stallsSaid = 0
-    private var stallSaidAt: UInt64 = 0
+    private var stallSaidAt: UInt64?
 
     /// The kiosk link's part of `mqtt.max_pending_bytes` (scans are small; a looping kiosk
     /// still cannot take more).
@@ -145,14 +145,16 @@ final class MQTTService: Service, @unchecked Sendable {
 
     /// The intake bound holding the broker back is said in the log, at most once a minute.
     private func noteStalls() {
-        let i = client.intake
+        let i = client.intake, k = kiosk.intake
+        let stalls = i.stalls + k.stalls
         let now = DispatchTime.now().uptimeNanoseconds
         lock.lock()
-        let due = i.stalls > stallsSaid && now &- stallSaidAt >= 60_000_000_000
-        if due { stallsSaid = i.stalls; stallSaidAt = now }
+        let due = stalls > stallsSaid && stallSaidAt.map { now &- $0 >= 60_000_000_000 } ?? true
+        if due { stallsSaid = stalls; stallSaidAt = now }
         lock.unlock()
         if due {
-            logger.warning("mqtt: intake full (\((i.limitBytes ?? 0) >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(i.stalls) pauses, \(i.stalledNs / 1_000_000) ms in all); the broker keeps the rest")
+            let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
+            logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(stalls) pauses, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all); the broker keeps the rest")
         }
     }
 

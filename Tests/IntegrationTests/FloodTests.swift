@@ -124,7 +124,7 @@ struct FloodTests {
             return pending >= n * devices
         }
         #expect(pending == n * devices)
-        #expect(daemon.log().contains("mqtt: intake full (224 KiB received and not yet committed)"), "the bound held the broker back")
+        #expect(daemon.log().contains("mqtt: intake full (mqtt.max_pending_bytes: 256 KiB received and not yet committed)"), "the bound held the broker back")
     }
 
     @Test("The broker stopped for 70 s: /healthz 503 with the mqtt reason after 60 s, not before; 200 again and intake resumed once it returns on the same port, with no restart")
