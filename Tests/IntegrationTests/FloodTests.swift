@@ -15,8 +15,11 @@ struct FloodTests {
     static let devices = 4
     static let perDevice = 50_000
     /// The daemon's peak memory under the flood. CONTRACT §5 says 64 MiB for the release
-    /// build; the tests run the debug binary (larger code and stacks, no optimisation), so
-    /// they allow more. Before the bound, the queue alone grew past 200 MiB here.
+    /// build (checked when MEDIC_EDGE_BIN points at one); the tests run the debug binary
+    /// (larger code, no optimisation), so they allow more. Measured (03:00, see the intake
+    /// report): debug 68–78 MiB (100 MiB before the bound), release 73–76 MiB — of which
+    /// ≈ 44 MiB file-backed and ≈ 30 MiB heap; with the bound at 256 KiB instead of 8 MiB the
+    /// release peak is 73 MiB, so the rest is not the intake queue.
     static let peakLimit = ProcessInfo.processInfo.environment["MEDIC_EDGE_BIN"] == nil ? 96 << 20 : 64 << 20
 
     @Test("A flood of 200,000 QoS-1 messages from 4 devices: a kiosk scan in the middle gets its result within 2 s, peak memory stays bounded, every message is stored and acked")
@@ -85,6 +88,8 @@ struct FloodTests {
         #expect(pending == total + 1)
         #expect(acks.counts.distinct == total)
         let peak = try #require(Harness.peakMemoryBytes(pid: pid))
+        // What the memory is now: anonymous (heap) and file-backed (the binary and libraries).
+        print("flood: the daemon now: " + ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("Rss") || $0.hasPrefix("VmRSS") || $0.hasPrefix("Threads") }.joined(separator: " "))
         print("flood: \(total) messages stored and acked in \(Int(elapsed)) s (\(Int(Double(total) / elapsed)) msgs/s); daemon peak memory (VmHWM) \(peak >> 20) MiB")
         #expect(peak < Self.peakLimit, "daemon peak memory \(peak >> 20) MiB")
         #expect(try await daemon.get("/healthz").status == 200)
