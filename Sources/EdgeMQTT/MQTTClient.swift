@@ -14,6 +14,11 @@ public struct MQTTMessage: Sendable {
     /// What the client's `prepare` made of it on the network thread (e.g. the decoded
     /// message), so the consumer's own work is only what must be serial.
     public var prepared: (any Sendable)? = nil
+    /// What the message counts against its client's intake bound until `MQTTClient.release`
+    /// gives it back (0 for a client without a bound).
+    public internal(set) var intakeCost: Int = 0
+    /// The queue whose bound it counts against.
+    var origin: Sink? = nil
 }
 
 public enum MQTTEvent: Sendable {
@@ -26,6 +31,11 @@ public enum MQTTEvent: Sendable {
 /// (natural group commit: what arrived while the last batch was committing is the next
 /// batch), plus a wake-up stream. Urgent messages (kiosk scans: a patient is waiting) have
 /// their own queue and are handed out first.
+///
+/// With a bound (`limit`, bytes), messages handed in and not yet given back by the consumer
+/// (`release`, once they are committed) never count more than `limit`: past it, `admit`
+/// blocks libmosquitto's network thread inside the message callback, so the client reads
+/// nothing more from its socket and the broker keeps the rest (QoS 1) until there is room.
 final class Sink: @unchecked Sendable {
     let lock = NSLock()
     var urgent: [MQTTEvent] = []
@@ -33,17 +43,72 @@ final class Sink: @unchecked Sendable {
     /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
     var head = 0
     let wake: AsyncStream<Void>.Continuation
+    /// Another consumer's wake-up (one consumer draining several clients).
+    let alsoWake: AsyncStream<Void>.Continuation?
     let isUrgent: (@Sendable (MQTTMessage) -> Bool)?
     let prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?
-    init(_ c: AsyncStream<Void>.Continuation, isUrgent: (@Sendable (MQTTMessage) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
-        wake = c; self.isUrgent = isUrgent; self.prepare = prepare
+    /// The intake bound in bytes; nil: unbounded (test and simulator clients).
+    let limit: Int?
+    private let gate = NSCondition()
+    /// Bytes of messages admitted and not yet released.
+    private var held = 0
+    /// Stopping: `admit` never blocks again (the network thread must be able to end).
+    private var open = false
+    /// How often, and how long in all, the network thread waited for room.
+    private var stalls = 0
+    private var stalledNs: UInt64 = 0
+    private var waitingNow = false
+
+    init(_ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil,
+         isUrgent: (@Sendable (MQTTMessage) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
+        wake = c; self.alsoWake = alsoWake; self.limit = limit; self.isUrgent = isUrgent; self.prepare = prepare
     }
     func put(_ e: MQTTEvent, urgent u: Bool = false) {
         lock.lock()
         let wasEmpty = urgent.isEmpty && pending.count == head
         if u { urgent.append(e) } else { pending.append(e) }
         lock.unlock()
-        if wasEmpty { wake.yield() }
+        if wasEmpty { wake.yield(); alsoWake?.yield() }
+    }
+
+    /// What a message holds in memory until it is committed: its payload, the decoded form
+    /// made of it on the network thread (about as large again), its topic and the records
+    /// around them.
+    static func cost(payloadBytes: Int, topicBytes: Int) -> Int { 2 * payloadBytes + topicBytes + 256 }
+
+    /// Called on the network thread before a message is copied out: waits while taking it
+    /// would exceed the bound. A lone message larger than the bound is still taken (when
+    /// nothing else is held), so the queue can never wedge.
+    func admit(_ cost: Int) {
+        guard let limit else { return }
+        gate.lock()
+        if held > 0 && held + cost > limit && !open {
+            stalls += 1
+            waitingNow = true
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            while held > 0 && held + cost > limit && !open { gate.wait() }
+            stalledNs += DispatchTime.now().uptimeNanoseconds - t0
+            waitingNow = false
+        }
+        held += cost
+        gate.unlock()
+    }
+    /// The consumer is done with messages worth `cost` bytes (committed, or given up).
+    func release(_ cost: Int) {
+        guard limit != nil, cost > 0 else { return }
+        gate.lock()
+        held -= cost
+        if held < 0 { held = 0 }
+        gate.broadcast()
+        gate.unlock()
+    }
+    /// Never block again (shutdown).
+    func openGate() {
+        gate.lock(); open = true; gate.broadcast(); gate.unlock()
+    }
+    func intake() -> MQTTIntakeStats {
+        gate.lock(); defer { gate.unlock() }
+        return MQTTIntakeStats(heldBytes: held, limitBytes: limit, stalls: stalls, stalledNs: stalledNs, stalledNow: waitingNow)
     }
     func drainUrgent() -> [MQTTMessage] {
         lock.lock()
@@ -72,6 +137,15 @@ final class Sink: @unchecked Sendable {
     }
 }
 
+/// The intake bound's figures: what is held now, and how often the network thread waited.
+public struct MQTTIntakeStats: Sendable, Equatable {
+    public var heldBytes: Int
+    public var limitBytes: Int?
+    public var stalls: Int
+    public var stalledNs: UInt64
+    public var stalledNow: Bool
+}
+
 public struct MQTTError: Error, CustomStringConvertible {
     public let code: Int32
     public let operation: String
@@ -85,8 +159,43 @@ public struct MQTTWill: Sendable {
     }
 }
 
-/// The one Swift owner of a libmosquitto client. libmosquitto runs its own network thread
-/// (`mosquitto_loop_start`); its callbacks only copy Sendable values into `events`.
+/// libmosquitto's network loop on a thread of the client's own (instead of
+/// `mosquitto_loop_start`'s), so that the loop ending is seen: `mosquitto_loop_forever`
+/// returns for good on a fatal code (protocol error, out of memory, a name that no longer
+/// resolves…), and nothing else would notice that no reconnect will ever come.
+final class LoopThread: @unchecked Sendable {
+    let mosq: OpaquePointer
+    private let lock = NSLock()
+    private var stopping = false
+    private var finished = false
+    private let done = DispatchSemaphore(value: 0)
+    let onEnd: (@Sendable (Int32) -> Void)?
+    init(_ mosq: OpaquePointer, onEnd: (@Sendable (Int32) -> Void)?) { self.mosq = mosq; self.onEnd = onEnd }
+
+    func start() {
+        let t = Thread { [self] in
+            // The timeout is select()'s; publishes wake the loop through libmosquitto's socket pair.
+            let rc = mosquitto_loop_forever(mosq, 86_400_000, 1)
+            lock.lock(); let expected = stopping; finished = true; lock.unlock()
+            done.signal()
+            if !expected { onEnd?(rc) }
+        }
+        t.name = "mqtt-loop"
+        t.start()
+    }
+    func stop() { lock.lock(); stopping = true; lock.unlock() }
+    /// Waits up to `timeout` seconds for the loop to end; true when it has.
+    func wait(timeout: Double) -> Bool {
+        lock.lock(); let f = finished; lock.unlock()
+        if f { return true }
+        guard done.wait(timeout: .now() + timeout) == .success else { return false }
+        done.signal()   // later waits see it at once
+        return true
+    }
+}
+
+/// The one Swift owner of a libmosquitto client. libmosquitto's network loop runs on a thread
+/// of its own (`LoopThread`); its callbacks only copy Sendable values into `events`.
 /// Nothing calls libmosquitto from inside a callback.
 public final class MQTTClient: @unchecked Sendable {
     private let mosq: OpaquePointer
@@ -95,6 +204,7 @@ public final class MQTTClient: @unchecked Sendable {
     public let wakeups: AsyncStream<Void>
     private let logger: Logger
     private let lock = NSLock()
+    private let loop: LoopThread
     private var started = false
 
     private static let libInit: Void = { mosquitto_lib_init(); return () }()
@@ -105,6 +215,23 @@ public final class MQTTClient: @unchecked Sendable {
     public func waiting() -> (urgent: Int, others: Int) { box.takeUnretainedValue().waiting() }
     /// Takes the urgent messages waiting (a batch in progress takes them in before it commits).
     public func takeUrgent() -> [MQTTMessage] { box.takeUnretainedValue().drainUrgent() }
+    /// The intake bound's figures (`maxPendingBytes`).
+    public var intake: MQTTIntakeStats { box.takeUnretainedValue().intake() }
+
+    /// Gives the messages' room back to their clients' intake bounds: call it once they are
+    /// committed (or given up). Messages of a client without a bound cost nothing.
+    public static func release<S: Sequence>(_ messages: S) where S.Element == MQTTMessage {
+        var sink: Sink?
+        var sum = 0
+        for m in messages where m.intakeCost > 0 {
+            if let o = m.origin, o !== sink {
+                sink?.release(sum)
+                sink = o; sum = 0
+            }
+            sum += m.intakeCost
+        }
+        sink?.release(sum)
+    }
 
     /// Waits for and returns the next batch of events (empty when the client is gone).
     public func nextBatch(max: Int) async -> [MQTTEvent] {
@@ -116,20 +243,31 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
+    /// - `maxPendingBytes`: the intake bound (see `Sink`); the consumer must `release` every
+    ///   message it takes. nil: unbounded.
+    /// - `alsoWake`: yielded with this client's own `wakeups`, for a consumer draining
+    ///   several clients.
+    /// - `onLoopEnd`: libmosquitto's loop ended for good (a fatal code), not on a `disconnect()`.
     public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
                 will: MQTTWill? = nil, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)? = nil,
-                urgent: (@Sendable (MQTTMessage) -> Bool)? = nil, logger: Logger) throws {
+                urgent: (@Sendable (MQTTMessage) -> Bool)? = nil, maxPendingBytes: Int? = nil,
+                alsoWake: AsyncStream<Void>.Continuation? = nil, onLoopEnd: (@Sendable (Int32) -> Void)? = nil,
+                logger: Logger) throws {
         _ = MQTTClient.libInit
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { cont = $0 }
-        let sink = Sink(cont, isUrgent: urgent, prepare: prepare)
+        let sink = Sink(cont, alsoWake: alsoWake, limit: maxPendingBytes, isUrgent: urgent, prepare: prepare)
         box = Unmanaged.passRetained(sink)
         guard let m = mosquitto_new(clientId, cleanSession, box.toOpaque()) else {
             box.release()
             throw MQTTError(code: Int32(MOSQ_ERR_NOMEM.rawValue), operation: "new")
         }
         mosq = m
+        loop = LoopThread(m, onEnd: onLoopEnd)
+        // Our own network thread (not loop_start's): publishes from other threads are queued
+        // for it, as with loop_start.
+        mosquitto_threaded_set(m, true)
         mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311)
         mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1)
         mosquitto_max_inflight_messages_set(m, 100)
@@ -148,13 +286,18 @@ public final class MQTTClient: @unchecked Sendable {
         }
         mosquitto_message_callback_set(m) { _, ud, msgp in
             guard let ud, let msg = msgp?.pointee, let t = msg.topic else { return }
-            let topic = String(cString: t)
+            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
             let n = Int(msg.payloadlen)
+            // The intake bound: may wait here (nothing is read from the broker meanwhile)
+            // until the consumer has committed enough.
+            let cost = sink.limit == nil ? 0 : Sink.cost(payloadBytes: n, topicBytes: strlen(t))
+            sink.admit(cost)
+            let topic = String(cString: t)
             let payload: [UInt8] = n > 0 && msg.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: msg.payload, count: n)) : []
             let now = DispatchTime.now().uptimeNanoseconds
-            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
             var message = MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now)
+            if cost > 0 { message.intakeCost = cost; message.origin = sink }
             if let prepare = sink.prepare { message.prepared = prepare(message) }
             message.urgent = sink.isUrgent?(message) ?? false
             sink.put(.message(message), urgent: message.urgent)
@@ -174,13 +317,16 @@ public final class MQTTClient: @unchecked Sendable {
             logger.warning("mqtt: first connect to \(host):\(port) failed: \(String(cString: mosquitto_strerror(rc))); retrying")
         }
         if !started {
-            try check(mosquitto_loop_start(mosq), "loop_start")
+            loop.start()
             started = true
         }
     }
 
     public func subscribe(_ topics: [String], qos: Int32 = 1) throws {
         for t in topics { try check(mosquitto_subscribe(mosq, nil, t, qos), "subscribe \(t)") }
+    }
+    public func unsubscribe(_ topics: [String]) throws {
+        for t in topics { try check(mosquitto_unsubscribe(mosq, nil, t), "unsubscribe \(t)") }
     }
 
     public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false) throws {
@@ -196,17 +342,46 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// A clean disconnect (the will is not sent), then the network thread stops.
     public func disconnect() {
+        requestDisconnect()
+        _ = waitStopped(timeout: 12)
+    }
+    /// Starts a clean disconnect (the will is not sent): the intake bound no longer holds the
+    /// network thread, and the loop ends after the DISCONNECT (or after its reconnect pause,
+    /// at most 10 s, while the broker is away).
+    public func requestDisconnect() {
         lock.lock(); defer { lock.unlock() }
+        loop.stop()
+        box.takeUnretainedValue().openGate()
         mosquitto_disconnect(mosq)
-        if started { mosquitto_loop_stop(mosq, false); started = false }
+    }
+    /// Waits up to `timeout` s for the network thread to end; true when it has (or never ran).
+    @discardableResult
+    public func waitStopped(timeout: Double) -> Bool {
+        lock.lock(); let s = started; lock.unlock()
+        guard s else { return true }
+        guard loop.wait(timeout: timeout) else { return false }
+        lock.lock(); started = false; lock.unlock()
+        return true
     }
 
     deinit {
-        if started { mosquitto_disconnect(mosq); mosquitto_loop_stop(mosq, true) }
-        mosquitto_destroy(mosq)
+        var stopped = true
+        if started {
+            loop.stop()
+            box.takeUnretainedValue().openGate()
+            mosquitto_disconnect(mosq)
+            stopped = loop.wait(timeout: 1)
+        }
         box.takeUnretainedValue().wake.finish()
+        // A loop still running (in its reconnect pause) keeps the client and its queue: they
+        // are left to it rather than freed under it.
+        guard stopped else { return }
+        mosquitto_destroy(mosq)
         box.release()
     }
+
+    /// libmosquitto's words for one of its error codes (`MOSQ_ERR_…`).
+    public static func describe(error rc: Int32) -> String { String(cString: mosquitto_strerror(rc)) }
 
     public static func describe(code: Int32) -> String {
         if code == 0 { return "ok" }

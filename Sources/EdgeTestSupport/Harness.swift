@@ -126,7 +126,7 @@ public final class Broker: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.mosquittoPath())
         p.arguments = ["-c", dir + "/mosquitto.conf"]
-        FileManager.default.createFile(atPath: dir + "/mosquitto.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/mosquitto.log", contents: nil)
         let log = FileHandle(forWritingAtPath: dir + "/mosquitto.log")
         p.standardOutput = log; p.standardError = log
         try p.run()
@@ -213,7 +213,7 @@ public final class DaemonProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         p.environment = env
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         p.standardOutput = log; p.standardError = log
@@ -380,4 +380,79 @@ final class TempDirs: @unchecked Sendable {
         lock.lock(); let all = paths; paths = []; lock.unlock()
         for p in all { try? FileManager.default.removeItem(atPath: p) }
     }
+}
+
+extension Harness {
+    /// A process's peak resident memory (`VmHWM` in /proc/PID/status), in bytes; nil when
+    /// it cannot be read (the process is gone).
+    public static func peakMemoryBytes(pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+            return kib.map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    public static func mosquittoPubPath() -> String {
+        for p in ["/usr/bin/mosquitto_pub", "/usr/local/bin/mosquitto_pub"] where FileManager.default.isExecutableFile(atPath: p) { return p }
+        return "mosquitto_pub"
+    }
+
+    /// A device publishing every line of `file` as one QoS-1 message on `topic`, as fast as
+    /// the broker takes them (`mosquitto_pub -l`). The caller waits for it or stops it.
+    public static func publishLines(port: Int, topic: String, file: String, clientId: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mosquittoPubPath())
+        p.arguments = ["-h", "127.0.0.1", "-p", String(port), "-i", clientId, "-q", "1", "-t", topic, "-l"]
+        p.standardInput = FileHandle(forReadingAtPath: file)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+}
+
+/// Counts the distinct payloads received on a topic filter (e.g. every device ack) without
+/// keeping the messages: for floods of hundreds of thousands.
+public final class TopicCounter: @unchecked Sendable {
+    private let client: MQTTClient
+    private let lock = NSLock()
+    private var seen = Set<[UInt8]>()
+    private var total = 0
+    private var connected = false
+    private var pump: Task<Void, Never>?
+
+    public init(port: Int, filter: String) async throws {
+        var logger = Logger(label: "topic-counter")
+        logger.logLevel = .error
+        client = try MQTTClient(clientId: "counter-\(UUID().uuidString.prefix(8))", cleanSession: true, logger: logger)
+        try client.connect(host: "127.0.0.1", port: port)
+        let c = client
+        pump = Task { [weak self] in
+            while !Task.isCancelled {
+                let events = await c.nextBatch(max: 4096)
+                if events.isEmpty { return }
+                guard let self else { return }
+                self.absorb(events)
+            }
+        }
+        try await Harness.waitUntil("counter MQTT connect", timeout: 10) { self.lock.withLock { self.connected } }
+        try client.subscribe([filter], qos: 1)
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    private func absorb(_ events: [MQTTEvent]) {
+        lock.lock(); defer { lock.unlock() }
+        for e in events {
+            switch e {
+            case .connected(let code): if code == 0 { connected = true }
+            case .disconnected: connected = false
+            case .message(let m): total += 1; seen.insert(m.payload)
+            }
+        }
+    }
+    /// (distinct payloads, messages in all)
+    public var counts: (distinct: Int, total: Int) { lock.withLock { (seen.count, total) } }
+    public func close() { client.disconnect(); pump?.cancel() }
+    deinit { pump?.cancel() }
 }

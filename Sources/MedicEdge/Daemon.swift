@@ -53,31 +53,70 @@ struct Listener: Service {
     }
 }
 
-/// Owns the MQTT link: subscribes on (re)connect, feeds the ingest pipeline, publishes
+/// Owns the MQTT links: subscribes on (re)connect, feeds the ingest pipeline, publishes
 /// replies after each commit and the appliance status. Stops intake first on shutdown.
+///
+/// Two connections to the broker, drained by one consumer:
+/// - the main one (`client_id`) for every device topic but kiosk scans; acks go out on it;
+/// - the kiosk one (`<client_id>-kiosk`, a persistent session of its own) for kiosk scans
+///   only; their results go out on it. A device flood queues at the broker behind the main
+///   connection, never in front of a scan.
+/// Each has an intake bound (CONTRACT §5: `mqtt.max_pending_bytes` in all, the kiosk link's
+/// share `kioskShare`): past it, its network thread stops reading until the writer commits.
 final class MQTTService: Service, @unchecked Sendable {
     let config: EdgeConfig
     let client: MQTTClient
+    let kiosk: MQTTClient
     let pipeline: IngestPipeline
     let state: EdgeState
     let metrics: EdgeMetrics
     let logger: Logger
+    /// Wakes the consumer when either connection has events.
+    private let wakeups: AsyncStream<Void>
     private let lock = NSLock()
     private var lastStatus = ""
     private var lastStatusAt = Date.distantPast
+    private var mainUp = false, kioskUp = false
+    private var stallsSaid = 0
+    private var stallSaidAt: UInt64?
+
+    /// The kiosk link's part of `mqtt.max_pending_bytes` (scans are small; a looping kiosk
+    /// still cannot take more).
+    static func kioskShare(_ maxPendingBytes: Int) -> Int { Swift.min(1 << 20, maxPendingBytes / 8) }
+    var kioskTopics: [String] { DeviceTopic.subscriptions(site: config.siteId).filter { $0.hasPrefix("clinic/\(config.siteId)/kiosk/") } }
+    var mainTopics: [String] { DeviceTopic.subscriptions(site: config.siteId).filter { !$0.hasPrefix("clinic/\(config.siteId)/kiosk/") } }
 
     init(config: EdgeConfig, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
         self.config = config; self.pipeline = pipeline; self.state = state; self.metrics = metrics; self.logger = logger
+        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.wakeups = wakeups
         let will = MQTTWill(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), payload: Array(#"{"state":"offline"}"#.utf8))
-        // A fixed client id with a persistent session: the broker keeps QoS 1 messages for
-        // the daemon while it restarts.
+        // Decoded on libmosquitto's network threads, alongside the writer.
+        let decode: @Sendable (MQTTMessage) -> (any Sendable)? = { [site = config.siteId] m in
+            DeviceMessage.decode(topic: m.topic, payload: m.payload, site: site)
+        }
+        // libmosquitto's loop ended for good: no reconnect will come. /healthz says so and the
+        // watchdog is no longer fed, so systemd restarts the daemon.
+        func loopEnded(_ link: String) -> @Sendable (Int32) -> Void {
+            { [state, logger] rc in
+                let why = "\(link) connection: \(MQTTClient.describe(error: rc)) (libmosquitto code \(rc))"
+                logger.critical("mqtt: the client loop ended for good (\(why)); no reconnect will come, the service must be restarted")
+                state.mqttLoopEnded(why)
+                wake.yield()
+            }
+        }
+        let share = Self.kioskShare(config.mqtt.maxPendingBytes)
+        // Fixed client ids with persistent sessions: the broker keeps QoS 1 messages for the
+        // daemon while it restarts, and while the intake bound holds it back.
         client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
-                                password: config.mqtt.password, will: will,
-                                // Decoded on libmosquitto's network thread, alongside the writer;
-                                // a decoded kiosk scan goes in the urgent lane (a patient waits).
-                                prepare: { [site = config.siteId] m in DeviceMessage.decode(topic: m.topic, payload: m.payload, site: site) },
+                                password: config.mqtt.password, will: will, prepare: decode,
+                                // A kiosk scan still subscribed here by an older session: urgent too.
                                 urgent: { m in if case .kiosk? = m.prepared as? DeviceMessage { true } else { false } },
-                                logger: logger)
+                                maxPendingBytes: config.mqtt.maxPendingBytes - share, alsoWake: wake,
+                                onLoopEnd: loopEnded("main"), logger: logger)
+        kiosk = try MQTTClient(clientId: config.mqtt.clientId + "-kiosk", cleanSession: false, username: config.mqtt.username,
+                               password: config.mqtt.password, prepare: decode, urgent: { _ in true },
+                               maxPendingBytes: share, alsoWake: wake, onLoopEnd: loopEnded("kiosk"), logger: logger)
     }
 
     func statusPayload() -> (String, String) {
@@ -93,23 +132,41 @@ final class MQTTService: Service, @unchecked Sendable {
 
     /// Republished on change, at most every 10 s (CONTRACT §1.7); `force` on (re)connect.
     func publishStatus(force: Bool) {
-        guard state.mqttConnected else { return }
+        lock.lock(); let up = mainUp; lock.unlock()
+        guard up else { return }
         let (key, text) = statusPayload()
         lock.lock()
         let due = force || (key != lastStatus && Date().timeIntervalSince(lastStatusAt) >= 10)
         if due { lastStatus = key; lastStatusAt = Date() }
         lock.unlock()
         if due { try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: text, qos: 1, retain: true) }
+        noteStalls()
+    }
+
+    /// The intake bound holding the broker back is said in the log, at most once a minute.
+    private func noteStalls() {
+        let i = client.intake, k = kiosk.intake
+        let stalls = i.stalls + k.stalls
+        let now = DispatchTime.now().uptimeNanoseconds
+        lock.lock()
+        let due = stalls > stallsSaid && stallSaidAt.map { now &- $0 >= 60_000_000_000 } ?? true
+        if due { stallsSaid = stalls; stallSaidAt = now }
+        lock.unlock()
+        if due {
+            let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
+            logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(stalls) pauses, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all); the broker keeps the rest")
+        }
     }
 
     func run() async throws {
         try client.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
+        try kiosk.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
         await cancelWhenGracefulShutdown {
             // Messages of a batch that stopped early for a scan: they go next, behind the scans.
             var carry: [MQTTMessage] = []
             while !Task.isCancelled {
                 let room = Swift.max(1, IngestPipeline.maxBatch - carry.count)
-                let events = carry.isEmpty ? await self.client.nextBatch(max: room) : self.client.drain(max: room)
+                let events = carry.isEmpty ? await self.nextEvents(max: room) : self.drainBoth(max: room)
                 let received = self.handle(events, carry: carry)
                 let messages = carry.isEmpty ? await self.linger(received) : received
                 carry = []
@@ -125,19 +182,39 @@ final class MQTTService: Service, @unchecked Sendable {
             // recorded; bounded, so a flood cannot hold the shutdown up.
             let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
             while DispatchTime.now().uptimeNanoseconds < deadline {
-                let messages = self.handle(self.client.drain(max: IngestPipeline.maxBatch), carry: carry)
+                let messages = self.handle(self.drainBoth(max: IngestPipeline.maxBatch), carry: carry)
                 if messages.isEmpty { break }
                 let done = await Task { await self.process(messages) }.value
                 carry = Array(messages[done...])
             }
         }
         // Intake stopped: say so, then disconnect cleanly (which suppresses the will).
-        if state.mqttConnected {
+        if lock.withLock({ mainUp }) {
             try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: #"{"state":"offline"}"#, qos: 1, retain: true)
         }
-        client.disconnect()
+        client.requestDisconnect(); kiosk.requestDisconnect()
+        // While the broker is away a loop may be in its reconnect pause (up to 10 s): the
+        // daemon does not wait that long to stop.
+        client.waitStopped(timeout: 3); kiosk.waitStopped(timeout: 1)
         state.setMQTTConnected(false)
         logger.info("mqtt: intake stopped, offline status published")
+    }
+
+    /// Both connections' events: the kiosk link's first.
+    private struct Events { var kiosk: [MQTTEvent] = [], main: [MQTTEvent] = []; var isEmpty: Bool { kiosk.isEmpty && main.isEmpty } }
+    private func drainBoth(max: Int) -> Events {
+        let k = kiosk.drain(max: max)
+        return Events(kiosk: k, main: client.drain(max: Swift.max(1, max - k.count)))
+    }
+    /// Waits until either connection has events (empty when shutting down).
+    private func nextEvents(max: Int) async -> Events {
+        while !Task.isCancelled {
+            let e = drainBoth(max: max)
+            if !e.isEmpty { return e }
+            var it = wakeups.makeAsyncIterator()
+            if await it.next() == nil { break }
+        }
+        return drainBoth(max: max)
     }
 
     /// Under a steady stream (at least `lingerFrom` messages came during the last batch), a
@@ -153,53 +230,102 @@ final class MQTTService: Service, @unchecked Sendable {
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.lingerNs
         while DispatchTime.now().uptimeNanoseconds < deadline {
             do { try await Task.sleep(nanoseconds: 250_000) } catch { break }   // shutting down
-            let w = client.waiting()
-            if w.urgent > 0 || messages.count + w.others >= Self.lingerBelow { break }
+            let w = client.waiting(), k = kiosk.waiting()
+            if w.urgent + k.urgent + k.others > 0 || messages.count + w.others >= Self.lingerBelow { break }
         }
         // Scans that came meanwhile go first, then the messages in hand, then the newer ones.
-        return handle(client.drain(max: IngestPipeline.maxBatch - messages.count), carry: messages)
+        return handle(drainBoth(max: IngestPipeline.maxBatch - messages.count), carry: messages)
     }
 
     /// Connection events are handled here; messages come back in processing order: urgent
-    /// ones (drained first), then the carried-over rest of the last batch, then the others.
-    private func handle(_ events: [MQTTEvent], carry: [MQTTMessage]) -> [MQTTMessage] {
+    /// ones (kiosk scans, drained first), then the carried-over rest of the last batch, then
+    /// the others.
+    private func handle(_ events: Events, carry: [MQTTMessage]) -> [MQTTMessage] {
         var urgent: [MQTTMessage] = [], others: [MQTTMessage] = []
-        for e in events {
-            switch e {
-            case .connected(let code):
-                if code == 0 {
-                    state.setMQTTConnected(true)
-                    do { try client.subscribe(DeviceTopic.subscriptions(site: config.siteId), qos: 1) } catch {
-                        logger.error("mqtt: subscribe failed: \(error)")
-                    }
-                    logger.info("mqtt: connected to \(config.mqtt.host):\(config.mqtt.port), subscribed")
-                    publishStatus(force: true)
-                } else {
-                    logger.error("mqtt: the broker refused the connection: \(MQTTClient.describe(code: code)); check mqtt.username and mqtt.password")
+        for (link, list) in [(true, events.kiosk), (false, events.main)] {
+            for e in list {
+                switch e {
+                case .connected(let code): linkUp(kiosk: link, code: code)
+                case .disconnected(let code): linkDown(kiosk: link, code: code)
+                case .message(let m):
+                    if m.urgent { urgent.append(m) } else { others.append(m) }
                 }
-            case .disconnected(let code):
-                state.setMQTTConnected(false)
-                if code != 0 { logger.warning("mqtt: connection lost (\(code)); reconnecting") }
-            case .message(let m):
-                if m.urgent { urgent.append(m) } else { others.append(m) }
             }
         }
         if carry.isEmpty && urgent.isEmpty { return others }
         return urgent + carry + others
     }
 
-    /// One batch through the pipeline; replies published after its commit. Returns how many
-    /// messages it took.
+    private func linkUp(kiosk link: Bool, code: Int32) {
+        let name = link ? "kiosk connection (\(config.mqtt.clientId)-kiosk)" : "connection"
+        guard code == 0 else {
+            logger.error("mqtt: the broker refused the \(name): \(MQTTClient.describe(code: code)); check mqtt.username and mqtt.password")
+            return
+        }
+        do {
+            if link {
+                try kiosk.subscribe(kioskTopics, qos: 1)
+            } else {
+                try client.subscribe(mainTopics, qos: 1)
+                // Kiosk scans have their own connection; a session made by an older version
+                // still holds their subscription here.
+                try client.unsubscribe(kioskTopics)
+            }
+        } catch {
+            logger.error("mqtt: subscribe failed on the \(name): \(error)")
+        }
+        lock.lock()
+        if link { kioskUp = true } else { mainUp = true }
+        let both = mainUp && kioskUp
+        lock.unlock()
+        state.setMQTTConnected(both)
+        logger.info("mqtt: \(name) to \(config.mqtt.host):\(config.mqtt.port) up, subscribed")
+        if !link { publishStatus(force: true) }
+    }
+    private func linkDown(kiosk link: Bool, code: Int32) {
+        lock.lock()
+        if link { kioskUp = false } else { mainUp = false }
+        lock.unlock()
+        state.setMQTTConnected(false)
+        if code != 0 { logger.warning("mqtt: \(link ? "kiosk connection" : "connection") lost (\(code)); reconnecting") }
+    }
+
+    /// One batch through the pipeline; replies published after its commit: kiosk results on
+    /// the kiosk link (QoS 1), acks on the main one (QoS 0: a lost ack only means a resend,
+    /// CONTRACT §1). Returns how many messages it took; those and the scans it took in while
+    /// it ran give their room back to the intake bound.
     private func process(_ messages: [MQTTMessage]) async -> Int {
-        let client = self.client, metrics = self.metrics, logger = self.logger
-        return await pipeline.process(messages, takeUrgent: { client.takeUrgent() }) { reply in
-            do { try client.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false) } catch {
+        let client = self.client, kiosk = self.kiosk, metrics = self.metrics, logger = self.logger
+        let jumpers = Jumpers()
+        let done = await pipeline.process(messages, takeUrgent: {
+            let taken = kiosk.takeUrgent() + client.takeUrgent()
+            jumpers.add(taken)
+            return taken
+        }) { reply in
+            do {
+                if reply.topic.hasSuffix("/result") {
+                    try kiosk.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false)
+                } else {
+                    try client.publish(topic: reply.topic, text: reply.payload, qos: 0, retain: false)
+                }
+            } catch {
                 logger.warning("mqtt: reply not published: \(error)")
             }
             if let (t0, outcome) = reply.checkin {
                 metrics.checkin(outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
         }
+        MQTTClient.release(messages[..<done])
+        MQTTClient.release(jumpers.all)
+        return done
+    }
+
+    /// The scans a batch took in while it ran.
+    private final class Jumpers: @unchecked Sendable {
+        private let lock = NSLock()
+        private var list: [MQTTMessage] = []
+        func add(_ m: [MQTTMessage]) { guard !m.isEmpty else { return }; lock.lock(); list += m; lock.unlock() }
+        var all: [MQTTMessage] { lock.lock(); defer { lock.unlock() }; return list }
     }
 }
 
