@@ -374,6 +374,7 @@ public enum Daemon {
 
     public static func run(config: EdgeConfig) async throws {
         umask(0o077)
+        MemoryTuning.apply()
         // The console's certificate and key are read first: a bad one stops start-up before
         // anything else is opened.
         let consoleTLS = try ConsoleTLS.configuration(config.http)
