@@ -257,12 +257,12 @@ public enum Daemon {
         let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
         let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
-        let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
+        let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
+        let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, budget: budget, logger: logger)
         let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, logger: logger)
         let noshow = NoShowScheduler(config: config, db: db, logger: logger)
-        let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
 
         let housekeeping = LoopService(description: "housekeeping") {
             var tick = 0
@@ -275,6 +275,7 @@ public enum Daemon {
                 }
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
+                if tick % 10 == 0 { await budget.purgeBounded() }
                 if tick % 3600 == 0 { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
                 // The console certificate's end, said at start and then once a day.
                 if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
@@ -290,6 +291,11 @@ public enum Daemon {
         let checkpoints = LoopService(description: "checkpoints") {
             var failures = 0
             while !Task.isCancelled {
+                // Under a burst the writer checkpoints after its commits (StorageBudget).
+                if budget.writerCheckpointsWAL {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    continue
+                }
                 do { try await checkpointer.run(); failures = 0 } catch {
                     // Busy now and then (the disk budget's own checkpoint); said once a minute.
                     if failures % 240 == 0 { logger.warning("storage: WAL checkpoint failed: \(error); retrying") }

@@ -15,7 +15,8 @@ final class Env: @unchecked Sendable {
     let site = "test-site"
 
     static func start(cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", cloudConfig: [String] = [],
-                      eventKey: String = "test-key", waitForRoster: Bool = true) async throws -> Env {
+                      eventKey: String = "test-key", waitForRoster: Bool = true,
+                      beforeDaemon: (DaemonProcess) async throws -> Void = { _ in }) async throws -> Env {
         let broker = try Broker()
         try await broker.start()
         var stub: CloudStub?
@@ -32,6 +33,7 @@ final class Env: @unchecked Sendable {
         dbg("device connected")
         try await device.subscribe("clinic/test-site/#")
         dbg("subscribed")
+        try await beforeDaemon(daemon)
         try await daemon.start()
         // Ready for devices only once subscribed: the daemon publishes its online status right
         // after subscribing, and the broker keeps one client's packets in order.
