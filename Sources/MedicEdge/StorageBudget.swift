@@ -50,7 +50,7 @@ final class StorageBudget: Sendable {
     static let purgeLogEveryNs: UInt64 = 600_000_000_000
     /// `integration/edge.data_dropped` sums up the drops of this period (one event, not one
     /// per batch: it is clinical and never evicted itself).
-    static let reportEveryNs: UInt64 = 10_000_000_000
+    static let reportEveryNs: UInt64 = 1_000_000_000
     /// The detail of a telemetry message refused with `storage_full`.
     static let refusal = "no room for telemetry: clinical data fills the disk budget (storage.max_bytes) or the file system's free space (storage.min_free_bytes)"
 
@@ -284,7 +284,7 @@ final class StorageBudget: Sendable {
     }
 
     /// One `integration/edge.data_dropped` for the drops recorded since the last one (at most
-    /// every 10 s).
+    /// one a second, the housekeeping tick).
     func reportDrops(force: Bool = false) async {
         let now = EdgeState.monoNs()
         let due = notes.withLock { n in

@@ -208,7 +208,9 @@ struct DiskFullTests {
         let peak = await sampler.value
         // One batch: up to 256 messages of ~0.8 KiB; measured, one commit writes up to ~230 WAL
         // frames (0.95 MB: rows, index, pointer-map and freelist pages) and ~0.3 MB of new pages.
-        let oneBatch = 3 << 19
+        // Measured peaks: 5.3–5.7 MB (8.2–9.4 MB before the per-batch check); the rest is the WAL
+        // when a reader holds back the writer's checkpoint for a batch or two (see contract-notes).
+        let oneBatch = 2 << 20
         print("burstWithinBudget: peak db+wal+shm \(peak) bytes, budget \(budget)")
         #expect(peak <= budget + oneBatch, "peak \(peak) bytes, budget \(budget)")
         #expect(Self.acked(env, device: "env-b").values.allSatisfy { $0 == nil }, "telemetry is evicted, not refused")
