@@ -15,9 +15,9 @@ import Synchronization
 /// never outgrow the budget by more than one batch; and once a second by housekeeping
 /// (`enforce`), which also gives freed pages back to the file system and reports the drops.
 ///
-/// What is counted: the pages in use (`page_count - freelist_count`), the WAL (at least its
-/// reserve: the size at which it is checkpointed, so a WAL that grows back never pushes the
-/// files past the budget) and the shared-memory file.
+/// What is counted: the pages in use (`page_count - freelist_count`), the WAL's reserve (the
+/// size at which it is checkpointed, so a WAL that grows back never pushes the files past the
+/// budget) and the shared-memory file.
 final class StorageBudget: Sendable {
     let config: EdgeConfig
     let db: AppDatabase
@@ -97,7 +97,10 @@ final class StorageBudget: Sendable {
         var c = Check()
         c.wal = wal
         c.physical = pages * pageSize + wal + shm
-        c.usage = (pages - free) * pageSize + max(wal, walReserve) + shm
+        // The WAL counts as its reserve, not its size of the moment: evicting telemetry cannot
+        // shrink a WAL that a reader keeps from restarting, and a transient WAL spike must not
+        // drop all telemetry and refuse the rest (storage_full) as if clinical data filled it.
+        c.usage = (pages - free) * pageSize + walReserve + shm
         c.limit = config.storageMaxBytes
         if config.storageMinFreeBytes > 0, let avail = Self.freeBytes(config.dataDir) {
             let byFree = c.physical + avail - config.storageMinFreeBytes
