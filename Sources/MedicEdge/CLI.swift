@@ -134,7 +134,7 @@ struct Rejects: AsyncParsableCommand {
     @Option(help: "How many rows.") var limit = 50
     func run() async throws {
         let (_, db) = try options.openDatabase()
-        let rows = try await db.writer.read { d in
+        let rows = try db.writer.read { d in
             try Row.fetchAll(d, sql: "SELECT received_ms, last_ms, count, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
         }
         for r in rows {
