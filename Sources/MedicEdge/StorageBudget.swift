@@ -253,6 +253,11 @@ final class StorageBudget: Sendable {
     /// freed pages given back to the file system when the files are over the limit; the drops
     /// reported; the state and the gauges updated.
     func enforce() async {
+        // Commits failing and no device message since: a tiny write says whether SQLite can
+        // write again, so /healthz (and the watchdog) recover without waiting for a device.
+        if state.commitsFailing, (try? await db.writer.write({ try Ledger.setKV($0, "storage_probe_ms", String(Time.nowMs())) })) != nil {
+            commitSucceeded()
+        }
         guard var c = try? await db.writer.read({ try self.measure($0) }) else { return }
         if c.physical > c.limit {
             await shrink()
