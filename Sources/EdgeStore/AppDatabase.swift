@@ -121,7 +121,27 @@ public final class AppDatabase: Sendable {
               oldest_ms INTEGER NOT NULL, newest_ms INTEGER NOT NULL, at_ms INTEGER NOT NULL);
             """)
         }
+        // Bounded device dead letters (CONTRACT §5): repeated rejections of one device for one
+        // kind and reason within an hour are one row with a count; the dead-letter tables are
+        // purged oldest-first by housekeeping (`Ledger.purgeRejects`, `purgeDeadLetters`).
+        // Drops evicted before this version were reported when made: `dropped_reported` starts
+        // past them (`StorageBudget.reportDrops` reports newer rows).
+        m.registerMigration("v2-bounded-rejects") { db in
+            try db.execute(sql: """
+            ALTER TABLE rejects ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE rejects ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0;
+            UPDATE rejects SET last_ms = received_ms;
+            CREATE INDEX rejects_repeat ON rejects(device_id, kind, reason, id);
+            INSERT OR REPLACE INTO kv (key, value) SELECT 'dropped_reported', CAST(coalesce(max(id), 0) AS TEXT) FROM dropped;
+            """)
+        }
         return m
+    }
+
+    /// The WAL's share of the disk budget: the size at which the writer's own automatic
+    /// checkpoint starts (see `configuration`). The budget check keeps this much free for it.
+    public static func walReserveBytes(budgetBytes: Int64, backgroundCheckpoints: Bool) -> Int64 {
+        Int64(max(16, min(1000, Int(budgetBytes / 4096 / 16))) * (backgroundCheckpoints ? 4 : 1)) * 4096
     }
 }
 
@@ -191,11 +211,59 @@ public enum Ledger {
         for e in events[i...] { try one.runRaw { b in bind(&b, e) } }
     }
 
+    /// Repeated rejections of one device for one kind and reason are counted on one row for
+    /// this long after its first (a looping device makes at most 24 rows a day per reason).
+    public static let rejectRepeatWindowMs: Int64 = 3_600_000
+
+    /// Keeps a rejected device message (never its payload): a new row, or one more on the row
+    /// of the same device, kind and reason made within `rejectRepeatWindowMs` (its topic,
+    /// msg_id and detail become the latest).
     public static func recordRejection(_ db: Database, topic: String, kind: MessageKind, deviceId: String?, msgId: String?,
                                        rejection: Rejection, nowMs: Int64) throws {
-        try db.cachedStatement(sql: "INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?)")
-            .execute(arguments: [nowMs, String(topic.prefix(512)), kind.rawValue, deviceId, msgId, rejection.reason.rawValue,
-                                   rejection.detail])
+        let topic = String(topic.prefix(512))
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, received_ms FROM rejects WHERE device_id IS ? AND kind = ? AND reason = ? ORDER BY id DESC LIMIT 1"),
+                                      arguments: [deviceId, kind.rawValue, rejection.reason.rawValue]),
+           let first: Int64 = row["received_ms"], nowMs >= first, nowMs - first < rejectRepeatWindowMs {
+            let id: Int64 = row["id"]
+            try db.cachedStatement(sql: "UPDATE rejects SET count = count + 1, last_ms = ?, topic = ?, msg_id = ?, detail = ? WHERE id = ?")
+                .execute(arguments: [nowMs, topic, msgId, rejection.detail, id])
+            return
+        }
+        try db.cachedStatement(sql: "INSERT INTO rejects (received_ms, last_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?,?)")
+            .execute(arguments: [nowMs, nowMs, topic, kind.rawValue, deviceId, msgId, rejection.reason.rawValue, rejection.detail])
+    }
+
+    /// How long rejected messages and dead letters are kept at most (CONTRACT §5).
+    public static let deadLetterKeepMs: Int64 = 30 * 86_400_000
+
+    /// One bounded step of the rejects purge: deletes at most `limit` of the oldest rows that
+    /// are beyond the newest `maxRows` or older than `keepMs`. Returns how many went; the
+    /// caller repeats (each step its own short transaction) while it returns `limit`.
+    /// Ids only grow (AUTOINCREMENT) and rows are only deleted oldest-first, so the newest
+    /// `maxRows` rows are those with an id above `max(id) - maxRows`: no count(*) needed.
+    public static func purgeRejects(_ db: Database, nowMs: Int64, maxRows: Int, keepMs: Int64 = deadLetterKeepMs, limit: Int = 1000) throws -> Int {
+        guard let maxId = try Int64.fetchOne(db, sql: "SELECT max(id) FROM rejects") else { return 0 }
+        try db.execute(sql: "DELETE FROM rejects WHERE id IN (SELECT id FROM rejects ORDER BY id LIMIT ?) AND (id <= ? OR last_ms < ?)",
+                       arguments: [limit, maxId - Int64(maxRows), nowMs - keepMs])
+        return db.changesCount
+    }
+
+    /// One bounded step of the dead letters' purge (`outbox_dead`, events the cloud refused):
+    /// as `purgeRejects`, oldest (by seq) first.
+    public static func purgeDeadLetters(_ db: Database, nowMs: Int64, maxRows: Int, keepMs: Int64 = deadLetterKeepMs, limit: Int = 1000) throws -> Int {
+        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0
+        var n = 0
+        if count > maxRows {
+            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?)",
+                           arguments: [min(limit, count - maxRows)])
+            n += db.changesCount
+        }
+        if n < limit {
+            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?) AND failed_ms < ?",
+                           arguments: [limit - n, nowMs - keepMs])
+            n += db.changesCount
+        }
+        return n
     }
 
     /// The ack already sent for this `(device, msg_id)`, when seen before.

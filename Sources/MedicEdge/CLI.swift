@@ -135,10 +135,13 @@ struct Rejects: AsyncParsableCommand {
     func run() async throws {
         let (_, db) = try options.openDatabase()
         let rows = try db.writer.read { d in
-            try Row.fetchAll(d, sql: "SELECT received_ms, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
+            try Row.fetchAll(d, sql: "SELECT received_ms, last_ms, count, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
         }
         for r in rows {
-            print("\(Time.rfc3339(ms: r["received_ms"]))  \(r["kind"] as String)  \((r["device_id"] as String?) ?? "?")  \(r["reason"] as String)  \(r["detail"] as String)  [\(r["topic"] as String)]")
+            // Repeats of one device, kind and reason within an hour share a row with a count.
+            let count: Int = r["count"]
+            let repeats = count > 1 ? "  (\(count) times, last \(Time.rfc3339(ms: r["last_ms"])))" : ""
+            print("\(Time.rfc3339(ms: r["received_ms"]))  \(r["kind"] as String)  \((r["device_id"] as String?) ?? "?")  \(r["reason"] as String)  \(r["detail"] as String)  [\(r["topic"] as String)]\(repeats)")
         }
         if rows.isEmpty { print("(no rejected messages)") }
     }

@@ -384,13 +384,13 @@ public enum Daemon {
         let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
         let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
-        let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, logger: logger)
+        let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
+        let pipeline = IngestPipeline(config: config, db: db, metrics: metrics, state: state, budget: budget, logger: logger)
         let mqtt = try MQTTService(config: config, pipeline: pipeline, state: state, metrics: metrics, logger: logger)
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
         let noshow = NoShowScheduler(config: config, db: db, clock: clockWatch, metrics: metrics, logger: logger)
-        let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
 
         /// The status figures, read once a second and kept in memory for the HTTP routes.
         @Sendable func refreshFigures(nowMs: Int64) {
@@ -411,6 +411,7 @@ public enum Daemon {
                 refreshFigures(nowMs: now)
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
+                if tick % 10 == 0 && clockSteady { await budget.purgeBounded() }
                 if tick % 3600 == 0 && clockSteady { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
                 // The console certificate's end, said at start and then once a day.
                 if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
@@ -426,6 +427,11 @@ public enum Daemon {
         let checkpoints = LoopService(description: "checkpoints") {
             var failures = 0
             while !Task.isCancelled {
+                // Under a burst the writer checkpoints after its commits (StorageBudget).
+                if budget.writerCheckpointsWAL {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    continue
+                }
                 do { try await checkpointer.run(); failures = 0 } catch {
                     // Busy now and then (the disk budget's own checkpoint); said once a minute.
                     if failures % 240 == 0 { logger.warning("storage: WAL checkpoint failed: \(error); retrying") }

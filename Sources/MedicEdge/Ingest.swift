@@ -20,6 +20,7 @@ final class IngestPipeline: Sendable {
     let db: AppDatabase
     let metrics: EdgeMetrics
     let state: EdgeState
+    let budget: StorageBudget
     let logger: Logger
     let ids = UUIDv7.shared
     /// A batch is bounded by count and by time; it also ends early (after the message in hand)
@@ -27,8 +28,8 @@ final class IngestPipeline: Sendable {
     static let maxBatch = 256
     static let maxBatchNs: UInt64 = 20_000_000
 
-    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
-        self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.logger = logger
+    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, budget: StorageBudget, logger: Logger) {
+        self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.budget = budget; self.logger = logger
         iotPrefix = "{\"tenant_id\":" + JSONText.quote(config.tenantId) + ",\"site_id\":" + JSONText.quote(config.siteId)
     }
     /// `{"tenant_id":…,"site_id":…` — the same start of every `integration/iot.event`.
@@ -40,8 +41,11 @@ final class IngestPipeline: Sendable {
     /// many were processed (a prefix): it stops early after `maxBatchNs`, or when a scan
     /// arrives while it is busy with other messages — then `takeUrgent` hands it the scans,
     /// which join this transaction, and it commits at once. The caller hands the rest back in
-    /// the next batch. When the commit fails, all are dropped (logged; nothing was acked, so
-    /// devices resend) and the count returned is all of them.
+    /// the next batch. Before the commit, the disk budget is checked (`StorageBudget.makeRoom`:
+    /// the oldest telemetry goes in this same transaction when the files are over it).
+    /// When the commit fails (SQLITE_FULL, an I/O error), nothing of the batch is acknowledged
+    /// (no ack, no result: devices resend), the failure is counted, logged and reported to
+    /// /healthz, and the count returned is all of them.
     @discardableResult
     func process(_ messages: [MQTTMessage], takeUrgent: @Sendable () -> [MQTTMessage] = { [] }, publish: (Reply) -> Void) async -> Int {
         let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, decoded($0)) }
@@ -72,17 +76,21 @@ final class IngestPipeline: Sendable {
                 }
                 try Ledger.enqueueAll(db, o.events)
                 try Rooms.writeReadings(db, o.latest)
+                o.storage = try self.budget.makeRoom(db, nowMs: nowMs)
                 return o
             }
+            budget.commitSucceeded()
+            budget.noteBatch(o.storage)
             for r in o.replies { publish(r) }
             // Counted per batch: a metric handle costs a registry lookup.
             for (t, n) in o.counts { metrics.message(t.kind, t.result, by: n) }
             for (r, n) in o.dead { metrics.deadLetter(r, by: n) }
             if o.wearable != (0, 0) { metrics.wearableSamples(accepted: o.wearable.0, rejected: o.wearable.1) }
+            if budget.walNeedsCheckpoint(o.storage) { await budget.checkpointFromWriter() }
             return o.done
         } catch {
             // Nothing was acked: devices that keep a msg_id resend; the kiosk retries the scan.
-            logger.error("ingest: batch of \(messages.count) messages not committed: \(error)")
+            budget.commitFailed(error, messages: messages.count)
             return messages.count
         }
     }
@@ -105,6 +113,8 @@ final class IngestPipeline: Sendable {
         var events: [Ledger.Pending] = []
         /// The rooms' latest readings, written once at the end of the batch.
         var latest = Rooms.LatestReadings()
+        /// The disk budget's check before the commit.
+        var storage = StorageBudget.Check()
         /// `created_at` of the batch's events (one time per batch, formatted once).
         var stamp: (ms: Int64, text: String) = (-1, "")
         mutating func time(_ ms: Int64) -> String {
@@ -218,7 +228,7 @@ final class IngestPipeline: Sendable {
 
         case .presence(let room, let device, let msgId, let p, let raw):
             if try replayed(.presence, device, msgId) { return }
-            if refuseTelemetry { return try reject(m.topic, .presence, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            if refuseTelemetry { return try reject(m.topic, .presence, device, msgId, Rejection(.storageFull, StorageBudget.refusal)) }
             try db.cachedStatement(sql: """
                 INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
                 ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
@@ -230,7 +240,7 @@ final class IngestPipeline: Sendable {
 
         case .environment(let room, let device, let msgId, let e, let raw):
             if try replayed(.environment, device, msgId) { return }
-            if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, StorageBudget.refusal)) }
             try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids, latest: &o.latest)
             try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, &o)
             try accepted(.environment, device, msgId)
@@ -248,7 +258,7 @@ final class IngestPipeline: Sendable {
 
         case .wearable(let gateway, let b):
             if try replayed(.wearable, gateway, b.msgId) { return }
-            if refuseTelemetry { return try reject(m.topic, .wearable, gateway, b.msgId, Rejection(.storageFull, "the disk budget is full of clinical data")) }
+            if refuseTelemetry { return try reject(m.topic, .wearable, gateway, b.msgId, Rejection(.storageFull, StorageBudget.refusal)) }
             let data = JSONText.object { j in
                 j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
                 j.add("gateway_id", gateway); j.add("msg_id", b.msgId)

@@ -3,62 +3,350 @@ import EdgeStore
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
-/// The disk budget (CONTRACT §5): past `storage.max_bytes`, telemetry goes oldest-first and
-/// `integration/edge.data_dropped` says what went; clinical data is never dropped.
-struct StorageBudget {
+/// The disk budget (CONTRACT §5): past `storage.max_bytes`, or below `storage.min_free_bytes`
+/// free on the data directory's file system, telemetry goes oldest-first and
+/// `integration/edge.data_dropped` says what went; clinical data is never dropped. When
+/// clinical data alone fills it, new telemetry is refused (`storage_full`).
+///
+/// Checked inside each ingest transaction before it commits (`makeRoom`: three PRAGMAs read
+/// from SQLite's header, two `stat` and one `statvfs` per batch), so the database and its WAL
+/// never outgrow the budget by more than one batch; and once a second by housekeeping
+/// (`enforce`), which also gives freed pages back to the file system and reports the drops.
+///
+/// What is counted: the pages in use (`page_count - freelist_count`), the WAL's reserve (the
+/// size at which it is checkpointed, so a WAL that grows back never pushes the files past the
+/// budget) and the shared-memory file.
+final class StorageBudget: Sendable {
     let config: EdgeConfig
     let db: AppDatabase
     let state: EdgeState
     let metrics: EdgeMetrics
     let logger: Logger
+    let walReserve: Int64
+    private let walPath: String
+    private let shmPath: String
+    private let notes = Mutex(Notes())
 
+    /// Rate limits of the log lines (monotonic ns), and what happened since the last line.
+    struct Notes {
+        var evictLogNs: UInt64?
+        var evictedSinceLog = 0
+        var failLogNs: UInt64?
+        var failedBatches = 0
+        var failedMessages = 0
+        var purgeLogNs: UInt64?
+        var purged = (rejects: 0, dead: 0)
+        var reportedNs: UInt64?
+    }
+
+    /// At most this much telemetry (by the outbox's `bytes`) is evicted by one ingest batch, so
+    /// a large deficit (min_free_bytes on a big database) is made up over several batches
+    /// instead of holding a kiosk scan behind one long DELETE.
+    static let maxEvictPerBatch: Int64 = 16 << 20
+    static let evictLogEveryNs: UInt64 = 60_000_000_000
+    static let failLogEveryNs: UInt64 = 30_000_000_000
+    static let purgeLogEveryNs: UInt64 = 600_000_000_000
+    /// `integration/edge.data_dropped` sums up the drops of this period (one event, not one
+    /// per batch: it is clinical and never evicted itself).
+    static let reportEveryNs: UInt64 = 1_000_000_000
+    /// The detail of a telemetry message refused with `storage_full`.
+    static let refusal = "no room for telemetry: clinical data fills the disk budget (storage.max_bytes) or the file system's free space (storage.min_free_bytes)"
+
+    init(config: EdgeConfig, db: AppDatabase, state: EdgeState, metrics: EdgeMetrics, logger: Logger, backgroundCheckpoints: Bool = true) {
+        self.config = config; self.db = db; self.state = state; self.metrics = metrics; self.logger = logger
+        walReserve = AppDatabase.walReserveBytes(budgetBytes: config.storageMaxBytes, backgroundCheckpoints: backgroundCheckpoints)
+        walPath = (db.path ?? "") + "-wal"
+        shmPath = (db.path ?? "") + "-shm"
+    }
+
+    // MARK: measuring
+
+    /// One look at the storage: what counts against the limit, the files' size, and the limit
+    /// (the budget, lowered to keep `min_free_bytes` free on the file system).
+    struct Check: Sendable {
+        var usage: Int64 = 0
+        var physical: Int64 = 0
+        /// The WAL file's size.
+        var wal: Int64 = 0
+        var limit: Int64 = 0
+        /// The limit comes from the file system's free space, not from `storage.max_bytes`.
+        var byFreeSpace = false
+        var evicted = 0
+        /// Over the limit with no telemetry left to drop: clinical data alone fills it.
+        var over = false
+    }
+
+    static func fileSize(_ path: String) -> Int64 {
+        var s = stat()
+        return stat(path, &s) == 0 ? Int64(s.st_size) : 0
+    }
+    /// Bytes available on the file system holding `dir` (nil when it cannot be read).
+    static func freeBytes(_ dir: String) -> Int64? {
+        var v = statvfs()
+        guard statvfs(dir, &v) == 0 else { return nil }
+        return Int64(v.f_bavail) * Int64(v.f_frsize)
+    }
+
+    func measure(_ db: Database) throws -> Check {
+        let pageSize = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA page_size")) ?? 4096
+        let pages = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA page_count")) ?? 0
+        let free = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA freelist_count")) ?? 0
+        let wal = Self.fileSize(walPath), shm = Self.fileSize(shmPath)
+        var c = Check()
+        c.wal = wal
+        c.physical = pages * pageSize + wal + shm
+        // The WAL counts as its reserve, not its size of the moment: evicting telemetry cannot
+        // shrink a WAL that a reader keeps from restarting, and a transient WAL spike must not
+        // drop all telemetry and refuse the rest (storage_full) as if clinical data filled it.
+        c.usage = (pages - free) * pageSize + walReserve + shm
+        c.limit = config.storageMaxBytes
+        if config.storageMinFreeBytes > 0, let avail = Self.freeBytes(config.dataDir) {
+            let byFree = c.physical + avail - config.storageMinFreeBytes
+            if byFree < c.limit { c.limit = byFree; c.byFreeSpace = true }
+        }
+        return c
+    }
+
+    /// Inside a write transaction (the ingest batch's, before it commits): when the storage is
+    /// over its limit, the oldest telemetry goes (with some headroom, so this is not done for
+    /// every batch), at most `maxEvict` bytes of it. `over` when no telemetry is left to drop.
+    func makeRoom(_ db: Database, nowMs: Int64, maxEvict: Int64 = StorageBudget.maxEvictPerBatch) throws -> Check {
+        var c = try measure(db)
+        guard c.usage > c.limit else { return c }
+        let headroom = min(max(c.limit / 32, 64 << 10), 4 << 20)
+        var budgetLeft = maxEvict
+        var evicted = 0
+        for _ in 0..<8 where c.usage > c.limit && budgetLeft > 0 {
+            let want = min(c.usage - c.limit + headroom, budgetLeft)
+            let (n, bytes) = try Self.evictTelemetry(db, bytes: want, nowMs: nowMs)
+            if n == 0 {
+                c.over = true
+                break
+            }
+            evicted += n; budgetLeft -= bytes
+            c = try measure(db)
+        }
+        c.evicted = evicted
+        return c
+    }
+
+    /// Deletes the oldest telemetry events from the outbox, about `bytes` of them (by their
+    /// `bytes` column), and records what went in `dropped` (reported by `reportDrops`).
+    /// Returns how many events and bytes went (0: no telemetry left).
+    static func evictTelemetry(_ db: Database, bytes: Int64, nowMs: Int64) throws -> (Int, Int64) {
+        let page = try db.cachedStatement(sql: "SELECT seq, bytes, created_ms FROM outbox WHERE class = 1 AND seq > ? ORDER BY seq LIMIT 256")
+        var freed: Int64 = 0, count = 0, after = Int64.min
+        var oldest = Int64.max, newest = Int64.min
+        scan: while freed < bytes {
+            let rows = try Row.fetchAll(page, arguments: [after])
+            if rows.isEmpty { break }
+            for r in rows {
+                let b: Int64 = r["bytes"], created: Int64 = r["created_ms"]
+                freed += b; count += 1; after = r["seq"]
+                oldest = min(oldest, created); newest = max(newest, created)
+                if freed >= bytes { break scan }
+            }
+        }
+        guard count > 0 else { return (0, 0) }
+        try db.execute(sql: "DELETE FROM outbox WHERE class = 1 AND seq <= ?", arguments: [after])
+        try db.execute(sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)",
+                       arguments: [count, oldest, newest, nowMs])
+        return (count, freed)
+    }
+
+    // MARK: after an ingest batch
+
+    /// Under a burst the background checkpointer (another connection, every 250 ms) never
+    /// catches up with a writer committing every few milliseconds, and the WAL grows past its
+    /// reserve (a 4 MiB budget saw a 4.9 MB WAL). Past a quarter of its reserve, the writer itself
+    /// checkpoints after its commit (PASSIVE: it never waits for readers); the next write then
+    /// starts the WAL again from its beginning, within the reserve.
+    /// Meanwhile the background checkpointer stands aside (`writerCheckpointsWAL`): its
+    /// checkpoint, running beside the writer's commits, would only make the writer's busy.
+    func walNeedsCheckpoint(_ c: Check) -> Bool { c.wal > walReserve / 4 }
+    func checkpointFromWriter() async {
+        lastWriterCheckpointNs.store(EdgeState.monoNs(), ordering: .relaxed)
+        _ = try? await db.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+    }
+    private let lastWriterCheckpointNs = Atomic<UInt64>(0)
+    /// The writer checkpointed within the last second: the background checkpointer waits.
+    var writerCheckpointsWAL: Bool {
+        let last = lastWriterCheckpointNs.load(ordering: .relaxed)
+        return last != 0 && EdgeState.monoNs() &- last < 1_000_000_000
+    }
+
+    /// After a batch committed: its budget check's outcome in the shared state and the log.
+    func noteBatch(_ c: Check) {
+        if c.over {
+            enterOverBudget(c)
+        } else if c.evicted > 0 {
+            if state.storage.0 != .overBudget { state.setStorage(.evicting, used: c.physical) }
+            let now = EdgeState.monoNs()
+            let line: Int? = notes.withLock { n in
+                n.evictedSinceLog += c.evicted
+                guard n.evictLogNs.map({ now &- $0 >= Self.evictLogEveryNs }) ?? true else { return nil }
+                n.evictLogNs = now
+                defer { n.evictedSinceLog = 0 }
+                return n.evictedSinceLog
+            }
+            if let line { logger.warning("storage: \(limitWords(c)) reached: \(line) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept") }
+        }
+    }
+
+    private func limitWords(_ c: Check) -> String {
+        c.byFreeSpace ? "less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir)"
+                      : "the disk budget (storage.max_bytes \(config.storageMaxBytes) bytes)"
+    }
+
+    private func enterOverBudget(_ c: Check) {
+        if state.storage.0 != .overBudget {
+            if c.byFreeSpace {
+                logger.error("storage: less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir) and no telemetry left to drop: clinical data is kept, new telemetry is refused (storage_full); free space on that file system (df -h \(config.dataDir))")
+            } else {
+                logger.error("storage: clinical data alone fills the disk budget (\(c.usage) of \(c.limit) bytes): clinical data is kept, new telemetry is refused (storage_full); is the cloud reachable (medic-edge status)? raise storage.max_bytes if the disk allows")
+            }
+        }
+        state.setStorage(.overBudget, used: c.physical)
+    }
+
+    /// A batch's commit failed (SQLITE_FULL, an I/O error): nothing of it was acknowledged.
+    /// Counted, reported to /healthz (after 10 s), logged at most every 30 s.
+    func commitFailed(_ error: any Error, messages: Int) {
+        metrics.storageWriteFailures()
+        let text = Self.describe(error)
+        state.commitFailed(text)
+        let now = EdgeState.monoNs()
+        let line: (Int, Int)? = notes.withLock { n in
+            n.failedBatches += 1; n.failedMessages += messages
+            guard n.failLogNs.map({ now &- $0 >= Self.failLogEveryNs }) ?? true else { return nil }
+            n.failLogNs = now
+            defer { n.failedBatches = 0; n.failedMessages = 0 }
+            return (n.failedBatches, n.failedMessages)
+        }
+        if let (batches, msgs) = line {
+            let avail = Self.freeBytes(config.dataDir).map { "\($0) bytes free there" } ?? "free space unknown"
+            logger.error("storage: commit failed (\(text)): \(batches) batch(es), \(msgs) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write")
+        }
+    }
+
+    /// A commit succeeded: the failure (if any) is over.
+    func commitSucceeded() {
+        guard state.commitsFailing else { return }
+        state.commitSucceeded()
+        let lost = notes.withLock { n in defer { n.failedMessages = 0; n.failedBatches = 0; n.failLogNs = nil }; return n.failedMessages }
+        logger.notice("storage: commits succeed again; intake resumed (\(lost) more message(s) were not acknowledged since the last line, devices resend them)")
+    }
+
+    /// SQLite's code and words, without the statement.
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? DatabaseError {
+            return "SQLite error \(e.extendedResultCode.rawValue): \(e.message ?? "\(e.resultCode)")"
+        }
+        return "\(error)"
+    }
+
+    // MARK: housekeeping
+
+    /// Once a second: the same check as each batch, from the timer (when no batch comes);
+    /// freed pages given back to the file system when the files are over the limit; the drops
+    /// reported; the state and the gauges updated.
     func enforce() async {
-        let budget = config.storageMaxBytes
-        var used = db.usedBytes()
-        if used > budget {
-            _ = try? await db.writer.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-                try db.execute(sql: "PRAGMA incremental_vacuum")
+        // Commits failing and no device message since: a tiny write says whether SQLite can
+        // write again, so /healthz (and the watchdog) recover without waiting for a device.
+        if state.commitsFailing, (try? await db.writer.write({ try Ledger.setKV($0, "storage_probe_ms", String(Time.nowMs())) })) != nil {
+            commitSucceeded()
+        }
+        guard var c = try? await db.writer.read({ try self.measure($0) }) else { return }
+        if c.physical > c.limit {
+            await shrink()
+            c = (try? await db.writer.read { try self.measure($0) }) ?? c
+        }
+        var evicted = 0
+        for _ in 0..<50 where c.usage > c.limit && !c.over {
+            guard let r = try? await db.writer.write({ db in try self.makeRoom(db, nowMs: Time.nowMs()) }) else { break }
+            c = r; evicted += r.evicted
+            if r.evicted > 0 {
+                await shrink()
+                c.physical = db.usedBytes()
             }
-            used = db.usedBytes()
+            if r.evicted == 0 { break }
         }
-        var evicting = false
-        var rounds = 0
-        while used > budget, rounds < 50 {
-            rounds += 1
-            evicting = true
-            let dropped: Bool = (try? await db.writer.write { db -> Bool in
-                let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1") ?? 0
-                guard total > 0 else { return false }
-                let n = max(1, total / 4)
-                let r = try Row.fetchOne(db, sql: "SELECT count(*) AS c, min(created_ms) AS o, max(created_ms) AS n, max(seq) AS s FROM (SELECT seq, created_ms FROM outbox WHERE class = 1 ORDER BY seq LIMIT ?)", arguments: [n])!
-                let maxSeq: Int64 = r["s"]
-                try db.execute(sql: "DELETE FROM outbox WHERE class = 1 AND seq <= ?", arguments: [maxSeq])
-                let now = Time.nowMs()
-                let count: Int = r["c"]; let oldest: Int64 = r["o"]; let newest: Int64 = r["n"]
-                try db.execute(sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)", arguments: [count, oldest, newest, now])
-                let data = JSONText.object { j in
-                    j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("class", "telemetry")
-                    j.add("count", count); j.add("oldest_at", Time.rfc3339(ms: oldest)); j.add("newest_at", Time.rfc3339(ms: newest))
-                    j.add("reason", "disk_budget")
-                }
-                try Ledger.enqueue(db, name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: now)
-                return true
-            }) ?? false
-            if !dropped { break }
-            _ = try? await db.writer.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-                try db.execute(sql: "PRAGMA incremental_vacuum")
+        await reportDrops()
+        if c.over {
+            enterOverBudget(c)
+        } else {
+            if evicted > 0 { noteBatch(Check(usage: c.usage, physical: c.physical, limit: c.limit, byFreeSpace: c.byFreeSpace, evicted: evicted)) }
+            state.setStorage(evicted > 0 ? .evicting : .ok, used: c.physical)
+        }
+        metrics.storage(used: c.physical, budget: config.storageMaxBytes)
+    }
+
+    /// Checkpoints the WAL to its start and gives the database's free pages back.
+    private func shrink() async {
+        _ = try? await db.writer.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            try db.execute(sql: "PRAGMA incremental_vacuum")
+        }
+    }
+
+    /// One `integration/edge.data_dropped` for the drops recorded since the last one (at most
+    /// one a second, the housekeeping tick).
+    func reportDrops(force: Bool = false) async {
+        let now = EdgeState.monoNs()
+        let due = notes.withLock { n in
+            guard force || (n.reportedNs.map { now &- $0 >= Self.reportEveryNs } ?? true) else { return false }
+            n.reportedNs = now
+            return true
+        }
+        guard due else { return }
+        let config = self.config
+        _ = try? await db.writer.write { db in
+            let last = Int64(try Ledger.kv(db, "dropped_reported") ?? "0") ?? 0
+            guard let r = try Row.fetchOne(db, sql: "SELECT max(id) AS id, sum(count) AS c, min(oldest_ms) AS o, max(newest_ms) AS n FROM dropped WHERE id > ?",
+                                           arguments: [last]),
+                  let maxId: Int64 = r["id"] else { return }
+            let count: Int = r["c"], oldest: Int64 = r["o"], newest: Int64 = r["n"]
+            let data = JSONText.object { j in
+                j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("class", "telemetry")
+                j.add("count", count); j.add("oldest_at", Time.rfc3339(ms: oldest)); j.add("newest_at", Time.rfc3339(ms: newest))
+                j.add("reason", "disk_budget")
             }
-            used = db.usedBytes()
-            logger.warning("storage: over the disk budget (\(budget) bytes): oldest telemetry dropped and reported; now \(used) bytes")
+            try Ledger.enqueue(db, name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: Time.nowMs())
+            try Ledger.setKV(db, "dropped_reported", String(maxId))
         }
-        let st: StorageState = used > budget ? .overBudget : (evicting ? .evicting : .ok)
-        if st == .overBudget && state.storage.0 != .overBudget {
-            logger.error("storage: clinical data alone fills the disk budget (\(used) of \(budget) bytes): clinical data is kept, new telemetry is refused")
+    }
+
+    /// Rejected-message rows and dead letters: at most 30 days and `storage.max_reject_rows`
+    /// each, oldest first, in short transactions of at most 1,000 rows (the writer is never
+    /// held by one long DELETE).
+    func purgeBounded() async {
+        let now = Time.nowMs(), maxRows = config.storageMaxRejectRows, step = 1000
+        var rejects = 0, dead = 0
+        for _ in 0..<10_000 {
+            let n = (try? await db.writer.write { try Ledger.purgeRejects($0, nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
+            rejects += n
+            if n < step || Task.isCancelled { break }
+            await Task.yield()
         }
-        state.setStorage(st, used: used)
-        metrics.storage(used: used, budget: budget)
+        for _ in 0..<10_000 {
+            let n = (try? await db.writer.write { try Ledger.purgeDeadLetters($0, nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
+            dead += n
+            if n < step || Task.isCancelled { break }
+            await Task.yield()
+        }
+        guard rejects + dead > 0 else { return }
+        let mono = EdgeState.monoNs()
+        let line: (Int, Int)? = notes.withLock { n in
+            n.purged.rejects += rejects; n.purged.dead += dead
+            guard n.purgeLogNs.map({ mono &- $0 >= Self.purgeLogEveryNs }) ?? true else { return nil }
+            n.purgeLogNs = mono
+            defer { n.purged = (0, 0) }
+            return n.purged
+        }
+        if let (r, d) = line {
+            logger.notice("storage: purged \(r) rejected-message row(s) and \(d) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)")
+        }
     }
 }

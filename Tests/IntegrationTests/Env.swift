@@ -16,7 +16,8 @@ final class Env: @unchecked Sendable {
 
     static func start(cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", cloudConfig: [String] = [],
                       eventKey: String = "test-key", waitForRoster: Bool = true,
-                      daemonEnvironment: [String: String] = [:]) async throws -> Env {
+                      daemonEnvironment: [String: String] = [:],
+                      beforeDaemon: (DaemonProcess) async throws -> Void = { _ in }) async throws -> Env {
         let broker = try Broker()
         try await broker.start()
         var stub: CloudStub?
@@ -33,6 +34,7 @@ final class Env: @unchecked Sendable {
         dbg("device connected")
         try await device.subscribe("clinic/test-site/#")
         dbg("subscribed")
+        try await beforeDaemon(daemon)
         try await daemon.start(environment: daemonEnvironment, viaShell: !daemonEnvironment.isEmpty)
         // Ready for devices only once subscribed: the daemon publishes its online status right
         // after subscribing, and the broker keeps one client's packets in order.
