@@ -135,6 +135,27 @@ public final class AppDatabase: Sendable {
             INSERT OR REPLACE INTO kv (key, value) SELECT 'dropped_reported', CAST(coalesce(max(id), 0) AS TEXT) FROM dropped;
             """)
         }
+        // The outbox's figures kept by triggers, so the status API and metrics read one row
+        // instead of counting a table of up to millions of rows (CONTRACT §4: a request never
+        // scans a table). Outbox rows are only inserted (or ignored) and deleted; a seq is in
+        // outbox_dead at most once (dead-lettering deletes it from the outbox in the same
+        // transaction), so no REPLACE skips a delete trigger.
+        m.registerMigration("v3-outbox-figures") { db in
+            try db.execute(sql: """
+            CREATE TABLE outbox_figures (id INTEGER PRIMARY KEY CHECK (id = 1), clinical INTEGER NOT NULL,
+              telemetry INTEGER NOT NULL, dead INTEGER NOT NULL);
+            INSERT INTO outbox_figures SELECT 1, (SELECT count(*) FROM outbox WHERE class = 0),
+              (SELECT count(*) FROM outbox WHERE class = 1), (SELECT count(*) FROM outbox_dead);
+            CREATE TRIGGER outbox_figures_ins AFTER INSERT ON outbox BEGIN
+              UPDATE outbox_figures SET clinical = clinical + (NEW.class = 0), telemetry = telemetry + (NEW.class = 1) WHERE id = 1; END;
+            CREATE TRIGGER outbox_figures_del AFTER DELETE ON outbox BEGIN
+              UPDATE outbox_figures SET clinical = clinical - (OLD.class = 0), telemetry = telemetry - (OLD.class = 1) WHERE id = 1; END;
+            CREATE TRIGGER outbox_figures_dead_ins AFTER INSERT ON outbox_dead BEGIN
+              UPDATE outbox_figures SET dead = dead + 1 WHERE id = 1; END;
+            CREATE TRIGGER outbox_figures_dead_del AFTER DELETE ON outbox_dead BEGIN
+              UPDATE outbox_figures SET dead = dead - 1 WHERE id = 1; END;
+            """)
+        }
         return m
     }
 
@@ -307,13 +328,13 @@ extension AppDatabase {
         try writer.read { db in try AppDatabase.outboxStats(db) }
     }
     public static func outboxStats(_ db: Database) throws -> OutboxStats {
-        let c = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 0") ?? 0
-        let t = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1") ?? 0
-        // The oldest pending event is the first by seq (insertion order): an index lookup,
-        // where min(created_ms) would read the whole table.
-        let oldest = try Int64.fetchOne(db, sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1")
-        let dead = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0
-        return OutboxStats(pendingClinical: c, pendingTelemetry: t, oldestPendingMs: oldest, deadLetters: dead)
+        // The counts are one row kept by triggers (migration v3-outbox-figures); the oldest
+        // pending event is the first by seq (insertion order): an index lookup, where
+        // min(created_ms) would read the whole table.
+        let f = try Row.fetchOne(db.cachedStatement(sql: "SELECT clinical, telemetry, dead FROM outbox_figures WHERE id = 1"))
+        let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1"))
+        return OutboxStats(pendingClinical: f?["clinical"] ?? 0, pendingTelemetry: f?["telemetry"] ?? 0, oldestPendingMs: oldest,
+                           deadLetters: f?["dead"] ?? 0)
     }
 
     /// Database file + WAL (+ shm) on disk.

@@ -27,12 +27,15 @@ struct HTTPRoutes: Sendable {
         }, headers: headers)
     }
 
-    /// From the figures housekeeping keeps in memory (no table is read here).
+    /// No table is scanned here (CONTRACT §4).
     func statusJSON() throws -> String {
         let now = Time.nowMs()
-        // Read here only if housekeeping has not read them yet (its first read failed).
+        // The outbox's figures: one row kept by triggers and one index lookup, read now; the
+        // roster and alert counts as housekeeping (once a second) or the roster sync last read
+        // them (read here only if that first read failed).
+        let stats = try db.outboxStats()
         let f = try state.figures ?? StatusFigures.read(db)
-        let (stats, patients, appts, alerts) = (f.outbox, f.patients, f.appointments, f.alerts)
+        let (patients, appts, alerts) = (f.patients, f.appointments, f.alerts)
         let (storageState, used) = state.storage
         return JSONText.object { j in
             j.add("site_id", config.siteId)

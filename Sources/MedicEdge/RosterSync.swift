@@ -400,7 +400,7 @@ final class RosterSync: Sendable {
                 logger.warning("roster: full pull of \(c): \(removed) rows removed; the same answer came again after \(waited / 1_000_000_000) s")
             }
         }
-        if heldBack.isEmpty { state.rosterSynced(nowMs: nowMs) }
+        if heldBack.isEmpty { synced(nowMs: nowMs) }
         return heldBack
     }
 
@@ -427,6 +427,13 @@ final class RosterSync: Sendable {
                     """, arguments: [c, newCursor, nowMs])
             }
         }
+        synced(nowMs: nowMs)
+    }
+
+    /// A pull went through: the status figures (roster counts) are read again before the
+    /// status says when the roster was last synced.
+    private func synced(nowMs: Int64) {
+        if let f = try? StatusFigures.read(db) { state.setFigures(f) }
         state.rosterSynced(nowMs: nowMs)
     }
 

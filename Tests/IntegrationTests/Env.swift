@@ -70,8 +70,9 @@ final class Env: @unchecked Sendable {
     /// Publishes a kiosk scan and waits for its result.
     func scan(_ qr: String, scanId: String, kiosk: String = "k1", timeout: Double = 10) async throws -> JSON {
         let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date())) }
-        try device.publish(topic("kiosk/\(kiosk)/scan"), payload)
+        // Counted before publishing: the result can arrive before the next line runs.
         let before = device.json(on: topic("kiosk/\(kiosk)/result")).filter { $0["scan_id"]?.stringValue == scanId }.count
+        try device.publish(topic("kiosk/\(kiosk)/scan"), payload)
         let found = try await device.waitFor(topic("kiosk/\(kiosk)/result"), count: before + 1, timeout: timeout) { $0["scan_id"]?.stringValue == scanId }
         return found.last!
     }
