@@ -66,6 +66,18 @@ public struct JSONText: Sendable {
 
 /// RFC 3339 times in UTC with a `Z`, millisecond precision when needed.
 public enum Time {
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil),
+    /// no Calendar needed.
+    public static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let yy = month <= 2 ? year - 1 : year
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
     public static func rfc3339(_ date: Date) -> String {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         return rfc3339(ms: ms)
@@ -128,14 +140,7 @@ public enum Time {
             i += 6
         } else { return nil }
         guard i == u.count else { return nil }
-        // days from civil (Howard Hinnant)
-        let yy = mo <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let mp = (mo + 9) % 12
-        let doy = (153 * mp + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
+        let days = daysFromCivil(year: y, month: mo, day: d)
         let secs = Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + se) - Int64(offset)
         return secs * 1000 + frac
     }

@@ -64,14 +64,7 @@ public enum RetryAfter {
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][monthIndex]
         guard (1...daysInMonth).contains(day), hour <= 23, minute <= 59, second <= 60 else { return nil }
-        // Days since 1970-01-01 (civil-from-days, proleptic Gregorian), no Calendar needed.
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
+        let days = Time.daysFromCivil(year: year, month: month, day: day)
         let seconds = Double(days) * 86_400 + Double(hour * 3600 + minute * 60 + min(second, 59))
         return Date(timeIntervalSince1970: seconds)
     }

@@ -413,7 +413,7 @@ final class RawHTTPServer: @unchecked Sendable {
 /// `hostileTarget` hostile answers were served; then, once healed, always as Inngest.
 final class FuzzCloud: @unchecked Sendable {
     private let lock = NSLock()
-    private var rng: SeededGenerator
+    private var rng: SplitMix64
     private let hostileTarget: Int
     private let goodShare: Double
     private var healed = false
@@ -423,7 +423,7 @@ final class FuzzCloud: @unchecked Sendable {
     private(set) var goodCount = 0
 
     init(seed: UInt64, hostileTarget: Int, goodShare: Double) {
-        rng = SeededGenerator(state: seed)
+        rng = SplitMix64(seed: seed)
         self.hostileTarget = hostileTarget
         self.goodShare = goodShare
     }
@@ -551,14 +551,3 @@ final class FuzzCloud: @unchecked Sendable {
     }
 }
 
-/// SplitMix64: seedable, the same sequence on every run.
-struct SeededGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
