@@ -308,16 +308,22 @@ public final class TestMQTT: @unchecked Sendable {
         logger.logLevel = .error
         client = try MQTTClient(clientId: clientId, cleanSession: true, will: will, logger: logger)
         try client.connect(host: "127.0.0.1", port: port)
-        let c = client
-        pump = Task { [weak self] in
-            while !Task.isCancelled {
-                let events = await c.nextBatch(max: 1000)
-                if events.isEmpty { return }
-                guard let self else { return }
-                self.absorb(events)
-            }
+        pump = TestMQTT.pump(client, max: 1000) { [weak self] events in
+            guard let self else { return false }
+            self.absorb(events)
+            return true
         }
         try await Harness.waitUntil("test MQTT connect", timeout: 10) { self.isConnected }
+    }
+    /// Hands the client's events to `absorb` in batches until the client closes or `absorb`
+    /// says its owner is gone.
+    static func pump(_ client: MQTTClient, max: Int, absorb: @escaping @Sendable ([MQTTEvent]) -> Bool) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                let events = await client.nextBatch(max: max)
+                if events.isEmpty || !absorb(events) { return }
+            }
+        }
     }
     private func absorb(_ events: [MQTTEvent]) {
         lock.lock(); defer { lock.unlock() }
@@ -428,14 +434,10 @@ public final class TopicCounter: @unchecked Sendable {
         logger.logLevel = .error
         client = try MQTTClient(clientId: "counter-\(UUID().uuidString.prefix(8))", cleanSession: true, logger: logger)
         try client.connect(host: "127.0.0.1", port: port)
-        let c = client
-        pump = Task { [weak self] in
-            while !Task.isCancelled {
-                let events = await c.nextBatch(max: 4096)
-                if events.isEmpty { return }
-                guard let self else { return }
-                self.absorb(events)
-            }
+        pump = TestMQTT.pump(client, max: 4096) { [weak self] events in
+            guard let self else { return false }
+            self.absorb(events)
+            return true
         }
         try await Harness.waitUntil("counter MQTT connect", timeout: 10) { self.lock.withLock { self.connected } }
         try client.subscribe([filter], qos: 1)

@@ -413,7 +413,7 @@ final class RawHTTPServer: @unchecked Sendable {
 /// `hostileTarget` hostile answers were served; then, once healed, always as Inngest.
 final class FuzzCloud: @unchecked Sendable {
     private let lock = NSLock()
-    private var rng: SplitMix64
+    private var rng: SimRandom
     private let hostileTarget: Int
     private let goodShare: Double
     private var healed = false
@@ -423,7 +423,7 @@ final class FuzzCloud: @unchecked Sendable {
     private(set) var goodCount = 0
 
     init(seed: UInt64, hostileTarget: Int, goodShare: Double) {
-        rng = SplitMix64(seed: seed)
+        rng = SimRandom(seed: seed)
         self.hostileTarget = hostileTarget
         self.goodShare = goodShare
     }

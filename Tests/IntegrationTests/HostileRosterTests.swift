@@ -239,7 +239,7 @@ struct HostileRosterTests {
     @Test("A seeded fuzz of Directus answers (status, headers, bodies, JSON-ish garbage) at start-up: no crash, the local roster never emptied, check-in works")
     func fuzzedAnswers() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["ROSTER_FUZZ_SEED"] ?? "") ?? 20_261_207
-        var rng = SplitMix64(seed: seed)
+        var rng = SimRandom(seed: seed)
         let answers = (0..<60).map { _ in RosterFuzz.answer(&rng) }
         let day = rosterClinicDay()
         let env = try await Env.start(day: day)
@@ -281,7 +281,7 @@ enum RosterFuzz {
                          "iot_config", "created_at", "updated_at", "data", "errors"]
 
     /// A JSON scalar; `odd` ones (1E400, a lone surrogate) a strict parser may refuse.
-    static func scalar(_ rng: inout SplitMix64, odd: Bool = true) -> String {
+    static func scalar(_ rng: inout SimRandom, odd: Bool = true) -> String {
         switch Int.random(in: 0..<10, using: &rng) {
         case 0: return "null"
         case 1: return Bool.random(using: &rng) ? "true" : "false"
@@ -296,7 +296,7 @@ enum RosterFuzz {
     }
 
     /// JSON of random shape, biased towards roster-like objects.
-    static func value(_ rng: inout SplitMix64, depth: Int = 0) -> String {
+    static func value(_ rng: inout SimRandom, depth: Int = 0) -> String {
         let k = depth > 3 ? 0 : Int.random(in: 0..<4, using: &rng)
         switch k {
         case 1:
@@ -309,7 +309,7 @@ enum RosterFuzz {
         }
     }
 
-    static func body(_ rng: inout SplitMix64) -> [UInt8] {
+    static func body(_ rng: inout SimRandom) -> [UInt8] {
         switch Int.random(in: 0..<12, using: &rng) {
         case 0: return []
         case 1: return (0..<Int.random(in: 1..<300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -334,7 +334,7 @@ enum RosterFuzz {
     }
 
     /// 200 and `{"data": [...]}` with roster-like rows whose values have random types (or none).
-    static func plausiblePage(_ rng: inout SplitMix64) -> [UInt8] {
+    static func plausiblePage(_ rng: inout SimRandom) -> [UInt8] {
         let rows = (0..<Int.random(in: 0..<4, using: &rng)).map { _ -> String in
             let keys = fields.filter { $0 == "id" || Int.random(in: 0..<3, using: &rng) == 0 }
             return "{" + keys.map { "\"\($0)\":\(scalar(&rng, odd: false))" }.joined(separator: ",") + "}"
@@ -342,7 +342,7 @@ enum RosterFuzz {
         return Array("{\"data\":[\(rows.joined(separator: ","))]}".utf8)
     }
 
-    static func answer(_ rng: inout SplitMix64) -> DirectusScriptedAnswer {
+    static func answer(_ rng: inout SimRandom) -> DirectusScriptedAnswer {
         if Int.random(in: 0..<3, using: &rng) < 2 {
             return DirectusScriptedAnswer(status: 200, headers: [("Content-Type", "application/json")], body: plausiblePage(&rng))
         }
@@ -436,7 +436,7 @@ struct RosterAnswerTests {
 
     @Test("Seeded fuzz of the validator: 5,000 hostile bodies, no crash; what it accepts has the roster's shape")
     func fuzzValidator() {
-        var rng = SplitMix64(seed: 77)
+        var rng = SimRandom(seed: 77)
         var accepted = 0
         for i in 0..<5000 {
             let c = RosterSync.collections.randomElement(using: &rng)!.0
