@@ -15,7 +15,7 @@ struct LoopService: Service, CustomStringConvertible {
     let description: String
     let body: @Sendable () async -> Void
     func run() async throws {
-        try await cancelWhenGracefulShutdown { await body() }
+        await cancelWhenGracefulShutdown { await body() }
     }
 }
 
