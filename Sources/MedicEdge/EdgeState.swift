@@ -25,6 +25,7 @@ public final class EdgeState: Sendable {
         var mqttFatal: String?
         var commitFailingSinceNs: UInt64?
         var lastCommitError = ""
+        var lastCommitFailureNs: UInt64?
         var busySinceNs: [String: UInt64] = [:]
     }
     private let s: Mutex<S>
@@ -90,12 +91,18 @@ public final class EdgeState: Sendable {
     /// A commit failed (SQLITE_FULL, an I/O error); `commitSucceeded` ends the failure.
     public func commitFailed(_ error: String) {
         s.withLock {
-            if $0.commitFailingSinceNs == nil { $0.commitFailingSinceNs = EdgeState.monoNs() }
+            let now = EdgeState.monoNs()
+            if $0.commitFailingSinceNs == nil { $0.commitFailingSinceNs = now }
             $0.lastCommitError = error
+            $0.lastCommitFailureNs = now
         }
     }
     public func commitSucceeded() { s.withLock { if $0.commitFailingSinceNs != nil { $0.commitFailingSinceNs = nil } } }
     public var commitsFailing: Bool { s.withLock { $0.commitFailingSinceNs != nil } }
+    /// How long since the last failed commit (nil: none).
+    public func sinceLastCommitFailureNs(nowNs: UInt64 = EdgeState.monoNs()) -> UInt64? {
+        s.withLock { $0.lastCommitFailureNs.map { nowNs &- $0 } }
+    }
     /// A loop (ingest, uplink, roster, housekeeping, noshow) starts a piece of work; `idle`
     /// when it waits (for messages, a back-off, its period). Busy for more than 60 s is stuck.
     public func busy(_ loop: String) { s.withLock { $0.busySinceNs[loop] = EdgeState.monoNs() } }

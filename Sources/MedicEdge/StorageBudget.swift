@@ -211,6 +211,8 @@ final class StorageBudget: Sendable {
         state.setStorage(.overBudget, used: c.physical)
     }
 
+    static let probeAfterNs: UInt64 = 15_000_000_000
+
     /// A batch's commit failed (SQLITE_FULL, an I/O error): nothing of it was acknowledged.
     /// Counted, reported to /healthz (after 10 s), logged at most every 30 s.
     func commitFailed(_ error: any Error, messages: Int) {
@@ -253,9 +255,12 @@ final class StorageBudget: Sendable {
     /// freed pages given back to the file system when the files are over the limit; the drops
     /// reported; the state and the gauges updated.
     func enforce() async {
-        // Commits failing and no device message since: a tiny write says whether SQLite can
-        // write again, so /healthz (and the watchdog) recover without waiting for a device.
-        if state.commitsFailing, (try? await db.writer.write({ try Ledger.setKV($0, "storage_probe_ms", String(Time.nowMs())) })) != nil {
+        // Commits failing and no batch failed for 15 s (no device message since): a tiny write
+        // says whether SQLite can write again, so /healthz (and the watchdog) recover without
+        // waiting for a device. Not sooner: a one-row write can still fit where batches do
+        // not, and must not hide their failures.
+        if state.commitsFailing, (state.sinceLastCommitFailureNs() ?? 0) > Self.probeAfterNs,
+           (try? await db.writer.write({ try Ledger.setKV($0, "storage_probe_ms", String(Time.nowMs())) })) != nil {
             commitSucceeded()
         }
         guard var c = try? await db.writer.read({ try self.measure($0) }) else { return }
