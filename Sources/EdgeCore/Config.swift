@@ -309,7 +309,7 @@ extension EdgeConfig {
                         guard let m = try lim.section(metric.rawValue) else { continue }
                         try m.allowOnly(["min", "max", "hysteresis"])
                         // A limit outside what the device may send (§1.4) could never be crossed.
-                        let unit = ["temperature_c": "°C", "humidity_pct": "%", "co2_ppm": "ppm"][metric.rawValue] ?? metric.rawValue
+                        let unit = metric.unit
                         guard let mn = try m.double("min", bound: ConfigBound(metric.range, whole: false, unit: unit)) else {
                             throw ConfigError(key: m.prefix + "min", problem: "required")
                         }

@@ -20,6 +20,14 @@ public enum EnvironmentMetric: String, Sendable, CaseIterable {
         case .co2Ppm: 0...10000
         }
     }
+    /// The unit the device sends it in (CONTRACT §1.4), as shown to people.
+    public var unit: String {
+        switch self {
+        case .temperatureC: "°C"
+        case .humidityPct: "%"
+        case .co2Ppm: "ppm"
+        }
+    }
     public static var allNames: [String] { allCases.map(\.rawValue) }
 }
 

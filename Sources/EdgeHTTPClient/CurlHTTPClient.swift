@@ -35,14 +35,16 @@ public struct HTTPResponse: Sendable {
 public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public let code: Int
     public let message: String
-    public init(code: Int, message: String) { self.code = code; self.message = message }
+    /// The libcurl option that could not be set (the request was never sent); nil otherwise.
+    public let option: String?
+    public init(code: Int, message: String, option: String? = nil) { self.code = code; self.message = message; self.option = option }
     public var isTimeout: Bool { code == Int(CURLE_OPERATION_TIMEDOUT.rawValue) }
     /// The answer's body was longer than `HTTPRequest.maxBodyBytes`: the transfer was aborted.
     public var isBodyTooLarge: Bool { code == Int(CURLE_FILESIZE_EXCEEDED.rawValue) }
     /// The answer ended before its announced length (a body cut short).
     public var isPartialBody: Bool { code == Int(CURLE_PARTIAL_FILE.rawValue) }
     /// A libcurl option could not be set: the request was never sent.
-    public var isSetoptFailure: Bool { message.hasPrefix("curl_easy_setopt(") }
+    public var isSetoptFailure: Bool { option != nil }
     public var description: String { "http transport error \(code): \(message)" }
 }
 
@@ -96,7 +98,7 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
     private static func check(_ code: CURLcode, _ option: String) throws {
         guard code == CURLE_OK else {
             throw HTTPTransportError(code: Int(code.rawValue),
-                                     message: "curl_easy_setopt(\(option)) failed: \(String(cString: curl_easy_strerror(code)))")
+                                     message: "curl_easy_setopt(\(option)) failed: \(String(cString: curl_easy_strerror(code)))", option: option)
         }
     }
 

@@ -272,7 +272,8 @@ public enum Ledger {
     /// One bounded step of the dead letters' purge (`outbox_dead`, events the cloud refused):
     /// as `purgeRejects`, oldest (by seq) first.
     public static func purgeDeadLetters(_ db: Database, nowMs: Int64, maxRows: Int, keepMs: Int64 = deadLetterKeepMs, limit: Int = 1000) throws -> Int {
-        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0
+        // The count kept by triggers (migration v3-outbox-figures): no count(*) per step.
+        let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT dead FROM outbox_figures WHERE id = 1")) ?? 0
         var n = 0
         if count > maxRows {
             try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?)",

@@ -77,8 +77,9 @@ final class MQTTService: Service, @unchecked Sendable {
     private var lastStatus = ""
     private var lastStatusAt = Date.distantPast
     private var mainUp = false, kioskUp = false
-    private var stallsSaid = 0
-    private var stallSaidAt: UInt64?
+    /// Intake-bound pauses already counted in a log line.
+    private var stallsSeen = 0
+    private let rate = RateLimit()
 
     /// The kiosk link's part of `mqtt.max_pending_bytes` (scans are small; a looping kiosk
     /// still cannot take more).
@@ -140,22 +141,17 @@ final class MQTTService: Service, @unchecked Sendable {
         if due { lastStatus = key; lastStatusAt = Date() }
         lock.unlock()
         if due { try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: text, qos: 1, retain: true) }
-        noteStalls()
     }
 
-    /// The intake bound holding the broker back is said in the log, at most once a minute.
-    private func noteStalls() {
+    /// The intake bound holding the broker back is said in the log, at most once a minute
+    /// (housekeeping asks every second).
+    func noteStalls() {
         let i = client.intake, k = kiosk.intake
         let stalls = i.stalls + k.stalls
-        let now = DispatchTime.now().uptimeNanoseconds
-        lock.lock()
-        let due = stalls > stallsSaid && stallSaidAt.map { now &- $0 >= 60_000_000_000 } ?? true
-        if due { stallsSaid = stalls; stallSaidAt = now }
-        lock.unlock()
-        if due {
-            let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
-            logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(stalls) pauses, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all); the broker keeps the rest")
-        }
+        let new = lock.withLock { () -> Int in defer { stallsSeen = stalls }; return stalls - stallsSeen }
+        guard new > 0, let t = rate.note("intake_full", every: 60, new) else { return }
+        let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
+        logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker keeps the rest")
     }
 
     func run() async throws {
@@ -303,7 +299,7 @@ final class MQTTService: Service, @unchecked Sendable {
             return taken
         }) { reply in
             do {
-                if reply.topic.hasSuffix("/result") {
+                if reply.kioskResult {
                     try kiosk.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false)
                 } else {
                     try client.publish(topic: reply.topic, text: reply.payload, qos: 0, retain: false)
@@ -374,7 +370,6 @@ public enum Daemon {
 
     public static func run(config: EdgeConfig) async throws {
         umask(0o077)
-        MemoryTuning.apply()
         // The console's certificate and key are read first: a bad one stops start-up before
         // anything else is opened.
         let consoleTLS = try ConsoleTLS.configuration(config.http)
@@ -419,6 +414,7 @@ public enum Daemon {
                     if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
                 }
                 mqtt.publishStatus(force: false)
+                mqtt.noteStalls()
                 tick += 1
                 state.idle("housekeeping")
                 try? await Task.sleep(for: .seconds(1))

@@ -18,7 +18,6 @@ public final class EdgeState: Sendable {
         var storage = StorageState.ok
         var usedBytes: Int64 = 0
         var lastRosterSyncMs: Int64?
-        var backlog = 0
         var figures: StatusFigures?
         /// Health (CONTRACT §4), on the monotonic clock (ns).
         var mqttDownSinceNs: UInt64? = EdgeState.monoNs()
@@ -71,11 +70,10 @@ public final class EdgeState: Sendable {
 
     /// Pending outbox events, counted once a second by housekeeping (the MQTT status reads
     /// this figure; it never queries the database itself).
-    public var backlog: Int { s.withLock { $0.backlog } }
-    public func setBacklog(_ n: Int) { s.withLock { $0.backlog = n } }
+    public var backlog: Int { s.withLock { $0.figures?.outbox.pending ?? 0 } }
     /// The status figures as housekeeping last read them (nil before the first read).
     var figures: StatusFigures? { s.withLock { $0.figures } }
-    func setFigures(_ f: StatusFigures) { s.withLock { $0.figures = f; $0.backlog = f.outbox.pending } }
+    func setFigures(_ f: StatusFigures) { s.withLock { $0.figures = f } }
     public func rosterSynced(nowMs: Int64) { s.withLock { $0.lastRosterSyncMs = nowMs } }
 
     // MARK: health (CONTRACT §4: /healthz and the watchdog)

@@ -11,6 +11,8 @@ struct Reply: Sendable {
     var payload: String
     /// For a kiosk result: when the scan arrived (monotonic ns) and its outcome.
     var checkin: (UInt64, KioskOutcome)?
+    /// A kiosk result (published on the kiosk link at QoS 1), else a device ack (main link, QoS 0).
+    var kioskResult = false
 }
 
 /// The ingest pipeline: MQTT → size check → decode → one group-committed transaction per
@@ -204,7 +206,7 @@ final class IngestPipeline: Sendable {
         case .kiosk(let topic, let device, let scanId, let scan):
             if let prev = try String.fetchOne(db, sql: "SELECT result FROM kiosk_results WHERE device_id = ? AND scan_id = ?",
                                               arguments: [device, scanId]) {
-                o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev))
+                o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev, kioskResult: true))
                 o.counts[Tally(.kioskScan, "duplicate"), default: 0] += 1
                 return
             }
@@ -224,7 +226,7 @@ final class IngestPipeline: Sendable {
             try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
                            arguments: [device, scanId, result.outcome.rawValue, text, nowMs])
             o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
-                                 checkin: (m.receivedAtNs, result.outcome)))
+                                 checkin: (m.receivedAtNs, result.outcome), kioskResult: true))
 
         case .presence(let room, let device, let msgId, let p, let raw):
             if try replayed(.presence, device, msgId) { return }

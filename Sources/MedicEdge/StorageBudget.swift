@@ -27,30 +27,18 @@ final class StorageBudget: Sendable {
     let walReserve: Int64
     private let walPath: String
     private let shmPath: String
-    private let notes = Mutex(Notes())
-
-    /// Rate limits of the log lines (monotonic ns), and what happened since the last line.
-    struct Notes {
-        var evictLogNs: UInt64?
-        var evictedSinceLog = 0
-        var failLogNs: UInt64?
-        var failedBatches = 0
-        var failedMessages = 0
-        var purgeLogNs: UInt64?
-        var purged = (rejects: 0, dead: 0)
-        var reportedNs: UInt64?
-    }
+    /// The log lines (and the drop reports) at most so often, with what they stand for.
+    private let rate = RateLimit()
 
     /// At most this much telemetry (by the outbox's `bytes`) is evicted by one ingest batch, so
     /// a large deficit (min_free_bytes on a big database) is made up over several batches
     /// instead of holding a kiosk scan behind one long DELETE.
     static let maxEvictPerBatch: Int64 = 16 << 20
-    static let evictLogEveryNs: UInt64 = 60_000_000_000
-    static let failLogEveryNs: UInt64 = 30_000_000_000
-    static let purgeLogEveryNs: UInt64 = 600_000_000_000
+    /// Seconds between two lines of a kind: evictions, failed commits, purges.
+    static let evictLogEvery = 60.0, failLogEvery = 30.0, purgeLogEvery = 600.0
     /// `integration/edge.data_dropped` sums up the drops of this period (one event, not one
     /// per batch: it is clinical and never evicted itself).
-    static let reportEveryNs: UInt64 = 1_000_000_000
+    static let reportEvery = 1.0
     /// The detail of a telemetry message refused with `storage_full`.
     static let refusal = "no room for telemetry: clinical data fills the disk budget (storage.max_bytes) or the file system's free space (storage.min_free_bytes)"
 
@@ -183,15 +171,9 @@ final class StorageBudget: Sendable {
             enterOverBudget(c)
         } else if c.evicted > 0 {
             if state.storage.0 != .overBudget { state.setStorage(.evicting, used: c.physical) }
-            let now = EdgeState.monoNs()
-            let line: Int? = notes.withLock { n in
-                n.evictedSinceLog += c.evicted
-                guard n.evictLogNs.map({ now &- $0 >= Self.evictLogEveryNs }) ?? true else { return nil }
-                n.evictLogNs = now
-                defer { n.evictedSinceLog = 0 }
-                return n.evictedSinceLog
+            if let t = rate.note("evicted", every: Self.evictLogEvery, c.evicted) {
+                logger.warning("storage: \(limitWords(c)) reached: \(t.sum(0)) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept")
             }
-            if let line { logger.warning("storage: \(limitWords(c)) reached: \(line) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept") }
         }
     }
 
@@ -219,17 +201,9 @@ final class StorageBudget: Sendable {
         metrics.storageWriteFailures()
         let text = Self.describe(error)
         state.commitFailed(text)
-        let now = EdgeState.monoNs()
-        let line: (Int, Int)? = notes.withLock { n in
-            n.failedBatches += 1; n.failedMessages += messages
-            guard n.failLogNs.map({ now &- $0 >= Self.failLogEveryNs }) ?? true else { return nil }
-            n.failLogNs = now
-            defer { n.failedBatches = 0; n.failedMessages = 0 }
-            return (n.failedBatches, n.failedMessages)
-        }
-        if let (batches, msgs) = line {
+        if let t = rate.note("commit_failed", every: Self.failLogEvery, messages) {
             let avail = Self.freeBytes(config.dataDir).map { "\($0) bytes free there" } ?? "free space unknown"
-            logger.error("storage: commit failed (\(text)): \(batches) batch(es), \(msgs) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write")
+            logger.error("storage: commit failed (\(text)): \(t.count) batch(es), \(t.sum(0)) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write")
         }
     }
 
@@ -237,7 +211,7 @@ final class StorageBudget: Sendable {
     func commitSucceeded() {
         guard state.commitsFailing else { return }
         state.commitSucceeded()
-        let lost = notes.withLock { n in defer { n.failedMessages = 0; n.failedBatches = 0; n.failLogNs = nil }; return n.failedMessages }
+        let lost = rate.end("commit_failed")?.sum(0) ?? 0
         logger.notice("storage: commits succeed again; intake resumed (\(lost) more message(s) were not acknowledged since the last line, devices resend them)")
     }
 
@@ -298,14 +272,8 @@ final class StorageBudget: Sendable {
 
     /// One `integration/edge.data_dropped` for the drops recorded since the last one (at most
     /// one a second, the housekeeping tick).
-    func reportDrops(force: Bool = false) async {
-        let now = EdgeState.monoNs()
-        let due = notes.withLock { n in
-            guard force || (n.reportedNs.map { now &- $0 >= Self.reportEveryNs } ?? true) else { return false }
-            n.reportedNs = now
-            return true
-        }
-        guard due else { return }
+    func reportDrops() async {
+        guard rate.note("report", every: Self.reportEvery) != nil else { return }
         let config = self.config
         _ = try? await db.writer.write { db in
             let last = Int64(try Ledger.kv(db, "dropped_reported") ?? "0") ?? 0
@@ -341,17 +309,7 @@ final class StorageBudget: Sendable {
             if n < step || Task.isCancelled { break }
             await Task.yield()
         }
-        guard rejects + dead > 0 else { return }
-        let mono = EdgeState.monoNs()
-        let line: (Int, Int)? = notes.withLock { n in
-            n.purged.rejects += rejects; n.purged.dead += dead
-            guard n.purgeLogNs.map({ mono &- $0 >= Self.purgeLogEveryNs }) ?? true else { return nil }
-            n.purgeLogNs = mono
-            defer { n.purged = (0, 0) }
-            return n.purged
-        }
-        if let (r, d) = line {
-            logger.notice("storage: purged \(r) rejected-message row(s) and \(d) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)")
-        }
+        guard rejects + dead > 0, let t = rate.note("purged", every: Self.purgeLogEvery, rejects, dead) else { return }
+        logger.notice("storage: purged \(t.sum(0)) rejected-message row(s) and \(t.sum(1)) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)")
     }
 }

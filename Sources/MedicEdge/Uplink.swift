@@ -38,10 +38,9 @@ final class Uplink: Sendable {
         var loneRefusals = 0
         /// In a 400 storm: lone 400s are not dead-lettered.
         var storm = false
-        /// Per kind of warning: when last logged (monotonic ns) and how many were held back since.
-        var warned: [String: (atNs: UInt64, held: Int)] = [:]
     }
     private let memory = Mutex(Memory())
+    private let rate = RateLimit()
 
     init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
         self.config = config; self.db = db; self.http = http; self.metrics = metrics; self.state = state; self.logger = logger
@@ -53,17 +52,8 @@ final class Uplink: Sendable {
     /// Logs a warning of one `kind` at most once per `warningIntervalSeconds`, saying how many
     /// like it were held back meanwhile (a failing cloud must not flood the journal).
     func warnRateLimited(_ kind: String, _ message: @autoclosure () -> String) {
-        let now = EdgeState.monoNs()
-        let held: Int? = memory.withLock { m in
-            if let w = m.warned[kind], now &- w.atNs < UInt64(Uplink.warningIntervalSeconds * 1e9) {
-                m.warned[kind] = (w.atNs, w.held + 1)
-                return nil
-            }
-            let held = m.warned[kind]?.held ?? 0
-            m.warned[kind] = (now, 0)
-            return held
-        }
-        guard let held else { return }
+        guard let t = rate.note(kind, every: Uplink.warningIntervalSeconds) else { return }
+        let held = t.count - 1
         logger.warning("\(message())\(held > 0 ? " (\(held) more like it in the last \(Int(Uplink.warningIntervalSeconds)) s not logged)" : "")")
     }
 

@@ -207,9 +207,11 @@ enum ConsolePage {
         }.joined()
     }
 
-    static let metricLabels: [(String, String, String)] = [
-        ("temperature_c", "Temperatura", "°C"), ("humidity_pct", "Umidade", "%"), ("co2_ppm", "CO₂", "ppm"),
-    ]
+    /// Each metric's key, its name in Portuguese and its unit.
+    static let metricLabels: [(String, String, String)] = EnvironmentMetric.allCases.map { m in
+        let name = switch m { case .temperatureC: "Temperatura"; case .humidityPct: "Umidade"; case .co2Ppm: "CO₂" }
+        return (m.rawValue, name, m.unit)
+    }
 
     static func number(_ v: Double) -> String {
         let r = (v * 10).rounded() / 10
