@@ -367,8 +367,10 @@ persistence false
 # Above the contract's 64 KiB so an oversized message still reaches the daemon
 # and is counted as too_large (dead letter) instead of vanishing in the broker.
 message_size_limit 262144
-# Room for the daemon's persistent session to buffer a burst while it restarts.
-max_queued_messages 10000
+# Room for the daemon's persistent session: a burst while it restarts, and a flood while its
+# intake bound (mqtt.max_pending_bytes) holds it back. The flood test runs its broker with the
+# same figure (Sources/EdgeTestSupport/Harness.swift); past it the broker drops messages.
+max_queued_messages 100000
 
 # 1. The daemon: loopback only, password auth (user $ME_USER).
 listener $DAEMON_PORT 127.0.0.1

@@ -138,7 +138,11 @@ struct FloodTests {
         try await broker.start()
         defer { Task { await broker.stop() } }
         let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port))
-        try await daemon.start()
+        // systemd's watchdog, fed every second while healthy (CONTRACT §4): it must stop while
+        // the broker is gone past 60 s, and start again when it is back.
+        let notify = try NotifySocket()
+        defer { notify.close() }
+        try await daemon.start(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"])
         defer { Task { _ = await daemon.terminate() } }
         let pid = daemon.pid
         var device = try await TestMQTT(port: broker.port)
@@ -162,6 +166,9 @@ struct FloodTests {
         let unhealthyAfter = Date().timeIntervalSince(down)
         #expect(unhealthyAfter > 60)
         #expect(reasons.contains { $0.hasPrefix("mqtt: disconnected") }, "reasons: \(reasons)")
+        #expect(notify.received(waiting: 0.2).contains("WATCHDOG=1"), "fed while healthy")
+        #expect(!notify.received(waiting: 3).contains("WATCHDOG=1"), "the watchdog is not fed while unhealthy")
+        #expect(daemon.log().contains("health: unhealthy, the watchdog is no longer fed"))
         let remaining = 70 - Date().timeIntervalSince(down)
         if remaining > 0 { try await Task.sleep(for: .seconds(remaining)) }
 
@@ -170,6 +177,8 @@ struct FloodTests {
         try await Harness.waitUntil("/healthz 200 after the broker returned", timeout: 20, poll: 0.25) {
             try await daemon.get("/healthz").status == 200
         }
+        _ = notify.received()
+        #expect(notify.received(waiting: 3).contains("WATCHDOG=1"), "fed again once healthy")
         device = try await TestMQTT(port: broker.port)
         defer { device.close() }
         try await device.subscribe("clinic/\(Self.site)/#")

@@ -563,6 +563,22 @@ check "the daemon's retained online status is on $R/edge/status" bash -c "
     timeout $T mosquitto_sub -h 127.0.0.1 -p $P_DAEMON -u medic-edge -P '$DPW' -i medic-edge-probe -q 1 -C 1 -t '$R/edge/status' \
         | grep -q '\"state\":\"online\".*\"ts\":'"
 
+# A kiosk scan end to end through the installed broker: kiosk-a (TLS, its certificate) to the
+# daemon's own kiosk connection (client id medic-edge-kiosk, the same broker user and ACL) and
+# the result back from it (read here with the daemon's credentials: a second kiosk-a
+# connection would take the publisher's client id over).
+kiosk_roundtrip() {
+    local out=$DDIR/kiosk-roundtrip.out
+    timeout "$T" mosquitto_sub -h 127.0.0.1 -p "$P_DAEMON" -u medic-edge -P "$DPW" -i medic-edge-probe2 -q 1 -C 1 \
+        -t "$R/kiosk/kiosk-a/result" >"$out" 2>/dev/null &
+    local sub=$!
+    sleep 0.5
+    dev_pub kiosk-a -t "$R/kiosk/kiosk-a/scan" -m '{"scan_id":"e2e-1","qr":"not-a-patient","ts":"2026-12-07T10:00:00Z"}' || return 1
+    wait "$sub"
+    grep -q '"scan_id":"e2e-1"' "$out" && grep -q '"outcome":"unknown_code"' "$out"
+}
+check "a kiosk scan end to end: kiosk-a (TLS) to the daemon's kiosk connection, its result back (unknown_code)" kiosk_roundtrip
+
 HTTPS=https://127.0.0.1:$P_HTTPS
 check "the console answers over HTTPS with the installer's certificate (curl --cacert medic-edge-ca.crt)" bash -c "
     [[ \$(curl -sS --max-time $T --cacert '$CA_PEM' '$HTTPS/healthz') == '{\"status\":\"ok\"}' ]]"
