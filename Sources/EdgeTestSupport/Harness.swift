@@ -304,16 +304,21 @@ public final class TestMQTT: @unchecked Sendable {
     private var pump: Task<Void, Never>?
 
     public init(port: Int, clientId: String = "test-\(UUID().uuidString.prefix(8))", will: MQTTWill? = nil) async throws {
-        var logger = Logger(label: "test-mqtt")
-        logger.logLevel = .error
-        client = try MQTTClient(clientId: clientId, cleanSession: true, will: will, logger: logger)
-        try client.connect(host: "127.0.0.1", port: port)
+        client = try TestMQTT.loopbackClient(port: port, clientId: clientId, will: will, label: "test-mqtt")
         pump = TestMQTT.pump(client, max: 1000) { [weak self] events in
             guard let self else { return false }
             self.absorb(events)
             return true
         }
         try await Harness.waitUntil("test MQTT connect", timeout: 10) { self.isConnected }
+    }
+    /// A clean-session client connected to the broker on loopback `port`, logging errors only.
+    static func loopbackClient(port: Int, clientId: String, will: MQTTWill? = nil, label: String) throws -> MQTTClient {
+        var logger = Logger(label: label)
+        logger.logLevel = .error
+        let client = try MQTTClient(clientId: clientId, cleanSession: true, will: will, logger: logger)
+        try client.connect(host: "127.0.0.1", port: port)
+        return client
     }
     /// Hands the client's events to `absorb` in batches until the client closes or `absorb`
     /// says its owner is gone.
@@ -430,10 +435,7 @@ public final class TopicCounter: @unchecked Sendable {
     private var pump: Task<Void, Never>?
 
     public init(port: Int, filter: String) async throws {
-        var logger = Logger(label: "topic-counter")
-        logger.logLevel = .error
-        client = try MQTTClient(clientId: "counter-\(UUID().uuidString.prefix(8))", cleanSession: true, logger: logger)
-        try client.connect(host: "127.0.0.1", port: port)
+        client = try TestMQTT.loopbackClient(port: port, clientId: "counter-\(UUID().uuidString.prefix(8))", label: "topic-counter")
         pump = TestMQTT.pump(client, max: 4096) { [weak self] events in
             guard let self else { return false }
             self.absorb(events)
