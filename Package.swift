@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "medic-edge", targets: ["medic-edge"]),
+        .executable(name: "medic-edge-lab", targets: ["medic-edge-lab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,9 +48,10 @@ let package = Package(
         ]),
         // The small Swift owner of libcurl easy handles (uplink, roster, tests).
         .target(name: "EdgeHTTPClient", dependencies: ["CCurl"]),
-        // The application: services, ingest pipeline, uplink, roster, HTTP, CLI.
+        // The daemon and the operator commands: services, ingest pipeline, uplink, roster, HTTP, CLI.
+        // Nothing of the lab (docs/modules.md; ModuleRulesTests checks it).
         .target(name: "MedicEdge", dependencies: [
-            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "CLibCrypto",
+            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CLibCrypto",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -71,12 +73,35 @@ let package = Package(
         ]),
         .executableTarget(name: "medic-edge", dependencies: ["MedicEdge"]),
 
-        // Test harness: real mosquitto, the cloud stub, the daemon as a subprocess.
+        // The lab: device simulators, one file per device type beside its profile in devices/<type>/.
+        .target(name: "EdgeSimulators", dependencies: [
+            "EdgeCore", "EdgeMQTT",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "devices", exclude: [
+            // The device profiles themselves (docs, schemas, examples: devices/README.md).
+            "ack.schema.json", "check_examples.py", "device_status.schema.json", "edge_status.schema.json", "examples.json",
+            "checkin_kiosk/README.md", "checkin_kiosk/examples", "checkin_kiosk/result.schema.json", "checkin_kiosk/schema.json",
+            "device_status/README.md", "device_status/examples",
+            "environment/README.md", "environment/examples", "environment/schema.json",
+            "presence_sensor/README.md", "presence_sensor/examples", "presence_sensor/schema.json",
+            "wearable_gateway/README.md", "wearable_gateway/examples", "wearable_gateway/schema.json",
+        ]),
+        // The lab: test harness (real mosquitto, the cloud stub, the daemon as a subprocess, a clinic day).
         .target(name: "EdgeTestSupport", dependencies: [
             "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeCore",
         ]),
+        // The lab's commands: demo, simulate, bench, cloud-stub (the daemon binary hands them to medic-edge-lab).
+        .target(name: "EdgeLab", dependencies: [
+            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "EdgeSimulators",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .executableTarget(name: "medic-edge-lab", dependencies: ["EdgeLab"]),
         .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["EdgeTestSupport", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "EdgeTestSupport", "EdgeSimulators", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge",
+        ]),
     ]
 )

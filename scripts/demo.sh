@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --runtime-only
-swift build --product medic-edge
+swift build --product medic-edge       # the daemon
+swift build --product medic-edge-lab   # the lab beside it: demo, simulate, bench, cloud-stub
 exec .build/debug/medic-edge demo "$@"

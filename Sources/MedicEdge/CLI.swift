@@ -1,5 +1,4 @@
 import ArgumentParser
-import CloudStub
 import EdgeCore
 import EdgeStore
 import Foundation
@@ -12,11 +11,14 @@ public struct MedicEdgeCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "medic-edge",
         abstract: "MedicSaaS Edge: the clinic's on-premise appliance daemon.",
-        subcommands: [Run.self, Status.self, Staff.self, Outbox.self, Rejects.self, Demo.self, Simulate.self, Bench.self, CloudStubCommand.self])
+        subcommands: [Run.self, Status.self, Staff.self, Outbox.self, Rejects.self, BaselineRSS.self] + LabHandOff.commands)
     public init() {}
 
     /// The entry point the executable calls.
     public static func entry() async {
+        // The lab's commands (demo, simulate, bench, cloud-stub) live in medic-edge-lab, not in
+        // the daemon's binary: hand the whole command line over to it.
+        LabHandOff.execIfLabCommand(CommandLine.arguments)
         do {
             var command = try parseAsRoot(nil)
             if var a = command as? AsyncParsableCommand { try await a.run() } else { try command.run() }
@@ -144,16 +146,5 @@ struct Rejects: AsyncParsableCommand {
             print("\(Time.rfc3339(ms: r["received_ms"]))  \(r["kind"] as String)  \((r["device_id"] as String?) ?? "?")  \(r["reason"] as String)  \(r["detail"] as String)  [\(r["topic"] as String)]\(repeats)")
         }
         if rows.isEmpty { print("(no rejected messages)") }
-    }
-}
-
-struct CloudStubCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cloud-stub", abstract: "Run the cloud stub (Inngest Event API + Directus REST) for tests and demos.")
-    @Option var host = "127.0.0.1"
-    @Option var port = 0
-    @Option(help: "Seed JSON file (event_key, directus_token, collections).") var seed: String?
-    func run() async throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        try await CloudStubMain.run(port: port, host: host, seedPath: seed, logger: Logger(label: "cloud-stub"))
     }
 }

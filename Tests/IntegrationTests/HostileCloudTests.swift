@@ -1,6 +1,7 @@
 import CloudStub
 import EdgeCore
 import EdgeHTTPClient
+import EdgeSimulators
 import EdgeStore
 import EdgeTestSupport
 import Foundation

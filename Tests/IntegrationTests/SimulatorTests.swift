@@ -1,5 +1,6 @@
 import CloudStub
 import EdgeCore
+import EdgeSimulators
 import EdgeTestSupport
 import Foundation
 import Testing

@@ -14,5 +14,5 @@ struct Bench: AsyncParsableCommand {
         drain     1,000,000 pending events → cloud stub, vs. the stub's own capacity; start-to-ready
         idle      the daemon's idle resident memory vs. a bare Foundation process
         """,
-        subcommands: [BenchCheckin.self, BenchIngest.self, BenchDrain.self, BenchIdle.self, BenchBaselineRSS.self])
+        subcommands: [BenchCheckin.self, BenchIngest.self, BenchDrain.self, BenchIdle.self])
 }

@@ -1,10 +1,12 @@
 import EdgeCore
+import EdgeSimulators
 import EdgeTestSupport
 import Foundation
 
-// Command-line plumbing shared by `medic-edge simulate` and `medic-edge demo`. The
-// simulators themselves (`DeviceSimulator` and one class per device type) live in
-// EdgeTestSupport/SimSupport.swift, so the integration tests can drive them in-process too.
+// What `simulate` and `demo` show on the terminal: Ctrl-C handling (`InterruptHandler`), the
+// story's timestamped lines (`StoryLog`) and the wording of simulator events (`SimText`). The
+// simulators themselves are the EdgeSimulators target (devices/<type>/…Simulator.swift), so
+// the integration tests drive them in-process too.
 
 /// Ctrl-C and SIGTERM for a command that must clean up: the first signal calls `onSignal`
 /// (which cancels the work; cleanup follows), a second one calls `onForce` and exits 130.

@@ -47,7 +47,7 @@ struct BenchIdle: AsyncParsableCommand {
         await BenchEnv.stop(broker)
 
         // The limit: this binary with only Foundation work done, as a subprocess.
-        let (code, out) = try await DaemonProcess.runCLI(["bench", "baseline-rss"], timeout: 30)
+        let (code, out) = try await DaemonProcess.runCLI(["baseline-rss"], timeout: 30)
         let baseline = code == 0 ? BenchBaselineRSS.parse(out) : nil
         var bareRSS: [String: Int]?
         var bareNote = "skipped (--no-bare)"
@@ -64,7 +64,7 @@ struct BenchIdle: AsyncParsableCommand {
                   + Fmt.lpad(Fmt.mib(s?["RssAnon"]), 11) + Fmt.lpad(Fmt.mib(s?["RssFile"]), 11))
         }
         row("daemon, idle \(Fmt.f(seconds)) s (MQTT + cloud stub connected)", rss)
-        row("limit: `medic-edge bench baseline-rss` (same binary)", baseline)
+        row("limit: `medic-edge baseline-rss` (the daemon binary)", baseline)
         row("limit: bare Foundation program (\(bareNote))", bareRSS)
         if let lo = samples.min(), let hi = samples.max() {
             say("  daemon VmRSS sampled every 0.5 s while idling: \(Fmt.mib(lo)) … \(Fmt.mib(hi))")
@@ -120,25 +120,8 @@ struct BenchIdle: AsyncParsableCommand {
     }
 }
 
-/// `medic-edge bench baseline-rss`: loads Foundation, the clinic's time zone and a pt-BR
-/// formatter, formats a date, and prints its own resident memory. The limit of `bench idle`.
-struct BenchBaselineRSS: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "baseline-rss", abstract: "Print the resident memory of this binary after Foundation, a TimeZone and a pt-BR DateFormatter.")
-
-    func run() throws {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "pt_BR")
-        f.timeZone = TimeZone(identifier: "America/Sao_Paulo")!
-        f.dateStyle = .full
-        f.timeStyle = .short
-        let text = f.string(from: Date())
-        Thread.sleep(forTimeInterval: 0.2)
-        let s = Proc.status(getpid()) ?? [:]
-        print(text)
-        for k in ["VmRSS", "VmHWM", "RssAnon", "RssFile"] { print("\(k):\t\(s[k] ?? 0) kB") }
-    }
-
+/// The output of `medic-edge baseline-rss` (the daemon's binary, hidden command).
+enum BenchBaselineRSS {
     /// Reads the `Key: N kB` lines of a /proc status dump (nil without VmRSS).
     static func parse(_ text: String) -> [String: Int]? {
         let out = Proc.parseStatus(text)

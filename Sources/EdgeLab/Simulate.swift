@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdgeSimulators
 import EdgeTestSupport
 import Foundation
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CloudStub
 import EdgeCore
+import EdgeSimulators
 import EdgeTestSupport
 import Foundation
 import GRDB
@@ -76,13 +77,17 @@ struct DemoRunner {
         let launch = Date()
         log.plain("medic-edge demo: a clinic morning at Pleno Cuidado, simulated on this machine (times in America/Sao_Paulo)")
 
-        // Preflight: mosquitto, and this binary for the daemon.
+        // Preflight: mosquitto, and the daemon's binary.
         guard let mosquitto = DemoRunner.findMosquitto() else {
             throw StepFailed(step: "setup", detail: "mosquitto is not installed: apt-get install -y mosquitto")
         }
         _ = mosquitto
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        setenv("MEDIC_EDGE_BIN", exe, 1)
+        // The daemon: the medic-edge binary beside this lab binary (or $MEDIC_EDGE_BIN).
+        let daemonBinary = Harness.binaryPath()
+        guard FileManager.default.isExecutableFile(atPath: daemonBinary), (daemonBinary as NSString).lastPathComponent != "medic-edge-lab" else {
+            throw StepFailed(step: "setup", detail: "the daemon binary medic-edge is not beside medic-edge-lab: swift build --product medic-edge")
+        }
+        setenv("MEDIC_EDGE_BIN", daemonBinary, 1)
 
         // The clinic day: appointments around now, one that will be a no-show.
         var day = ClinicDay(now: launch)

@@ -1,0 +1,81 @@
+import EdgeCore
+import EdgeMQTT
+import Foundation
+import Logging
+
+/// A check-in kiosk (devices/checkin_kiosk): scans QR codes and shows the appliance's answer;
+/// resends the same `scan_id` when no result comes within 3 s (backing off to 30 s, giving up
+/// after 60 s).
+public final class KioskSim: SimRunnable, @unchecked Sendable {
+    public let id: String
+    let link: SimLink
+    let rng: LockedRandom
+    let rate: Double
+    let knownCodes: [String]
+    let auto: Bool
+    let faults: Bool
+    let tag = runTag()
+    private let lock = NSLock()
+    private var counter = 0
+    private var lastKnown: String?
+    /// Morning rush: one scan every 15–30 s instead of every 2–5 minutes.
+    public var rush: Bool { get { lock.lock(); defer { lock.unlock() }; return _rush } set { lock.lock(); _rush = newValue; lock.unlock() } }
+    private var _rush = false
+
+    init(id: String, room: String?, codes: [String], auto: Bool, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
+        self.id = id; knownCodes = codes; self.auto = auto; faults = settings.faults
+        rate = settings.rate(for: .kiosk)
+        rng = LockedRandom(seed: settings.seed, salt: id)
+        link = SimLink(id: id, kind: .kiosk, contractType: "checkin_kiosk", room: room, fw: "1.4.0", settings: settings,
+                       extraReplyTopics: ["clinic/\(settings.site)/kiosk/\(id)/result", "clinic/\(settings.site)/edge/status"],
+                       resendProtocolSeconds: 3, resendCapProtocolSeconds: 30, emit: emit)
+    }
+
+    func nextScanId() -> String {
+        lock.lock(); defer { lock.unlock() }
+        counter += 1
+        return "\(id)-\(tag)-\(String(format: "%06d", counter))"
+    }
+
+    /// Scans `qr` and waits for the result (nil: no result within `timeout` seconds).
+    /// `label` names the scan in events (never the QR text).
+    @discardableResult
+    public func scan(_ qr: String, label: String = "given", timeout: Double = 60) async -> KioskAnswer? {
+        let scanId = nextScanId()
+        let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date())) }
+        guard let (json, sends, ms) = await link.request("clinic/\(link.site)/kiosk/\(id)/scan", payload, key: scanId, giveUpAfter: timeout) else {
+            return nil
+        }
+        let a = KioskAnswer(device: id, scanId: scanId, outcome: json["outcome"]?.stringValue ?? "?",
+                            message: json["message"]?.stringValue ?? "", firstName: json["patient"]?["first_name"]?.stringValue,
+                            millis: ms, sends: sends, label: label, result: json)
+        link.emit(.kioskResult(a))
+        return a
+    }
+
+    /// The mix of the README: mostly known codes, some patients scanning twice, some old or
+    /// foreign codes, and (with faults) a torn read.
+    func pickCode() -> (String, String) {
+        let r = rng.double(0...1)
+        lock.lock(); let last = lastKnown; lock.unlock()
+        if faults && r < 0.005 { return ("", "torn") }
+        if r < 0.05, let last { return (last, "repeat") }
+        if r < 0.10 || knownCodes.isEmpty { return ("medic-qr:v1:unknown:" + rng.hex(10), "unknown") }
+        let code = rng.pick(knownCodes)
+        lock.lock(); lastKnown = code; lock.unlock()
+        return (code, "known")
+    }
+
+    func behave() async {
+        guard auto else { return }
+        while !Task.isCancelled {
+            let gap = rush ? rng.double(15...30) : rng.double(120...300)
+            do { try await simSleep(gap, rate: rate) } catch { return }
+            let (code, label) = pickCode()
+            await scan(code, label: label)
+        }
+    }
+
+    public var stats: SimDeviceStats { link.snapshot() }
+}
+
