@@ -63,6 +63,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [
+            // The console's stylesheet and scripts, real files compiled into the binary.
+            .embedInCode("Console/Assets/console.css"),
+            .embedInCode("Console/Assets/console.js"),
+            .embedInCode("Console/Assets/login.js"),
         ]),
         // The cloud stub: Inngest Event API + Directus REST with fault injection.
         .target(name: "CloudStub", dependencies: [

@@ -1,0 +1,17 @@
+/// The console's static files, written as real files in `Console/Assets/` and embedded in the
+/// binary at build time (SwiftPM `.embedInCode`, Package.swift): no file to install, nothing
+/// fetched from the internet (it may be down).
+///
+/// - `console.css` (`/assets/console.css`): colours chosen for WCAG AA (text ≥ 4.5:1 on its
+///   background; the browser test checks every visible text). Layout: two columns from
+///   1200 px (agenda | rooms), one column below; the agenda table becomes cards under 900 px
+///   (tablets in portrait, phones).
+/// - `console.js` (`/assets/console.js`): polls the JSON API every 2 s and redraws what
+///   changed with the same markup as `ConsolePage` (keep the two in step), keeping keyboard
+///   focus; search, day navigation, check-in, logout.
+/// - `login.js` (`/assets/login.js`): posts the JSON login, then loads `/`.
+enum ConsoleAssets {
+    static let css = String(decoding: PackageResources.console_css, as: UTF8.self)
+    static let js = String(decoding: PackageResources.console_js, as: UTF8.self)
+    static let loginJS = String(decoding: PackageResources.login_js, as: UTF8.self)
+}
