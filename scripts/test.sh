@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 start=$(date +%s)
-swift build --build-tests
+swift build --build-tests 2>&1 | tee .build/test-build.log
+scripts/check-warnings.sh .build/test-build.log
 echo "== swift test"
 swift test --skip-build --no-parallel
 echo "== device examples against their schemas"
