@@ -107,6 +107,7 @@ let package = Package(
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "EdgeTestSupport", "EdgeSimulators", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
     ]
 )

@@ -20,7 +20,7 @@ public final class EdgeState: Sendable {
         var lastRosterSyncMs: Int64?
         var figures: StatusFigures?
         /// Health (CONTRACT §4), on the monotonic clock (ns).
-        var mqttDownSinceNs: UInt64? = EdgeState.monoNs()
+        var mqttDownSinceNs: UInt64?
         var mqttFatal: String?
         var commitFailingSinceNs: UInt64?
         var lastCommitError = ""
@@ -29,14 +29,21 @@ public final class EdgeState: Sendable {
     }
     private let s: Mutex<S>
 
-    public init(cloudConfigured: Bool) { s = Mutex(S(cloudConfigured: cloudConfigured)) }
+    /// `clock`: the monotonic clock health is judged by (a `ManualClock` in tests).
+    public init(cloudConfigured: Bool, clock: any EdgeClock = SystemClock()) {
+        self.clock = clock
+        var st = S(cloudConfigured: cloudConfigured)
+        st.mqttDownSinceNs = clock.monoNs()
+        s = Mutex(st)
+    }
+    public let clock: any EdgeClock
 
     public var mqttConnected: Bool {
         get { s.withLock { $0.mqttConnected } }
     }
     public func setMQTTConnected(_ v: Bool) {
         s.withLock {
-            if v { $0.mqttDownSinceNs = nil } else if $0.mqttConnected || $0.mqttDownSinceNs == nil { $0.mqttDownSinceNs = EdgeState.monoNs() }
+            if v { $0.mqttDownSinceNs = nil } else if $0.mqttConnected || $0.mqttDownSinceNs == nil { $0.mqttDownSinceNs = self.monoNs() }
             $0.mqttConnected = v
         }
     }
@@ -78,6 +85,9 @@ public final class EdgeState: Sendable {
 
     // MARK: health (CONTRACT §4: /healthz and the watchdog)
 
+    /// The monotonic clock of the state's own records (the injected clock).
+    public func monoNs() -> UInt64 { clock.monoNs() }
+    /// The system's monotonic clock, for the callers not yet given the injected clock.
     public static func monoNs() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
     /// How long each condition may last before the daemon reports itself unhealthy.
     public static let mqttDownLimitNs: UInt64 = 60_000_000_000
@@ -89,7 +99,7 @@ public final class EdgeState: Sendable {
     /// A commit failed (SQLITE_FULL, an I/O error); `commitSucceeded` ends the failure.
     public func commitFailed(_ error: String) {
         s.withLock {
-            let now = EdgeState.monoNs()
+            let now = self.monoNs()
             if $0.commitFailingSinceNs == nil { $0.commitFailingSinceNs = now }
             $0.lastCommitError = error
             $0.lastCommitFailureNs = now
@@ -98,17 +108,19 @@ public final class EdgeState: Sendable {
     public func commitSucceeded() { s.withLock { if $0.commitFailingSinceNs != nil { $0.commitFailingSinceNs = nil } } }
     public var commitsFailing: Bool { s.withLock { $0.commitFailingSinceNs != nil } }
     /// How long since the last failed commit (nil: none).
-    public func sinceLastCommitFailureNs(nowNs: UInt64 = EdgeState.monoNs()) -> UInt64? {
-        s.withLock { $0.lastCommitFailureNs.map { nowNs &- $0 } }
+    public func sinceLastCommitFailureNs(nowNs: UInt64? = nil) -> UInt64? {
+        let nowNs = nowNs ?? monoNs()
+        return s.withLock { $0.lastCommitFailureNs.map { nowNs &- $0 } }
     }
     /// A loop (ingest, uplink, roster, housekeeping, noshow) starts a piece of work; `idle`
     /// when it waits (for messages, a back-off, its period). Busy for more than 60 s is stuck.
-    public func busy(_ loop: String) { s.withLock { $0.busySinceNs[loop] = EdgeState.monoNs() } }
+    public func busy(_ loop: String) { s.withLock { $0.busySinceNs[loop] = self.monoNs() } }
     public func idle(_ loop: String) { s.withLock { _ = $0.busySinceNs.removeValue(forKey: loop) } }
 
     /// Why the daemon is unhealthy, in words a technician can act on; empty when healthy.
-    public func healthReasons(nowNs: UInt64 = EdgeState.monoNs()) -> [String] {
-        s.withLock { st in
+    public func healthReasons(nowNs: UInt64? = nil) -> [String] {
+        let nowNs = nowNs ?? monoNs()
+        return s.withLock { st in
             var out: [String] = []
             if let why = st.mqttFatal {
                 out.append("mqtt: the client loop ended (\(why)); restart the service")

@@ -27,7 +27,7 @@ struct HTTPRoutes: Sendable {
 
     /// No table is scanned here (CONTRACT §4).
     func statusJSON() throws -> String {
-        let now = Time.nowMs()
+        let now = state.clock.nowMs()
         // The outbox's figures: one row kept by triggers and one index lookup, read now; the
         // roster and alert counts as housekeeping (once a second) or the roster sync last read
         // them (read here only if that first read failed).
@@ -82,7 +82,7 @@ struct HTTPRoutes: Sendable {
                 return HTTPRoutes.error(.internalServerError, code: "internal", message: "the status could not be read")
             }
         }
-        StaffAPI(config: config, db: db, state: state, logger: logger, statusJSON: { try statusJSON() }).register(router)
+        StaffAPI(config: config, db: db, state: state, logger: logger, statusJSON: { try statusJSON() }, clock: state.clock).register(router)
         return router
     }
 }

@@ -19,7 +19,7 @@ struct StaffAPI: Sendable {
     let state: EdgeState
     let logger: Logger
     let statusJSON: @Sendable () throws -> String
-    let clock: any ConsoleClock
+    let clock: any EdgeClock
     let accounts: StaffAccounts
     let throttle: LoginThrottle
     let hashGate = HashGate(limit: 2)
@@ -29,7 +29,7 @@ struct StaffAPI: Sendable {
     static let maxBodyBytes = 16 * 1024
 
     init(config: EdgeConfig, db: AppDatabase, state: EdgeState, logger: Logger, statusJSON: @escaping @Sendable () throws -> String,
-         clock: any ConsoleClock = SystemConsoleClock()) {
+         clock: any EdgeClock = SystemClock()) {
         self.config = config; self.db = db; self.state = state; self.logger = logger; self.statusJSON = statusJSON
         self.clock = clock
         accounts = StaffAccounts(db: db, clock: clock)

@@ -29,7 +29,7 @@ struct Staff: AsyncParsableCommand {
             do { try StaffPassword.check(password) } catch { Staff.fail("medic-edge: \(error.description)") }
             let (_, db) = try options.openDatabase()
             do {
-                try StaffAccounts(db: db, clock: SystemConsoleClock()).add(name: normalized, password: password, replace: replace)
+                try StaffAccounts(db: db, clock: SystemClock()).add(name: normalized, password: password, replace: replace)
             } catch StaffAccounts.AddError.exists {
                 Staff.fail("medic-edge: staff account \"\(normalized)\" already exists (use --replace to set a new password, or staff remove)")
             }
@@ -42,7 +42,7 @@ struct Staff: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let rows = try StaffAccounts(db: db, clock: SystemConsoleClock()).list()
+            let rows = try StaffAccounts(db: db, clock: SystemClock()).list()
             if rows.isEmpty { print("(no staff accounts; create one with: medic-edge staff add NAME)"); return }
             print("name".padding(toLength: 24, withPad: " ", startingAt: 0) + "created".padding(toLength: 26, withPad: " ", startingAt: 0) + "sessions")
             for r in rows {
@@ -58,7 +58,7 @@ struct Staff: AsyncParsableCommand {
         @Argument(help: "Login name.") var name: String
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            guard try StaffAccounts(db: db, clock: SystemConsoleClock()).remove(name: name) else {
+            guard try StaffAccounts(db: db, clock: SystemClock()).remove(name: name) else {
                 Staff.fail("medic-edge: no staff account named \"\(name)\"")
             }
             print("staff account \"\(StaffName.normalized(name) ?? name)\" removed")

@@ -95,7 +95,7 @@ struct ConsoleUnitTests {
 
     @Test("Throttling: the 6th attempt after 5 failures for one name within 5 minutes is refused until the oldest failure is 5 minutes old")
     func throttleByName() {
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let t = LoginThrottle(clock: clock)
         for i in 0..<4 {
             t.recordFailure(name: "ana", address: "10.0.0.\(i)")
@@ -116,7 +116,7 @@ struct ConsoleUnitTests {
 
     @Test("An attempt is counted before its check: the sixth parallel attempt is refused; a success or an unchecked attempt is taken back")
     func throttleCountsAttempts() {
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let t = LoginThrottle(clock: clock)
         var marks: [Int64] = []
         for i in 0..<5 {
@@ -154,7 +154,7 @@ struct ConsoleUnitTests {
 
     @Test("Throttling: 5 failures from one address lock that address for every name, not other addresses")
     func throttleByAddress() {
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let t = LoginThrottle(clock: clock)
         for i in 0..<5 { t.recordFailure(name: "nome\(i)", address: "192.168.0.50") }
         #expect(t.retryAfter(name: "outra", address: "192.168.0.50") == 300)
@@ -163,13 +163,13 @@ struct ConsoleUnitTests {
         #expect(t.retryAfter(name: "outra", address: "192.168.0.50") == nil)
     }
 
-    static func accounts(_ clock: ManualConsoleClock) throws -> StaffAccounts {
+    static func accounts(_ clock: ManualClock) throws -> StaffAccounts {
         StaffAccounts(db: try AppDatabase(DatabaseQueue()), clock: clock)
     }
 
     @Test("Sessions: the token works until 12 h after login, not one millisecond more; only its SHA-256 is stored")
     func sessionExpiry() async throws {
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let acc = try Self.accounts(clock)
         try acc.add(name: "Ana", password: "senha-forte-1", iterations: 1000)
         #expect(try await acc.verify(name: "ANA", password: "senha-forte-1") == "ana")
@@ -192,7 +192,7 @@ struct ConsoleUnitTests {
 
     @Test("Logout, a password replaced and an account removed all end the sessions; audit rows are kept")
     func sessionsEnd() async throws {
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let acc = try Self.accounts(clock)
         try acc.add(name: "ana", password: "senha-forte-1", iterations: 1000)
         #expect(throws: StaffAccounts.AddError.exists) { try acc.add(name: "ana", password: "outra-senha-2", iterations: 1000) }
@@ -216,7 +216,7 @@ struct ConsoleUnitTests {
     @Test("The console API with a manual clock: a session expires after 12 h; the 6th failed login is 429 with Retry-After")
     func apiWithManualClock() async throws {
         // The same StaffAPI the daemon serves, called in-process through its handlers.
-        let clock = ManualConsoleClock()
+        let clock = ManualClock()
         let db = try AppDatabase(DatabaseQueue())
         let api = StaffAPI(config: EdgeConfig(), db: db, state: EdgeState(cloudConfigured: false), logger: .init(label: "test"),
                            statusJSON: { "{}" }, clock: clock)

@@ -5,25 +5,6 @@ import Foundation
 import GRDB
 import Synchronization
 
-/// Where the console reads the time: the system clock in the daemon, a manual clock in tests
-/// (session expiry and throttling are tested without sleeping).
-protocol ConsoleClock: Sendable {
-    func nowMs() -> Int64
-}
-
-struct SystemConsoleClock: ConsoleClock {
-    func nowMs() -> Int64 { Time.nowMs() }
-}
-
-/// A clock that only moves when told to.
-final class ManualConsoleClock: ConsoleClock {
-    private let ms: Mutex<Int64>
-    init(ms: Int64 = 1_800_000_000_000) { self.ms = Mutex(ms) }
-    func nowMs() -> Int64 { ms.withLock { $0 } }
-    func advance(ms delta: Int64) { ms.withLock { $0 += delta } }
-    func advance(seconds: Double) { advance(ms: Int64(seconds * 1000)) }
-}
-
 /// Staff names: what `staff add` accepts and what login looks up (case-insensitive: stored
 /// lower-case).
 enum StaffName {
@@ -48,10 +29,10 @@ final class LoginThrottle: Sendable {
     static let windowMs: Int64 = 5 * 60_000
     static let maxKeys = 20_000
 
-    let clock: any ConsoleClock
+    let clock: any EdgeClock
     private let failures = Mutex<[String: [Int64]]>([:])
 
-    init(clock: any ConsoleClock) { self.clock = clock }
+    init(clock: any EdgeClock) { self.clock = clock }
 
     private static func keys(name: String, address: String) -> [String] { ["n:" + name, "a:" + address] }
 
@@ -139,7 +120,7 @@ final class HashGate: Sendable {
 struct StaffAccounts: Sendable {
     static let sessionMs: Int64 = 12 * 3600_000
     let db: AppDatabase
-    let clock: any ConsoleClock
+    let clock: any EdgeClock
 
     struct Session: Sendable, Equatable {
         var name: String
