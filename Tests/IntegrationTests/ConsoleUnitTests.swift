@@ -1,5 +1,5 @@
 import EdgeCore
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB

@@ -1,7 +1,7 @@
 import CloudStub
 import EdgeCore
 import EdgeHTTPClient
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB
