@@ -13,7 +13,7 @@ public final class AppDatabase: Sendable {
     let writer: any DatabaseWriter
     public let path: String?
 
-    public init(_ writer: any DatabaseWriter, path: String? = nil) throws {
+    init(_ writer: any DatabaseWriter, path: String? = nil) throws {
         self.writer = writer
         self.path = path
         try AppDatabase.migrator.migrate(writer)
