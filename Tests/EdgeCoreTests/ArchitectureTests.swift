@@ -32,6 +32,6 @@ struct ArchitectureTests {
         let found = try Self.offenders()
         #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent("Sources/EdgeStore").path))
         let list = found.joined(separator: "\n")
-        #expect(found.isEmpty, "SQL outside Sources/EdgeStore (\(found.count) lines):\n\(list)")
+        #expect(found.count == 0, "SQL outside Sources/EdgeStore (\(found.count) lines):\n\(list)")
     }
 }
