@@ -22,6 +22,8 @@ public enum AppointmentStatus: String, Sendable, CaseIterable {
     case scheduled, confirmed, arrived, inProgress = "in_progress", completed, noShow = "no_show", cancelled, rescheduled
     public var checkinEligible: Bool { self == .scheduled || self == .confirmed || self == .noShow }
     public var alreadyIn: Bool { self == .arrived || self == .inProgress || self == .completed }
+    /// Still expected: a no-show once its grace has passed without a check-in (CONTRACT §2).
+    public var noShowCandidate: Bool { self == .scheduled || self == .confirmed }
 }
 
 public struct AppointmentInfo: Sendable, Equatable {
@@ -74,9 +76,13 @@ public enum AlertRule {
 }
 
 /// The no-show rule (CONTRACT §2).
+/// The store's no-show query (`StoreTransaction.dueNoShows`) takes its statuses from here, and a
+/// test runs it against `isNoShow` over a table of cases.
 public enum NoShowRule {
+    /// The statuses an appointment may be judged a no-show in.
+    public static let statuses: [AppointmentStatus] = AppointmentStatus.allCases.filter(\.noShowCandidate)
     public static func isNoShow(status: String, checkedIn: Bool, startMs: Int64, nowMs: Int64, graceMs: Int64) -> Bool {
-        guard status == "scheduled" || status == "confirmed", !checkedIn else { return false }
+        guard AppointmentStatus(rawValue: status)?.noShowCandidate ?? false, !checkedIn else { return false }
         return startMs + graceMs <= nowMs
     }
 }

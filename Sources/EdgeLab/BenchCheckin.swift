@@ -2,9 +2,9 @@ import ArgumentParser
 import CloudStub
 import EdgeCore
 import EdgeMQTT
+import EdgeStore
 import EdgeTestSupport
 import Foundation
-import GRDB
 import Synchronization
 
 /// `medic-edge bench checkin`: kiosk publish → result received, through a real mosquitto and
@@ -250,20 +250,14 @@ struct BenchCheckin: AsyncParsableCommand {
     /// One small insert per transaction, WAL, synchronous = FULL: the fsync'd commit each
     /// check-in needs.
     static func sqliteCommits(dir: String, label: String, count: Int) throws -> Latencies {
-        var config = Configuration()
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        let q = try DatabaseQueue(path: dir + "/limit-\(label).sqlite", configuration: config)
-        try q.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, scan_id TEXT NOT NULL, result TEXT NOT NULL)")
-        }
+        let q = try CommitProbe(path: dir + "/limit-\(label).sqlite")
         let result = String(repeating: "r", count: 200)
         var lat: [UInt64] = []
         lat.reserveCapacity(count)
         let end = Date().addingTimeInterval(180)
         for i in 0..<(count + 20) where Date() < end {
             let t0 = benchNowNs()
-            try q.write { db in try db.execute(sql: "INSERT INTO t (scan_id, result) VALUES (?, ?)", arguments: ["s\(i)", result]) }
+            try q.commitOne(scanId: "s\(i)", result: result)
             if i >= 20 { lat.append(benchNowNs() - t0) }
             usleep(500)
         }

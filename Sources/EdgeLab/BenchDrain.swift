@@ -5,7 +5,6 @@ import EdgeHTTPClient
 import EdgeStore
 import EdgeTestSupport
 import Foundation
-import GRDB
 import Synchronization
 
 /// `medic-edge bench drain`: the drain after an outage. Fills the outbox with N events
@@ -279,11 +278,11 @@ struct BenchDrain: AsyncParsableCommand {
             rows.reserveCapacity(k)
             for j in i..<(i + k) { rows.append(gen.row(j, ms: now - span + span * Int64(j) / Int64(count))) }
             let chunk = rows
-            let made: [(String, Int)] = try await db.writer.write { d in
+            let made: [(String, Int)] = try await db.write { d in
                 var out: [(String, Int)] = []
                 out.reserveCapacity(chunk.count)
                 for r in chunk {
-                    let id = try Ledger.enqueue(d, name: r.name, eventClass: r.cls, source: r.source, data: r.data, nowMs: r.ms, ids: ids)
+                    let id = try d.enqueue(name: r.name, eventClass: r.cls, source: r.source, data: r.data, nowMs: r.ms, ids: ids)
                     let json = OutboxEvent(seq: 0, id: id, name: r.name, eventClass: r.cls, source: r.source, data: r.data, createdMs: r.ms).json
                     out.append((id, json.utf8.count + 1))
                 }
@@ -292,18 +291,15 @@ struct BenchDrain: AsyncParsableCommand {
             for (r, m) in zip(chunk, made) { all.insert(m.0); dataBytes += r.data.utf8.count; jsonBytes += m.1 }
             i += k
         }
-        try await db.writer.writeWithoutTransaction { d in _ = try d.checkpoint(.truncate) }
-        try (db.writer as? DatabasePool)?.close()
+        try await db.checkpointAndClose()
         return Fill(seconds: Double(benchNowNs() - t0) / 1e9, dataBytes: dataBytes, jsonBytes: jsonBytes, ids: all)
     }
 
     /// Rows in the outbox, read with a plain read-only connection (daemon stopped).
     static func countOutbox(dataDir: String) throws -> Int {
-        var config = Configuration()
-        config.readonly = true
-        let q = try DatabaseQueue(path: dataDir + "/medic-edge.sqlite", configuration: config)
+        let q = try StoreInspector(dataDir: dataDir, busyTimeout: 0)
         defer { try? q.close() }
-        return try q.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") ?? 0 }
+        return try q.outboxCount()
     }
 
     static func fileBytes(_ dataDir: String) -> Int64 {

@@ -2,9 +2,9 @@ import ArgumentParser
 import CloudStub
 import EdgeCore
 import EdgeSimulators
+import EdgeStore
 import EdgeTestSupport
 import Foundation
-import GRDB
 import Logging
 
 /// `medic-edge demo`: the real parts on free loopback ports (mosquitto, the cloud stub, the
@@ -274,7 +274,7 @@ struct DemoRunner {
         // The internet comes back.
         let reader = try openReader(daemon)
         world.set { $0.reader = reader }
-        let held = try await reader.read { try String.fetchAll($0, sql: "SELECT id FROM outbox") }
+        let held = try await reader.outboxIds()
         stub.setFaults(CloudStubFaults())
         let backAt = Date()
         log.line("cloud", "the internet is back; \(held.count) events are waiting, the uplink resumes by itself (no restart)")
@@ -319,12 +319,7 @@ struct DemoRunner {
         // The totals: what the appliance recorded (its outbox sequence: every event gets the
         // next number when it is committed) against the distinct ids the cloud received.
         func totals() async throws -> (recorded: Int, pending: Int, dead: Int, dropped: Int) {
-            try await reader.read { db in
-                (try Int.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM dropped") ?? 0)
-            }
+            try await reader.totals()
         }
         _ = try? await waitFor("the last events delivered", timeout: 15, poll: 0.1) { () -> Bool? in
             let t = try await totals()
@@ -400,11 +395,8 @@ struct DemoRunner {
     }
 
     /// A read-only connection to the daemon's database (WAL: it never blocks the daemon).
-    func openReader(_ daemon: DaemonProcess) throws -> DatabaseQueue {
-        var c = Configuration()
-        c.readonly = true
-        c.busyMode = .timeout(5)
-        return try DatabaseQueue(path: daemon.dataDir + "/medic-edge.sqlite", configuration: c)
+    func openReader(_ daemon: DaemonProcess) throws -> StoreInspector {
+        try StoreInspector(dataDir: daemon.dataDir, busyTimeout: 5)
     }
 
     static func messageCounts(_ metrics: String) -> (accepted: Int, duplicate: Int, rejected: Int) {
@@ -445,7 +437,7 @@ final class DemoWorld: @unchecked Sendable {
         var stub: CloudStub?
         var daemon: DaemonProcess?
         var sim: DeviceSimulator?
-        var reader: DatabaseQueue?
+        var reader: StoreInspector?
         var staff: Task<Bool, Never>?
         var simStopped = false
         var storyDone = false

@@ -5,11 +5,15 @@ import GRDB
 /// The appliance's one SQLite database (WAL, `auto_vacuum = INCREMENTAL` from creation,
 /// `synchronous = FULL`), in the style of GRDB's demo app: it takes a `DatabaseWriter`,
 /// one migrator, write methods named for what they do.
+///
+/// The store is the one owner of every table: other modules call its methods named for their
+/// intent (in the files beside this one, one per table family) and never see SQL or GRDB.
+/// Several operations in one commit go through `write { tx in … }` (`StoreTransaction`).
 public final class AppDatabase: Sendable {
-    public let writer: any DatabaseWriter
+    let writer: any DatabaseWriter
     public let path: String?
 
-    public init(_ writer: any DatabaseWriter, path: String? = nil) throws {
+    init(_ writer: any DatabaseWriter, path: String? = nil) throws {
         self.writer = writer
         self.path = path
         try AppDatabase.migrator.migrate(writer)
@@ -163,191 +167,6 @@ public final class AppDatabase: Sendable {
     /// checkpoint starts (see `configuration`). The budget check keeps this much free for it.
     public static func walReserveBytes(budgetBytes: Int64, backgroundCheckpoints: Bool) -> Int64 {
         Int64(max(16, min(1000, Int(budgetBytes / 4096 / 16))) * (backgroundCheckpoints ? 4 : 1)) * 4096
-    }
-}
-
-public enum EventClass: Int, Sendable, CaseIterable {
-    case clinical = 0, telemetry = 1
-    public var name: String { self == .clinical ? "clinical" : "telemetry" }
-}
-
-/// A fact to report to the cloud, with its final id (fixed here, never changed).
-public struct OutboxEvent: Sendable, Equatable {
-    public var seq: Int64
-    public var id: String
-    public var name: String
-    public var eventClass: EventClass
-    public var source: String
-    public var data: String
-    public var createdMs: Int64
-    public init(seq: Int64, id: String, name: String, eventClass: EventClass, source: String, data: String, createdMs: Int64) {
-        self.seq = seq; self.id = id; self.name = name; self.eventClass = eventClass; self.source = source; self.data = data; self.createdMs = createdMs
-    }
-    /// The Inngest event JSON: {"id","name","ts","data"}.
-    public var json: String {
-        "{\"id\":\"\(id)\",\"name\":\(JSONText.quote(name)),\"ts\":\(createdMs),\"data\":\(data)}"
-    }
-}
-
-/// Write paths used inside the ingest transaction and elsewhere. Every one takes the
-/// open `Database` so callers group them into one commit.
-public enum Ledger {
-    /// Adds an event to the outbox; returns its id.
-    @discardableResult
-    public static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
-                               nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
-        let e = Pending(name: name, eventClass: eventClass, source: source, data: data, nowMs: nowMs, ids: ids)
-        try enqueueAll(db, [e])
-        return e.id
-    }
-
-    /// An event made during an ingest batch, written with the batch's others by `enqueueAll`.
-    public struct Pending: Sendable {
-        public var id: String, name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64
-        public init(name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64, ids: UUIDv7 = .shared) {
-            self.id = ids.next(nowMs: nowMs); self.name = name; self.eventClass = eventClass; self.source = source
-            self.data = data; self.nowMs = nowMs
-        }
-    }
-    /// Rows per multi-row insert: one statement (and one AUTOINCREMENT bookkeeping write)
-    /// for this many events.
-    static let rowsPerInsert = 32
-    /// Adds the events to the outbox in their order (seq follows the order given).
-    public static func enqueueAll(_ db: Database, _ events: [Pending]) throws {
-        func bind(_ b: inout RawBinder, _ e: Pending) {
-            b.text(e.id); b.text(e.name); b.int(e.eventClass.rawValue); b.text(e.source); b.text(e.data); b.int(e.nowMs)
-            b.int(e.data.utf8.count + e.name.utf8.count + 80)
-        }
-        var i = 0
-        if events.count >= rowsPerInsert {
-            let many = try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES "
-                + Array(repeating: "(?,?,?,?,?,?,?)", count: rowsPerInsert).joined(separator: ",") + " -- raw")
-            while events.count - i >= rowsPerInsert {
-                try many.runRaw { b in for e in events[i..<(i + rowsPerInsert)] { bind(&b, e) } }
-                i += rowsPerInsert
-            }
-        }
-        guard i < events.count else { return }
-        let one = try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?) -- raw")
-        for e in events[i...] { try one.runRaw { b in bind(&b, e) } }
-    }
-
-    /// Repeated rejections of one device for one kind and reason are counted on one row for
-    /// this long after its first (a looping device makes at most 24 rows a day per reason).
-    public static let rejectRepeatWindowMs: Int64 = 3_600_000
-
-    /// Keeps a rejected device message (never its payload): a new row, or one more on the row
-    /// of the same device, kind and reason made within `rejectRepeatWindowMs` (its topic,
-    /// msg_id and detail become the latest).
-    public static func recordRejection(_ db: Database, topic: String, kind: MessageKind, deviceId: String?, msgId: String?,
-                                       rejection: Rejection, nowMs: Int64) throws {
-        let topic = String(topic.prefix(512))
-        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, received_ms FROM rejects WHERE device_id IS ? AND kind = ? AND reason = ? ORDER BY id DESC LIMIT 1"),
-                                      arguments: [deviceId, kind.rawValue, rejection.reason.rawValue]),
-           let first: Int64 = row["received_ms"], nowMs >= first, nowMs - first < rejectRepeatWindowMs {
-            let id: Int64 = row["id"]
-            try db.cachedStatement(sql: "UPDATE rejects SET count = count + 1, last_ms = ?, topic = ?, msg_id = ?, detail = ? WHERE id = ?")
-                .execute(arguments: [nowMs, topic, msgId, rejection.detail, id])
-            return
-        }
-        try db.cachedStatement(sql: "INSERT INTO rejects (received_ms, last_ms, topic, kind, device_id, msg_id, reason, detail) VALUES (?,?,?,?,?,?,?,?)")
-            .execute(arguments: [nowMs, nowMs, topic, kind.rawValue, deviceId, msgId, rejection.reason.rawValue, rejection.detail])
-    }
-
-    /// How long rejected messages and dead letters are kept at most (CONTRACT §5).
-    public static let deadLetterKeepMs: Int64 = 30 * 86_400_000
-
-    /// One bounded step of the rejects purge: deletes at most `limit` of the oldest rows that
-    /// are beyond the newest `maxRows` or older than `keepMs`. Returns how many went; the
-    /// caller repeats (each step its own short transaction) while it returns `limit`.
-    /// Ids only grow (AUTOINCREMENT) and rows are only deleted oldest-first, so the newest
-    /// `maxRows` rows are those with an id above `max(id) - maxRows`: no count(*) needed.
-    public static func purgeRejects(_ db: Database, nowMs: Int64, maxRows: Int, keepMs: Int64 = deadLetterKeepMs, limit: Int = 1000) throws -> Int {
-        guard let maxId = try Int64.fetchOne(db, sql: "SELECT max(id) FROM rejects") else { return 0 }
-        try db.execute(sql: "DELETE FROM rejects WHERE id IN (SELECT id FROM rejects ORDER BY id LIMIT ?) AND (id <= ? OR last_ms < ?)",
-                       arguments: [limit, maxId - Int64(maxRows), nowMs - keepMs])
-        return db.changesCount
-    }
-
-    /// One bounded step of the dead letters' purge (`outbox_dead`, events the cloud refused):
-    /// as `purgeRejects`, oldest (by seq) first.
-    public static func purgeDeadLetters(_ db: Database, nowMs: Int64, maxRows: Int, keepMs: Int64 = deadLetterKeepMs, limit: Int = 1000) throws -> Int {
-        // The count kept by triggers (migration v3-outbox-figures): no count(*) per step.
-        let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT dead FROM outbox_figures WHERE id = 1")) ?? 0
-        var n = 0
-        if count > maxRows {
-            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?)",
-                           arguments: [min(limit, count - maxRows)])
-            n += db.changesCount
-        }
-        if n < limit {
-            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?) AND failed_ms < ?",
-                           arguments: [limit - n, nowMs - keepMs])
-            n += db.changesCount
-        }
-        return n
-    }
-
-    /// The ack already sent for this `(device, msg_id)`, when seen before.
-    public static func previousAck(_ db: Database, deviceId: String, msgId: String) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT ack FROM device_msgs WHERE device_id = ? AND msg_id = ?"), arguments: [deviceId, msgId])
-    }
-    /// Remembers `(device, msg_id)` with its ack unless seen before; true when it is new.
-    public static func rememberFirstSight(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws -> Bool {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?) -- raw")
-            .runRaw { b in b.text(deviceId); b.text(msgId); b.int(nowMs); b.text(ack) } > 0
-    }
-    public static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
-        try db.cachedStatement(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
-            .execute(arguments: [deviceId, msgId, nowMs, ack])
-    }
-    /// Dedupe window: at least 7 days (CONTRACT §1).
-    public static func purgeOldMessages(_ db: Database, nowMs: Int64, keepMs: Int64 = 8 * 86_400_000) throws {
-        try db.execute(sql: "DELETE FROM device_msgs WHERE received_ms < ?", arguments: [nowMs - keepMs])
-        try db.execute(sql: "DELETE FROM kiosk_results WHERE created_ms < ?", arguments: [nowMs - keepMs])
-    }
-
-    public static func kv(_ db: Database, _ key: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT value FROM kv WHERE key = ?", arguments: [key])
-    }
-    public static func setKV(_ db: Database, _ key: String, _ value: String) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", arguments: [key, value])
-    }
-}
-
-/// Read-side figures for status, metrics and the CLI.
-public struct OutboxStats: Sendable, Equatable {
-    public var pendingClinical: Int
-    public var pendingTelemetry: Int
-    public var oldestPendingMs: Int64?
-    public var deadLetters: Int
-    public var pending: Int { pendingClinical + pendingTelemetry }
-}
-
-extension AppDatabase {
-    public func outboxStats() throws -> OutboxStats {
-        try writer.read { db in try AppDatabase.outboxStats(db) }
-    }
-    public static func outboxStats(_ db: Database) throws -> OutboxStats {
-        // The counts are one row kept by triggers (migration v3-outbox-figures); the oldest
-        // pending event is the first by seq (insertion order): an index lookup, where
-        // min(created_ms) would read the whole table.
-        let f = try Row.fetchOne(db.cachedStatement(sql: "SELECT clinical, telemetry, dead FROM outbox_figures WHERE id = 1"))
-        let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1"))
-        return OutboxStats(pendingClinical: f?["clinical"] ?? 0, pendingTelemetry: f?["telemetry"] ?? 0, oldestPendingMs: oldest,
-                           deadLetters: f?["dead"] ?? 0)
-    }
-
-    /// Database file + WAL (+ shm) on disk.
-    public func usedBytes() -> Int64 {
-        guard let path else { return 0 }
-        var total: Int64 = 0
-        for suffix in ["", "-wal", "-shm"] {
-            if let a = try? FileManager.default.attributesOfItem(atPath: path + suffix), let s = a[.size] as? NSNumber {
-                total += s.int64Value
-            }
-        }
-        return total
     }
 }
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 
 /// `medic-edge` command line (CONTRACT §5). The executable only calls `main()`.
@@ -63,9 +62,8 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         let (c, db) = try options.openDatabase()
         let s = try db.outboxStats()
-        let (rejects, patients, appts, alerts) = try await db.writer.read { d in
-            (try Int.fetchOne(d, sql: "SELECT count(*) FROM rejects") ?? 0, try Int.fetchOne(d, sql: "SELECT count(*) FROM patients") ?? 0,
-             try Int.fetchOne(d, sql: "SELECT count(*) FROM appointments") ?? 0, try Int.fetchOne(d, sql: "SELECT count(*) FROM alerts") ?? 0)
+        let (rejects, patients, appts, alerts) = try await db.read { d in
+            (try d.rowCount(.rejects), try d.rowCount(.patients), try d.rowCount(.appointments), try d.rowCount(.alerts))
         }
         print("site:            \(c.siteId)")
         print("database:        \(db.path ?? "-") (\(db.usedBytes()) of \(c.storageMaxBytes) bytes)")
@@ -87,14 +85,12 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let rows = try db.writer.read { d in
-                try Row.fetchAll(d, sql: "SELECT class, name, count(*) AS n, min(created_ms) AS oldest FROM outbox GROUP BY class, name ORDER BY class, name")
-            }
+            let rows = try db.pendingGroups()
             print("class       name                                count  oldest")
             for r in rows {
-                let cls = (r["class"] as Int) == 0 ? "clinical" : "telemetry"
-                print(cls.padding(toLength: 12, withPad: " ", startingAt: 0) + (r["name"] as String).padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + String(r["n"] as Int).padding(toLength: 7, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r["oldest"]))
+                let cls = r.eventClass.name
+                print(cls.padding(toLength: 12, withPad: " ", startingAt: 0) + r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                      + String(r.count).padding(toLength: 7, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r.oldestMs))
             }
             if rows.isEmpty { print("(nothing pending)") }
         }
@@ -104,9 +100,9 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let rows = try db.writer.read { d in try Row.fetchAll(d, sql: "SELECT id, name, status, reason, failed_ms FROM outbox_dead ORDER BY seq") }
+            let rows = try db.deadLetters()
             for r in rows {
-                print("\(Time.rfc3339(ms: r["failed_ms"]))  \(r["id"] as String)  \(r["name"] as String)  HTTP \(r["status"] as Int)  \(r["reason"] as String)")
+                print("\(Time.rfc3339(ms: r.failedMs))  \(r.id)  \(r.name)  HTTP \(r.status)  \(r.reason)")
             }
             if rows.isEmpty { print("(no dead letters)") }
         }
@@ -116,15 +112,7 @@ struct Outbox: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let (_, db) = try options.openDatabase()
-            let n = try await db.writer.write { d -> Int in
-                try d.execute(sql: """
-                    INSERT OR IGNORE INTO outbox (seq, id, name, class, source, data, created_ms, bytes)
-                    SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox_dead
-                    """)
-                let n = d.changesCount
-                try d.execute(sql: "DELETE FROM outbox_dead")
-                return n
-            }
+            let n = try await db.requeueDeadLetters()
             print("\(n) event(s) re-queued")
         }
     }
@@ -136,14 +124,12 @@ struct Rejects: AsyncParsableCommand {
     @Option(help: "How many rows.") var limit = 50
     func run() async throws {
         let (_, db) = try options.openDatabase()
-        let rows = try db.writer.read { d in
-            try Row.fetchAll(d, sql: "SELECT received_ms, last_ms, count, kind, device_id, reason, detail, topic FROM rejects ORDER BY id DESC LIMIT ?", arguments: [limit])
-        }
+        let rows = try db.recentRejects(limit: limit)
         for r in rows {
             // Repeats of one device, kind and reason within an hour share a row with a count.
-            let count: Int = r["count"]
-            let repeats = count > 1 ? "  (\(count) times, last \(Time.rfc3339(ms: r["last_ms"])))" : ""
-            print("\(Time.rfc3339(ms: r["received_ms"]))  \(r["kind"] as String)  \((r["device_id"] as String?) ?? "?")  \(r["reason"] as String)  \(r["detail"] as String)  [\(r["topic"] as String)]\(repeats)")
+            let count = r.count
+            let repeats = count > 1 ? "  (\(count) times, last \(Time.rfc3339(ms: r.lastMs)))" : ""
+            print("\(Time.rfc3339(ms: r.receivedMs))  \(r.kind)  \(r.deviceId ?? "?")  \(r.reason)  \(r.detail)  [\(r.topic)]\(repeats)")
         }
         if rows.isEmpty { print("(no rejected messages)") }
     }

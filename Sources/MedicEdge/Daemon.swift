@@ -3,7 +3,6 @@ import EdgeHTTPClient
 import EdgeMQTT
 import EdgeStore
 import Foundation
-import GRDB
 import Hummingbird
 import HummingbirdTLS
 import NIOCore
@@ -407,7 +406,7 @@ public enum Daemon {
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
                 await budget.enforce()
                 if tick % 10 == 0 && clockSteady { await budget.purgeBounded() }
-                if tick % 3600 == 0 && clockSteady { _ = try? await db.writer.write { try Ledger.purgeOldMessages($0, nowMs: now) } }
+                if tick % 3600 == 0 && clockSteady { _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) } }
                 // The console certificate's end, said at start and then once a day.
                 if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
                    let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {

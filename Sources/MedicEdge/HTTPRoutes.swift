@@ -1,7 +1,6 @@
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Hummingbird
 import Logging
 

@@ -2,7 +2,6 @@ import EdgeCore
 import EdgeMQTT
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 
 /// A reply to publish once the batch is durably committed.
@@ -54,7 +53,7 @@ final class IngestPipeline: Sendable {
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
         do {
-            let o: Batch = try await db.writer.write { db in
+            let o: Batch = try await db.write { db in
                 var o = Batch()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 for (m, w) in works {
@@ -76,7 +75,7 @@ final class IngestPipeline: Sendable {
                     try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry, &o)
                     o.done += 1
                 }
-                try Ledger.enqueueAll(db, o.events)
+                try db.enqueueAll(o.events)
                 try Rooms.writeReadings(db, o.latest)
                 o.storage = try self.budget.makeRoom(db, nowMs: nowMs)
                 return o
@@ -141,7 +140,7 @@ final class IngestPipeline: Sendable {
 
     /// The seed's `iot_events` row as an `integration/iot.event` (written by hand: one per
     /// device message, the hottest JSON the appliance builds).
-    func iotEvent(_ db: Database, device: String, deviceType: String, eventType: String, payload: String,
+    func iotEvent(_ db: StoreTransaction, device: String, deviceType: String, eventType: String, payload: String,
                   room: String?, nowMs: Int64, _ o: inout Batch) throws {
         var cloudRoom: String? = nil
         if let room {
@@ -164,14 +163,14 @@ final class IngestPipeline: Sendable {
                                        data: data, nowMs: nowMs, ids: ids))
     }
 
-    private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: Database, nowMs: Int64, refuseTelemetry: Bool,
+    private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: StoreTransaction, nowMs: Int64, refuseTelemetry: Bool,
                        _ o: inout Batch) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
-            try Ledger.recordRejection(db, topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
+            try db.recordRejection(topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
             o.counts[Tally(kind, "rejected"), default: 0] += 1; o.dead[r.reason.rawValue, default: 0] += 1
             if let device, let msgId {
                 let (reply, payload) = ack(device, msgId, error: r.reason.rawValue)
-                try Ledger.rememberMessage(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
+                try db.rememberMessage(deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs)
                 o.replies.append(reply)
             }
             logger.notice("ingest: rejected \(kind.rawValue) message from \(device ?? "?"): \(r.reason.rawValue): \(r.detail)")
@@ -183,11 +182,11 @@ final class IngestPipeline: Sendable {
         func replayed(_ kind: MessageKind, _ device: String, _ msgId: String?) throws -> Bool {
             guard let msgId else { return false }
             let (reply, payload) = ack(device, msgId)
-            if try Ledger.rememberFirstSight(db, deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs) {
+            if try db.rememberFirstSight(deviceId: device, msgId: msgId, ack: payload, nowMs: nowMs) {
                 successAck = reply
                 return false
             }
-            guard let prev = try Ledger.previousAck(db, deviceId: device, msgId: msgId) else { return false }
+            guard let prev = try db.previousAck(deviceId: device, msgId: msgId) else { return false }
             o.replies.append(Reply(topic: DeviceTopic.ackTopic(site: config.siteId, device: device), payload: prev))
             o.counts[Tally(kind, "duplicate"), default: 0] += 1
             return true
@@ -204,8 +203,7 @@ final class IngestPipeline: Sendable {
             try reject(topic, kind, device, msgId, r)
 
         case .kiosk(let topic, let device, let scanId, let scan):
-            if let prev = try String.fetchOne(db, sql: "SELECT result FROM kiosk_results WHERE device_id = ? AND scan_id = ?",
-                                              arguments: [device, scanId]) {
+            if let prev = try db.kioskResult(deviceId: device, scanId: scanId) {
                 o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: prev, kioskResult: true))
                 o.counts[Tally(.kioskScan, "duplicate"), default: 0] += 1
                 return
@@ -213,7 +211,7 @@ final class IngestPipeline: Sendable {
             let result: KioskResult
             switch scan {
             case .failure(let r):
-                try Ledger.recordRejection(db, topic: topic, kind: .kioskScan, deviceId: device, msgId: scanId, rejection: r, nowMs: nowMs)
+                try db.recordRejection(topic: topic, kind: .kioskScan, deviceId: device, msgId: scanId, rejection: r, nowMs: nowMs)
                 o.counts[Tally(.kioskScan, "rejected"), default: 0] += 1; o.dead[r.reason.rawValue, default: 0] += 1
                 result = KioskResult(scanId: scanId, outcome: .invalidRequest)
             case .success(let s):
@@ -223,19 +221,14 @@ final class IngestPipeline: Sendable {
                 try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, &o)
             }
             let text = result.json(zone: config.timeZone)
-            try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
-                           arguments: [device, scanId, result.outcome.rawValue, text, nowMs])
+            try db.saveKioskResult(deviceId: device, scanId: scanId, outcome: result.outcome.rawValue, result: text, nowMs: nowMs)
             o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
                                  checkin: (m.receivedAtNs, result.outcome), kioskResult: true))
 
         case .presence(let room, let device, let msgId, let p, let raw):
             if try replayed(.presence, device, msgId) { return }
             if refuseTelemetry { return try reject(m.topic, .presence, device, msgId, Rejection(.storageFull, StorageBudget.refusal)) }
-            try db.cachedStatement(sql: """
-                INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
-                ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
-                  online = 1, updated_ms = excluded.updated_ms
-                """).execute(arguments: [device, room, p.occupied, nowMs])
+            try db.recordPresence(device: device, room: room, occupied: p.occupied, nowMs: nowMs)
             try Rooms.refreshOccupancy(db, room: room, config: config, nowMs: nowMs, ids: ids)
             try iotEvent(db, device: device, deviceType: "presence_sensor", eventType: "presence", payload: raw, room: room, nowMs: nowMs, &o)
             try accepted(.presence, device, msgId)
@@ -251,7 +244,7 @@ final class IngestPipeline: Sendable {
             if try replayed(.deviceStatus, device, msgId) { return }
             let changed = try Rooms.recordStatus(db, device: device, status: s, config: config, nowMs: nowMs, ids: ids)
             if changed {
-                let known = try String.fetchOne(db, sql: "SELECT type FROM devices WHERE device_id = ?", arguments: [device])
+                let known = try db.deviceType(device)
                 let type = s.type?.rawValue ?? known ?? "unknown"
                 try iotEvent(db, device: device, deviceType: type, eventType: "device_status", payload: raw,
                              room: s.roomId, nowMs: nowMs, &o)

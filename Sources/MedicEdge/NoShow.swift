@@ -1,7 +1,6 @@
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 
 /// Emits exactly one `clinic/noshow.detected` per eligible appointment (CONTRACT §2),
@@ -26,29 +25,25 @@ struct NoShowScheduler {
         // A jump is seen here too, before the query: the check may come before housekeeping's tick.
         if let jump = clock.observe(wallMs: nowMs, monoNs: monoNs) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
         let grace = Int64(config.noshowGraceMinutes * 60_000)
-        let (emitted, skipped) = try await db.writer.write { db -> (Int, Int) in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT a.id, a.patient_id, a.professional_id, a.start_ms, a.status FROM appointments a
-                WHERE a.status IN ('scheduled', 'confirmed') AND a.start_ms + ? <= ?
-                  AND NOT EXISTS (SELECT 1 FROM checkins c WHERE c.appointment_id = a.id)
-                  AND NOT EXISTS (SELECT 1 FROM noshows n WHERE n.appointment_id = a.id)
-                """, arguments: [grace, nowMs])
+        let (emitted, skipped) = try await db.write { db -> (Int, Int) in
+            // The rule's statuses and comparison: `NoShowRule` (EdgeCore), checked against it by a test.
+            let rows = try db.dueNoShows(nowMs: nowMs, graceMs: grace)
             var emitted = 0, skipped = 0
             for r in rows {
-                let id: String = r["id"]
-                let startMs: Int64 = r["start_ms"]
+                let id = r.id
+                let startMs = r.startMs
                 if clock.wasSkipped(startMs + grace) {
-                    try db.execute(sql: "INSERT INTO noshows (appointment_id, detected_ms, event_id) VALUES (?,?,'')", arguments: [id, nowMs])
+                    try db.recordNoShow(appointmentId: id, nowMs: nowMs, eventId: "")
                     skipped += 1
                     continue
                 }
                 let data = JSONText.object { j in
                     j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("appointment_id", id)
-                    j.add("patient_id", r["patient_id"] as String?); j.add("professional_id", r["professional_id"] as String?)
+                    j.add("patient_id", r.patientId); j.add("professional_id", r.professionalId)
                     j.add("scheduled_start", Time.rfc3339(ms: startMs)); j.add("detected_at", Time.rfc3339(ms: nowMs))
                 }
-                let eid = try Ledger.enqueue(db, name: "clinic/noshow.detected", eventClass: .clinical, source: "appointment:\(id)", data: data, nowMs: nowMs)
-                try db.execute(sql: "INSERT INTO noshows (appointment_id, detected_ms, event_id) VALUES (?,?,?)", arguments: [id, nowMs, eid])
+                let eid = try db.enqueue(name: "clinic/noshow.detected", eventClass: .clinical, source: "appointment:\(id)", data: data, nowMs: nowMs)
+                try db.recordNoShow(appointmentId: id, nowMs: nowMs, eventId: eid)
                 emitted += 1
             }
             return (emitted, skipped)

@@ -2,7 +2,6 @@ import EdgeCore
 import EdgeHTTPClient
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 import Synchronization
 
@@ -266,34 +265,31 @@ final class RosterSync: Sendable {
     }
 
     /// Writes rows of one collection. Only what check-in and reception need is kept.
-    func upsert(_ db: Database, _ collection: String, _ rows: [[String: JSON]]) throws {
+    func upsert(_ db: StoreTransaction, _ collection: String, _ rows: [[String: JSON]]) throws {
         for r in rows {
             guard let id = r["id"]?.stringValue?.lowercased() else { continue }
             let ca = r["created_at"]?.stringValue, ua = r["updated_at"]?.stringValue
             switch collection {
             case "patients":
-                try db.execute(sql: "INSERT OR REPLACE INTO patients (id, name, phone, qr_code_hash, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                               arguments: [id, r["name"]?.stringValue ?? "", r["phone"]?.stringValue, r["qr_code_hash"]?.stringValue?.lowercased(), ca, ua])
+                try db.upsertPatient(id: id, name: r["name"]?.stringValue ?? "", phone: r["phone"]?.stringValue,
+                                     qrCodeHash: r["qr_code_hash"]?.stringValue?.lowercased(), createdAt: ca, updatedAt: ua)
             case "professionals", "services":
-                try db.execute(sql: "INSERT OR REPLACE INTO \(collection) (id, name, created_at, updated_at) VALUES (?,?,?,?)",
-                               arguments: [id, r["name"]?.stringValue, ca, ua])
+                try db.upsertNamed(collection == "services" ? .services : .professionals, id: id, name: r["name"]?.stringValue,
+                                   createdAt: ca, updatedAt: ua)
             case "rooms":
                 var key = r["iot_config"]?["mqtt_room_id"]?.stringValue
                 if key == nil, let s = r["iot_config"]?.stringValue, let j = try? JSON.parse(s) { key = j["mqtt_room_id"]?.stringValue }
-                try db.execute(sql: "INSERT OR REPLACE INTO rooms (id, name, mqtt_room_id, created_at, updated_at) VALUES (?,?,?,?,?)",
-                               arguments: [id, r["name"]?.stringValue, key, ca, ua])
+                try db.upsertRoom(id: id, name: r["name"]?.stringValue, mqttRoomId: key, createdAt: ca, updatedAt: ua)
             case "appointments":
                 guard let ss = r["scheduled_start"]?.stringValue, let se = r["scheduled_end"]?.stringValue,
                       let sm = Time.parseMs(ss), let em = Time.parseMs(se) else {
                     logger.warning("roster: appointment \(id) skipped: scheduled_start/scheduled_end are not RFC 3339 times")
                     continue
                 }
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO appointments (id, patient_id, professional_id, service_id, room_id, start_ms, end_ms,
-                      scheduled_start, scheduled_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-                    """, arguments: [id, r["patient_id"]?.stringValue?.lowercased(), r["professional_id"]?.stringValue?.lowercased(),
-                                     r["service_id"]?.stringValue?.lowercased(), r["room_id"]?.stringValue?.lowercased(), sm, em, ss, se,
-                                     r["status"]?.stringValue ?? "scheduled", ca, ua])
+                try db.upsertAppointment(AppointmentRow(
+                    id: id, patientId: r["patient_id"]?.stringValue?.lowercased(), professionalId: r["professional_id"]?.stringValue?.lowercased(),
+                    serviceId: r["service_id"]?.stringValue?.lowercased(), roomId: r["room_id"]?.stringValue?.lowercased(), startMs: sm, endMs: em,
+                    scheduledStart: ss, scheduledEnd: se, status: r["status"]?.stringValue ?? "scheduled", createdAt: ca, updatedAt: ua))
             default: break
             }
         }
@@ -335,12 +331,12 @@ final class RosterSync: Sendable {
         let mono = monoNs()
         let confirmNs = suspectConfirmNs
         let pendingNow = pending.withLock { $0 }
-        let decisions: [(String, FullPullDecision)] = try await db.writer.write { db in
+        let decisions: [(String, FullPullDecision)] = try await db.write { db in
             var out: [(String, FullPullDecision)] = []
             for (c, rows) in fetched {
                 let ids = Set(rows.compactMap { $0["id"]?.stringValue?.lowercased() })
-                let scope = c == "appointments" ? " WHERE start_ms >= \(w.fromMs) AND start_ms < \(w.toMs)" : ""
-                let local = try String.fetchAll(db, sql: "SELECT id FROM \(c)\(scope)")
+                guard let table = RosterCollection(rawValue: c) else { continue }
+                let local = try db.rosterIds(table, startingFrom: w.fromMs, to: w.toMs)
                 let gone = local.filter { !ids.contains($0) }
                 var decision = FullPullDecision.applied(removed: gone.count)
                 if RosterSync.isSuspect(removing: gone.count, of: local.count) {
@@ -354,22 +350,18 @@ final class RosterSync: Sendable {
                 var held = false
                 if case .held = decision { held = true }
                 if !held {
-                    for id in gone { try db.execute(sql: "DELETE FROM \(c) WHERE id = ?", arguments: [id]) }
+                    for id in gone { try db.deleteRosterRow(table, id: id) }
                 }
                 if c == "appointments" {
                     // Days that left the window: not a removal by the answer.
-                    try db.execute(sql: "DELETE FROM appointments WHERE end_ms < ?", arguments: [w.fromMs])
+                    try db.deleteAppointments(endedBefore: w.fromMs)
                 }
                 try self.upsert(db, c, rows)
                 let cursor = rows.compactMap(RosterSync.stamp).max { (Time.parseMs($0) ?? 0) < (Time.parseMs($1) ?? 0) }
-                try db.execute(sql: """
-                    INSERT INTO sync_state (collection, cursor, last_sync_ms, last_full_ms) VALUES (?,?,?,?)
-                    ON CONFLICT(collection) DO UPDATE SET cursor = coalesce(excluded.cursor, cursor), last_sync_ms = excluded.last_sync_ms,
-                      last_full_ms = coalesce(excluded.last_full_ms, last_full_ms)
-                    """, arguments: [c, cursor, nowMs, held ? nil : nowMs])
+                try db.recordFullPull(table, cursor: cursor, nowMs: nowMs, full: !held)
                 out.append((c, decision))
             }
-            try Ledger.setKV(db, "roster.window_day", LocalDay.dayString(nowMs, zone: self.config.timeZone))
+            try db.setSetting("roster.window_day", LocalDay.dayString(nowMs, zone: self.config.timeZone))
             return out
         }
         var heldBack: [String] = []
@@ -407,7 +399,8 @@ final class RosterSync: Sendable {
     /// Rows created or updated after the cursor (minus an overlap).
     func incrementalSync(nowMs: Int64) async throws {
         for (c, fields) in RosterSync.collections {
-            let cursor = try await db.writer.read { db in try String.fetchOne(db, sql: "SELECT cursor FROM sync_state WHERE collection = ?", arguments: [c]) }
+            guard let table = RosterCollection(rawValue: c) else { continue }
+            let cursor = try await db.syncCursor(table)
             var filter: String? = nil
             if let cursor, let ms = Time.parseMs(cursor) {
                 let since = Time.rfc3339(ms: ms - RosterSync.overlapMs)
@@ -418,13 +411,9 @@ final class RosterSync: Sendable {
             }
             let rows = try await fetch(c, fields: fields, filter: filter)
             let newCursor = rows.compactMap(RosterSync.stamp).max { (Time.parseMs($0) ?? 0) < (Time.parseMs($1) ?? 0) }
-            try await db.writer.write { db in
+            try await db.write { db in
                 try self.upsert(db, c, rows)
-                try db.execute(sql: """
-                    INSERT INTO sync_state (collection, cursor, last_sync_ms) VALUES (?,?,?)
-                    ON CONFLICT(collection) DO UPDATE SET cursor = CASE WHEN excluded.cursor IS NOT NULL AND (cursor IS NULL OR excluded.cursor > cursor)
-                      THEN excluded.cursor ELSE cursor END, last_sync_ms = excluded.last_sync_ms
-                    """, arguments: [c, newCursor, nowMs])
+                try db.recordIncrementalPull(table, cursor: newCursor, nowMs: nowMs)
             }
         }
         synced(nowMs: nowMs)

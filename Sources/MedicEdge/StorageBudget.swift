@@ -1,7 +1,6 @@
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 import Synchronization
 
@@ -77,10 +76,9 @@ final class StorageBudget: Sendable {
         return Int64(v.f_bavail) * Int64(v.f_frsize)
     }
 
-    func measure(_ db: Database) throws -> Check {
-        let pageSize = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA page_size")) ?? 4096
-        let pages = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA page_count")) ?? 0
-        let free = try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA freelist_count")) ?? 0
+    func measure(_ db: StoreTransaction) throws -> Check {
+        let f = try db.pageFigures()
+        let pageSize = f.pageSize, pages = f.pages, free = f.freePages
         let wal = Self.fileSize(walPath), shm = Self.fileSize(shmPath)
         var c = Check()
         c.wal = wal
@@ -100,7 +98,7 @@ final class StorageBudget: Sendable {
     /// Inside a write transaction (the ingest batch's, before it commits): when the storage is
     /// over its limit, the oldest telemetry goes (with some headroom, so this is not done for
     /// every batch), at most `maxEvict` bytes of it. `over` when no telemetry is left to drop.
-    func makeRoom(_ db: Database, nowMs: Int64, maxEvict: Int64 = StorageBudget.maxEvictPerBatch) throws -> Check {
+    func makeRoom(_ db: StoreTransaction, nowMs: Int64, maxEvict: Int64 = StorageBudget.maxEvictPerBatch) throws -> Check {
         var c = try measure(db)
         guard c.usage > c.limit else { return c }
         let headroom = min(max(c.limit / 32, 64 << 10), 4 << 20)
@@ -108,7 +106,7 @@ final class StorageBudget: Sendable {
         var evicted = 0
         for _ in 0..<8 where c.usage > c.limit && budgetLeft > 0 {
             let want = min(c.usage - c.limit + headroom, budgetLeft)
-            let (n, bytes) = try Self.evictTelemetry(db, bytes: want, nowMs: nowMs)
+            let (n, bytes) = try db.evictOldestTelemetry(bytes: want, nowMs: nowMs)
             if n == 0 {
                 c.over = true
                 break
@@ -118,30 +116,6 @@ final class StorageBudget: Sendable {
         }
         c.evicted = evicted
         return c
-    }
-
-    /// Deletes the oldest telemetry events from the outbox, about `bytes` of them (by their
-    /// `bytes` column), and records what went in `dropped` (reported by `reportDrops`).
-    /// Returns how many events and bytes went (0: no telemetry left).
-    static func evictTelemetry(_ db: Database, bytes: Int64, nowMs: Int64) throws -> (Int, Int64) {
-        let page = try db.cachedStatement(sql: "SELECT seq, bytes, created_ms FROM outbox WHERE class = 1 AND seq > ? ORDER BY seq LIMIT 256")
-        var freed: Int64 = 0, count = 0, after = Int64.min
-        var oldest = Int64.max, newest = Int64.min
-        scan: while freed < bytes {
-            let rows = try Row.fetchAll(page, arguments: [after])
-            if rows.isEmpty { break }
-            for r in rows {
-                let b: Int64 = r["bytes"], created: Int64 = r["created_ms"]
-                freed += b; count += 1; after = r["seq"]
-                oldest = min(oldest, created); newest = max(newest, created)
-                if freed >= bytes { break scan }
-            }
-        }
-        guard count > 0 else { return (0, 0) }
-        try db.execute(sql: "DELETE FROM outbox WHERE class = 1 AND seq <= ?", arguments: [after])
-        try db.execute(sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)",
-                       arguments: [count, oldest, newest, nowMs])
-        return (count, freed)
     }
 
     // MARK: after an ingest batch
@@ -156,7 +130,7 @@ final class StorageBudget: Sendable {
     func walNeedsCheckpoint(_ c: Check) -> Bool { c.wal > walReserve / 4 }
     func checkpointFromWriter() async {
         lastWriterCheckpointNs.store(EdgeState.monoNs(), ordering: .relaxed)
-        _ = try? await db.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+        _ = try? await db.checkpointPassive()
     }
     private let lastWriterCheckpointNs = Atomic<UInt64>(0)
     /// The writer checkpointed within the last second: the background checkpointer waits.
@@ -217,10 +191,7 @@ final class StorageBudget: Sendable {
 
     /// SQLite's code and words, without the statement.
     static func describe(_ error: any Error) -> String {
-        if let e = error as? DatabaseError {
-            return "SQLite error \(e.extendedResultCode.rawValue): \(e.message ?? "\(e.resultCode)")"
-        }
-        return "\(error)"
+        AppDatabase.describe(error)
     }
 
     // MARK: housekeeping
@@ -234,17 +205,17 @@ final class StorageBudget: Sendable {
         // waiting for a device. Not sooner: a one-row write can still fit where batches do
         // not, and must not hide their failures.
         if state.commitsFailing, (state.sinceLastCommitFailureNs() ?? 0) > Self.probeAfterNs,
-           (try? await db.writer.write({ try Ledger.setKV($0, "storage_probe_ms", String(Time.nowMs())) })) != nil {
+           (try? await db.write({ try $0.setSetting("storage_probe_ms", String(Time.nowMs())) })) != nil {
             commitSucceeded()
         }
-        guard var c = try? await db.writer.read({ try self.measure($0) }) else { return }
+        guard var c = try? await db.read({ try self.measure($0) }) else { return }
         if c.physical > c.limit {
             await shrink()
-            c = (try? await db.writer.read { try self.measure($0) }) ?? c
+            c = (try? await db.read { try self.measure($0) }) ?? c
         }
         var evicted = 0
         for _ in 0..<50 where c.usage > c.limit && !c.over {
-            guard let r = try? await db.writer.write({ db in try self.makeRoom(db, nowMs: Time.nowMs()) }) else { break }
+            guard let r = try? await db.write({ db in try self.makeRoom(db, nowMs: Time.nowMs()) }) else { break }
             c = r; evicted += r.evicted
             if r.evicted > 0 {
                 await shrink()
@@ -264,10 +235,7 @@ final class StorageBudget: Sendable {
 
     /// Checkpoints the WAL to its start and gives the database's free pages back.
     private func shrink() async {
-        _ = try? await db.writer.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-            try db.execute(sql: "PRAGMA incremental_vacuum")
-        }
+        _ = try? await db.checkpointAndVacuum()
     }
 
     /// One `integration/edge.data_dropped` for the drops recorded since the last one (at most
@@ -275,19 +243,17 @@ final class StorageBudget: Sendable {
     func reportDrops() async {
         guard rate.note("report", every: Self.reportEvery) != nil else { return }
         let config = self.config
-        _ = try? await db.writer.write { db in
-            let last = Int64(try Ledger.kv(db, "dropped_reported") ?? "0") ?? 0
-            guard let r = try Row.fetchOne(db, sql: "SELECT max(id) AS id, sum(count) AS c, min(oldest_ms) AS o, max(newest_ms) AS n FROM dropped WHERE id > ?",
-                                           arguments: [last]),
-                  let maxId: Int64 = r["id"] else { return }
-            let count: Int = r["c"], oldest: Int64 = r["o"], newest: Int64 = r["n"]
+        _ = try? await db.write { db in
+            let last = Int64(try db.setting("dropped_reported") ?? "0") ?? 0
+            guard let r = try db.drops(afterId: last) else { return }
+            let maxId = r.lastId, count = r.count, oldest = r.oldestMs, newest = r.newestMs
             let data = JSONText.object { j in
                 j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("class", "telemetry")
                 j.add("count", count); j.add("oldest_at", Time.rfc3339(ms: oldest)); j.add("newest_at", Time.rfc3339(ms: newest))
                 j.add("reason", "disk_budget")
             }
-            try Ledger.enqueue(db, name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: Time.nowMs())
-            try Ledger.setKV(db, "dropped_reported", String(maxId))
+            try db.enqueue(name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: Time.nowMs())
+            try db.setSetting("dropped_reported", String(maxId))
         }
     }
 
@@ -298,13 +264,13 @@ final class StorageBudget: Sendable {
         let now = Time.nowMs(), maxRows = config.storageMaxRejectRows, step = 1000
         var rejects = 0, dead = 0
         for _ in 0..<10_000 {
-            let n = (try? await db.writer.write { try Ledger.purgeRejects($0, nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
+            let n = (try? await db.write { try $0.purgeRejects(nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
             rejects += n
             if n < step || Task.isCancelled { break }
             await Task.yield()
         }
         for _ in 0..<10_000 {
-            let n = (try? await db.writer.write { try Ledger.purgeDeadLetters($0, nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
+            let n = (try? await db.write { try $0.purgeDeadLetters(nowMs: now, maxRows: maxRows, limit: step) }) ?? 0
             dead += n
             if n < step || Task.isCancelled { break }
             await Task.yield()

@@ -2,7 +2,6 @@ import EdgeCore
 import EdgeHTTPClient
 import EdgeStore
 import Foundation
-import GRDB
 import Logging
 import Synchronization
 
@@ -107,40 +106,17 @@ final class Uplink: Sendable {
     func nextBatch(excluding: [Int64] = []) throws -> [OutboxEvent] {
         let maxBatch = config.cloud?.maxBatch ?? 500
         let maxBytes = config.cloud?.maxRequestBytes ?? 1_048_576
-        return try db.writer.read { db in
-            let rows: [Row]
-            if excluding.isEmpty {
-                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?"),
-                                        arguments: [maxBatch])
-            } else {
-                let marks = Array(repeating: "?", count: excluding.count).joined(separator: ",")
-                rows = try Row.fetchAll(db, sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq LIMIT ?",
-                                        arguments: StatementArguments(excluding.map { $0 as any DatabaseValueConvertible } + [maxBatch]))
-            }
-            var out: [OutboxEvent] = []
-            var bytes = 2
-            for r in rows {
-                let e = OutboxEvent(seq: r["seq"], id: r["id"], name: r["name"], eventClass: EventClass(rawValue: r["class"]) ?? .telemetry,
-                                    source: r["source"], data: r["data"], createdMs: r["created_ms"])
-                let b: Int = r["bytes"]
-                if !out.isEmpty && bytes + b + 1 > maxBytes { break }
-                out.append(e); bytes += b + 1
-            }
-            return out
+        var out: [OutboxEvent] = []
+        var bytes = 2
+        for (e, b) in try db.pendingBatch(limit: maxBatch, excluding: excluding) {
+            if !out.isEmpty && bytes + b + 1 > maxBytes { break }
+            out.append(e); bytes += b + 1
         }
+        return out
     }
 
     func deadLetter(_ events: [OutboxEvent], status: Int, reason: String) throws {
-        let now = Time.nowMs()
-        try db.writer.write { db in
-            for e in events {
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
-                    SELECT seq, id, name, class, source, data, created_ms, bytes, ?, ?, ? FROM outbox WHERE seq = ?
-                    """, arguments: [status, String(reason.prefix(1000)), now, e.seq])
-                try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [e.seq])
-            }
-        }
+        try db.deadLetter(events.map(\.seq), status: status, reason: reason, nowMs: Time.nowMs())
         metrics.cloudRefused(status: status == 0 ? "over_256k" : String(status), by: events.count)
         logger.error("uplink: \(events.count) event(s) dead-lettered (status \(status)): \(reason.prefix(200)); see `medic-edge outbox dead-letters`")
     }
@@ -149,10 +125,7 @@ final class Uplink: Sendable {
     /// the cloud dedupes by id.
     static func deleteDelivered(_ db: AppDatabase, _ seqs: [Int64], logger: Logger) async -> Bool {
         do {
-            try await db.writer.write { db in
-                let marks = Array(repeating: "?", count: seqs.count).joined(separator: ",")
-                try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(marks))", arguments: StatementArguments(seqs))
-            }
+            try await db.deleteDelivered(seqs)
             return true
         } catch {
             logger.error("uplink: delivered events not marked: \(error) (they will be sent again; the cloud dedupes by id)")

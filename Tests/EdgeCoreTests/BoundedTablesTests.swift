@@ -1,5 +1,5 @@
 import EdgeCore
-import EdgeStore
+@testable import EdgeStore
 import Foundation
 import GRDB
 import Testing

@@ -22,7 +22,7 @@ struct ModuleRulesTests {
         ("Sources/EdgeHTTPClient", "EdgeHTTPClient", ["CCurl"]),
         ("Sources/MedicEdge", "MedicEdge", [
             "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CLibCrypto", "ArgumentParser", "Logging", "Metrics",
-            "CoreMetrics", "Prometheus", "ServiceLifecycle", "Hummingbird", "HummingbirdTLS", "NIOCore", "NIOSSL", "Crypto", "GRDB",
+            "CoreMetrics", "Prometheus", "ServiceLifecycle", "Hummingbird", "HummingbirdTLS", "NIOCore", "NIOSSL", "Crypto",
         ]),
         ("Sources/medic-edge", "medic-edge", ["MedicEdge"]),
         ("Sources/CloudStub", "CloudStub", ["Logging", "NIOCore", "NIOPosix", "NIOHTTP1"]),
@@ -30,7 +30,7 @@ struct ModuleRulesTests {
         ("Sources/EdgeTestSupport", "EdgeTestSupport", ["EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "Logging"]),
         ("Sources/EdgeLab", "EdgeLab", [
             "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "EdgeSimulators",
-            "ArgumentParser", "Logging", "GRDB",
+            "ArgumentParser", "Logging",
         ]),
         ("Sources/medic-edge-lab", "medic-edge-lab", ["EdgeLab"]),
     ]

@@ -1,5 +1,5 @@
 import EdgeCore
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB
@@ -164,7 +164,7 @@ struct ConsoleUnitTests {
     }
 
     static func accounts(_ clock: ManualClock) throws -> StaffAccounts {
-        StaffAccounts(db: try AppDatabase(DatabaseQueue()), clock: clock)
+        StaffAccounts(db: try AppDatabase.inMemory(), clock: clock)
     }
 
     @Test("Sessions: the token works until 12 h after login, not one millisecond more; only its SHA-256 is stored")
@@ -217,7 +217,7 @@ struct ConsoleUnitTests {
     func apiWithManualClock() async throws {
         // The same StaffAPI the daemon serves, called in-process through its handlers.
         let clock = ManualClock()
-        let db = try AppDatabase(DatabaseQueue())
+        let db = try AppDatabase.inMemory()
         let api = StaffAPI(config: EdgeConfig(), db: db, state: EdgeState(cloudConfigured: false), logger: .init(label: "test"),
                            statusJSON: { "{}" }, clock: clock)
         try api.accounts.add(name: "ana", password: "senha-forte-1", iterations: 1000)

@@ -2,7 +2,7 @@ import CloudStub
 import EdgeCore
 import EdgeHTTPClient
 import EdgeSimulators
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB
@@ -89,7 +89,7 @@ struct HostileCloudTests {
         let yaml = DaemonProcess.standardConfig(mqttPort: 1, cloudPort: port)
             .replacingOccurrences(of: "{HTTP_PORT}", with: "1").replacingOccurrences(of: "{DATA_DIR}", with: Harness.tempDir("uplink-units"))
         let config = try EdgeConfig.parse(yaml: yaml)
-        let db = try AppDatabase(DatabaseQueue())
+        let db = try AppDatabase.inMemory()
         try await db.writer.write { db in
             for i in 0..<3 {
                 let data = #"{"site_id":"test-site","n":\#(i)}"#

@@ -2,7 +2,7 @@ import CloudStub
 import EdgeCore
 import EdgeHTTPClient
 import EdgeSimulators
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB

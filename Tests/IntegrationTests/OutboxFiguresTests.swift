@@ -1,6 +1,6 @@
 import EdgeCore
 import EdgeHTTPClient
-import EdgeStore
+@testable import EdgeStore
 import EdgeTestSupport
 import Foundation
 import GRDB
@@ -42,12 +42,12 @@ struct OutboxFiguresTests {
             #expect(kept == counted, "after \(steps.joined(separator: ", ")): figures \(kept), counted \(counted)")
         }
         let t0: Int64 = 1_800_000_000_000
-        try await store.writer.write { db in
-            try Ledger.enqueueAll(db, (0..<70).map { i in
+        try await store.write { tx in
+            try tx.enqueueAll((0..<70).map { i in
                 Ledger.Pending(name: "integration/iot.event", eventClass: i % 3 == 0 ? .clinical : .telemetry, source: "device:d\(i % 4)",
                                data: #"{"n":\#(i)}"#, nowMs: t0 + Int64(i))
             })
-            _ = try Ledger.enqueue(db, name: "clinic/checkin.recorded", eventClass: .clinical, source: "appointment:a1", data: "{}", nowMs: t0 + 70)
+            _ = try tx.enqueue(name: "clinic/checkin.recorded", eventClass: .clinical, source: "appointment:a1", data: "{}", nowMs: t0 + 70)
         }
         try check("71 inserted")
         let first = try uplink.nextBatch()
@@ -55,9 +55,9 @@ struct OutboxFiguresTests {
         try check("10 delivered")
         try uplink.deadLetter(Array(first.dropFirst(10).prefix(5)), status: 400, reason: "bad")
         try check("5 dead-lettered")
-        _ = try await store.writer.write { try StorageBudget.evictTelemetry($0, bytes: 100, nowMs: t0 + 100) }
+        _ = try await store.write { try $0.evictOldestTelemetry(bytes: 100, nowMs: t0 + 100) }
         try check("telemetry evicted")
-        _ = try await store.writer.write { try Ledger.purgeDeadLetters($0, nowMs: t0, maxRows: 3, limit: 1000) }
+        _ = try await store.write { try $0.purgeDeadLetters(nowMs: t0, maxRows: 3, limit: 1000) }
         try check("dead letters purged to 3")
         try "data_dir: \(dir)/data\n".write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
         for round in 1...2 {

@@ -1,7 +1,6 @@
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Hummingbird
 import HummingbirdTesting
 import Logging
@@ -21,7 +20,7 @@ struct RoutesTests {
         let routes: HTTPRoutes
         init() throws {
             state = EdgeState(cloudConfigured: false, clock: clock)
-            db = try AppDatabase(DatabaseQueue())
+            db = try AppDatabase.inMemory()
             routes = HTTPRoutes(config: EdgeConfig(), db: db, state: state, metrics: EdgeMetrics(bootstrap: false),
                                 logger: Logger(label: "routes-test"))
         }

@@ -1,7 +1,6 @@
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 
 /// One appointment of the agenda (CONTRACT §4), as read from the local roster.
 struct AgendaItem: Sendable, Equatable {
@@ -22,9 +21,9 @@ struct AgendaItem: Sendable, Equatable {
     var checkinMethod: String?
 
     /// Arrived here or per the cloud.
-    var arrived: Bool { checkedInMs != nil || ["arrived", "in_progress", "completed"].contains(status) }
+    var arrived: Bool { checkedInMs != nil || (AppointmentStatus(rawValue: status)?.alreadyIn ?? false) }
     /// What the reception may still check in (the kiosk's statuses).
-    var checkinAllowed: Bool { !arrived && ["scheduled", "confirmed", "no_show"].contains(status) }
+    var checkinAllowed: Bool { !arrived && (AppointmentStatus(rawValue: status)?.checkinEligible ?? false) }
 
     var json: String {
         JSONText.object { j in
@@ -97,22 +96,11 @@ struct ConsoleData: Sendable {
     func agenda(day: String) throws -> [AgendaItem]? {
         guard let (from, to) = LocalDay.bounds(day, zone: config.timeZone) else { return nil }
         let config = self.config
-        return try db.writer.read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT a.id, a.start_ms, a.end_ms, a.status, a.patient_id, p.name AS patient_name, p.phone,
-                       a.professional_id, pr.name AS professional_name, a.room_id, a.service_id, s.name AS service_name,
-                       c.checked_in_ms, c.method
-                FROM appointments a
-                LEFT JOIN patients p ON p.id = a.patient_id
-                LEFT JOIN professionals pr ON pr.id = a.professional_id
-                LEFT JOIN services s ON s.id = a.service_id
-                LEFT JOIN checkins c ON c.appointment_id = a.id
-                WHERE a.start_ms >= ? AND a.start_ms < ?
-                ORDER BY a.start_ms, a.id
-                """, arguments: [from, to])
+        return try db.read { db in
+            let rows = try db.agenda(fromMs: from, toMs: to)
             var roomNames: [String: String?] = [:]
             return try rows.map { r in
-                let roomId: String? = r["room_id"]
+                let roomId = r.roomId
                 var roomName: String?
                 if let roomId {
                     if let cached = roomNames[roomId] { roomName = cached } else {
@@ -120,11 +108,11 @@ struct ConsoleData: Sendable {
                         roomNames[roomId] = roomName
                     }
                 }
-                return AgendaItem(id: r["id"], startMs: r["start_ms"], endMs: r["end_ms"], status: r["status"],
-                                  patientId: r["patient_id"], patientName: r["patient_name"], patientPhone: r["phone"],
-                                  professionalId: r["professional_id"], professionalName: r["professional_name"],
-                                  roomId: roomId, roomName: roomName, serviceId: r["service_id"], serviceName: r["service_name"],
-                                  checkedInMs: r["checked_in_ms"], checkinMethod: r["method"])
+                return AgendaItem(id: r.id, startMs: r.startMs, endMs: r.endMs, status: r.status,
+                                  patientId: r.patientId, patientName: r.patientName, patientPhone: r.patientPhone,
+                                  professionalId: r.professionalId, professionalName: r.professionalName,
+                                  roomId: roomId, roomName: roomName, serviceId: r.serviceId, serviceName: r.serviceName,
+                                  checkedInMs: r.checkedInMs, checkinMethod: r.checkinMethod)
             }
         }
     }
@@ -140,25 +128,23 @@ struct ConsoleData: Sendable {
     /// and the cloud rooms linked to an installer's key. By display name.
     func rooms() throws -> [RoomView] {
         let config = self.config
-        return try db.writer.read { db in
+        return try db.read { db in
             var keys = Set(config.rooms.keys)
-            keys.formUnion(try String.fetchAll(db, sql: "SELECT DISTINCT room_key FROM readings"))
-            keys.formUnion(try String.fetchAll(db, sql: "SELECT room_key FROM room_state"))
-            keys.formUnion(try String.fetchAll(db, sql: "SELECT DISTINCT mqtt_room_id FROM rooms WHERE mqtt_room_id IS NOT NULL AND mqtt_room_id != ''"))
+            keys.formUnion(try db.reportedRoomKeys())
             var views: [RoomView] = []
             for key in keys {
-                let occ = try Bool.fetchOne(db, sql: "SELECT occupied FROM room_state WHERE room_key = ?", arguments: [key])
-                let sensors = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ?)", arguments: [key]) ?? false
+                let board = try db.roomBoard(key: key)
+                let occ = board.occupied
+                let sensors = board.hasSensors
                 var readings: [String: Double] = [:]
                 var at: Int64?
-                for r in try Row.fetchAll(db, sql: "SELECT metric, value, at_ms FROM readings WHERE room_key = ?", arguments: [key]) {
-                    readings[r["metric"]] = r["value"]
-                    let t: Int64 = r["at_ms"]
+                for r in board.readings {
+                    readings[r.metric] = r.value
+                    let t = r.atMs
                     at = max(at ?? t, t)
                 }
-                let alerts = try Row.fetchAll(db, sql: "SELECT metric, value, min, max, since_ms FROM alerts WHERE room_key = ? ORDER BY since_ms, metric",
-                                              arguments: [key]).map {
-                    RoomView.Alert(metric: $0["metric"], value: $0["value"], min: $0["min"], max: $0["max"], sinceMs: $0["since_ms"])
+                let alerts = board.alerts.map {
+                    RoomView.Alert(metric: $0.metric, value: $0.value, min: $0.min, max: $0.max, sinceMs: $0.sinceMs)
                 }
                 views.append(RoomView(key: key, name: try Rooms.displayName(db, key: key, config: config), occupied: occ ?? false,
                                       presenceKnown: occ != nil || sensors, readings: readings, readingsAtMs: at, alerts: alerts, limits: config.rooms[key]?.limits ?? [:]))
@@ -185,15 +171,13 @@ struct ConsoleData: Sendable {
     /// its `clinic/checkin.recorded` event (method `reception`) and the audit row.
     func checkIn(appointmentId: String, staff: String, nowMs: Int64) throws -> CheckinOutcome {
         let desk = CheckinDesk(config: config, ids: .shared)
-        return try db.writer.write { db in
-            guard let a = try Row.fetchOne(db, sql: """
-                SELECT a.patient_id, a.status, c.checked_in_ms, c.method FROM appointments a
-                LEFT JOIN checkins c ON c.appointment_id = a.id WHERE a.id = ?
-                """, arguments: [appointmentId]) else { return .unknown }
-            let status: String = a["status"]
-            if let at: Int64 = a["checked_in_ms"] { return .alreadyCheckedIn(atMs: at, method: a["method"]) }
-            if ["arrived", "in_progress", "completed"].contains(status) { return .alreadyCheckedIn(atMs: nil, method: nil) }
-            guard ["scheduled", "confirmed", "no_show"].contains(status), let patientId: String = a["patient_id"] else {
+        return try db.write { db in
+            guard let a = try db.checkinState(appointmentId: appointmentId) else { return .unknown }
+            let status = a.status
+            if let at = a.checkedInMs { return .alreadyCheckedIn(atMs: at, method: a.method) }
+            let known = AppointmentStatus(rawValue: status)
+            if known?.alreadyIn ?? false { return .alreadyCheckedIn(atMs: nil, method: nil) }
+            guard known?.checkinEligible ?? false, let patientId = a.patientId else {
                 return .notCheckable(status: status)
             }
             try desk.record(db, appointmentId: appointmentId, patientId: patientId, method: "reception", device: "reception",

@@ -2,7 +2,6 @@ import Crypto
 import EdgeCore
 import EdgeStore
 import Foundation
-import GRDB
 import Synchronization
 
 /// Staff names: what `staff add` accepts and what login looks up (case-insensitive: stored
@@ -136,12 +135,11 @@ struct StaffAccounts: Sendable {
         try StaffPassword.check(password)
         let stored = StaffPassword.make(password, iterations: iterations)
         let now = clock.nowMs()
-        try db.writer.write { db in
-            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM staff WHERE name = ?)", arguments: [name]) ?? false
+        try db.write { db in
+            let exists = try db.staffAccountExists(name)
             if exists && !replace { throw AddError.exists }
-            try db.execute(sql: "INSERT OR REPLACE INTO staff (name, salt, hash, iterations, created_ms) VALUES (?,?,?,?,?)",
-                           arguments: [name, Data(stored.salt), Data(stored.hash), stored.iterations, now])
-            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name])
+            try db.saveStaffAccount(name: name, salt: stored.salt, hash: stored.hash, iterations: stored.iterations, nowMs: now)
+            try db.endSessions(of: name)
             try StaffAccounts.audit(db, name: name, action: exists ? "password_replaced" : "account_created", target: nil, nowMs: now)
         }
     }
@@ -150,10 +148,9 @@ struct StaffAccounts: Sendable {
     func remove(name raw: String) throws -> Bool {
         guard let name = StaffName.normalized(raw) else { return false }
         let now = clock.nowMs()
-        return try db.writer.write { db in
-            try db.execute(sql: "DELETE FROM staff WHERE name = ?", arguments: [name])
-            guard db.changesCount > 0 else { return false }
-            try db.execute(sql: "DELETE FROM sessions WHERE name = ?", arguments: [name])
+        return try db.write { db in
+            guard try db.deleteStaffAccount(name) else { return false }
+            try db.endSessions(of: name)
             try StaffAccounts.audit(db, name: name, action: "account_removed", target: nil, nowMs: now)
             return true
         }
@@ -161,21 +158,11 @@ struct StaffAccounts: Sendable {
 
     func list() throws -> [(name: String, createdMs: Int64, iterations: Int, sessions: Int)] {
         let now = clock.nowMs()
-        return try db.writer.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT s.name, s.created_ms, s.iterations,
-                  (SELECT count(*) FROM sessions x WHERE x.name = s.name AND x.expires_ms > ?) AS n
-                FROM staff s ORDER BY s.name
-                """, arguments: [now]).map { ($0["name"], $0["created_ms"], $0["iterations"], $0["n"]) }
-        }
+        return try db.staffAccounts(nowMs: now).map { ($0.name, $0.createdMs, $0.iterations, $0.liveSessions) }
     }
 
     func stored(name: String) throws -> StaffPassword.Stored? {
-        try db.writer.read { db in
-            guard let r = try Row.fetchOne(db, sql: "SELECT salt, hash, iterations FROM staff WHERE name = ?", arguments: [name]) else { return nil }
-            let salt: Data = r["salt"], hash: Data = r["hash"]
-            return StaffPassword.Stored(salt: Array(salt), hash: Array(hash), iterations: r["iterations"])
-        }
+        try db.staffAccount(named: name).map { StaffPassword.Stored(salt: $0.salt, hash: $0.hash, iterations: $0.iterations) }
     }
 
     /// Checks a name and password (the slow hash runs off the caller's thread). Returns the
@@ -200,10 +187,8 @@ struct StaffAccounts: Sendable {
         let token = StaffAccounts.base64url(bytes)
         let now = clock.nowMs()
         let expires = now + StaffAccounts.sessionMs
-        try db.writer.write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE expires_ms <= ?", arguments: [now])
-            try db.execute(sql: "INSERT INTO sessions (token_hash, name, expires_ms) VALUES (?,?,?)",
-                           arguments: [StaffAccounts.tokenHash(token), name, expires])
+        try db.write { db in
+            try db.startSession(tokenHash: StaffAccounts.tokenHash(token), name: name, expiresMs: expires, nowMs: now)
             try StaffAccounts.audit(db, name: name, action: "login", target: nil, nowMs: now)
         }
         return (token, expires)
@@ -214,26 +199,19 @@ struct StaffAccounts: Sendable {
         guard (16...128).contains(token.utf8.count) else { return nil }
         let h = StaffAccounts.tokenHash(token)
         let now = clock.nowMs()
-        return try db.writer.read { db in
-            guard let r = try Row.fetchOne(db, sql: """
-                SELECT x.name, x.expires_ms FROM sessions x JOIN staff s ON s.name = x.name
-                WHERE x.token_hash = ? AND x.expires_ms > ?
-                """, arguments: [h, now]) else { return nil }
-            return Session(name: r["name"], tokenHash: h, expiresMs: r["expires_ms"])
-        }
+        return try db.liveSession(tokenHash: h, nowMs: now).map { Session(name: $0.name, tokenHash: h, expiresMs: $0.expiresMs) }
     }
 
     func endSession(_ s: Session) throws {
         let now = clock.nowMs()
-        try db.writer.write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [s.tokenHash])
+        try db.write { db in
+            try db.endSession(tokenHash: s.tokenHash)
             try StaffAccounts.audit(db, name: s.name, action: "logout", target: nil, nowMs: now)
         }
     }
 
-    static func audit(_ db: Database, name: String, action: String, target: String?, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT INTO staff_audit (at_ms, name, action, target) VALUES (?,?,?,?)",
-                       arguments: [nowMs, name, action, target])
+    static func audit(_ db: StoreTransaction, name: String, action: String, target: String?, nowMs: Int64) throws {
+        try db.audit(name: name, action: action, target: target, nowMs: nowMs)
     }
 
     static func tokenHash(_ token: String) -> String {
