@@ -437,11 +437,11 @@ final class RosterSync: Sendable {
         state.rosterSynced(nowMs: nowMs)
     }
 
-    /// After a pull: a full one decodes the whole roster (≈ 2.3 MiB of rows per 1,000 patients
+    /// After a pull: a full one decodes the whole roster (≈ 2.5 MiB of rows per 1,000 patients
     /// and their appointments) and writes it through the writer's page cache. Both are freed or
     /// cold afterwards, but glibc keeps freed heap pages resident and SQLite keeps its cache
     /// full: the writer's cache is emptied (it refills from the OS's page cache as ingest needs
-    /// it) and the heap trimmed (`bench idle --patients 10000`: RssAnon 31.9 → 7.8 MiB).
+    /// it) and the heap trimmed (`bench idle --patients 10000`: RssAnon 31.9 → 7.7 MiB).
     func releaseMemory() async {
         try? await db.writer.writeWithoutTransaction { $0.releaseMemory() }
         HeapTrim.run()
