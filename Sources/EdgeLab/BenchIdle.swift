@@ -5,22 +5,24 @@ import Foundation
 
 /// `medic-edge bench idle`: the daemon's resident memory after it has idled (connected to its
 /// broker and the cloud stub, roster synced), next to a bare Foundation process with the
-/// clinic's time zone and a pt-BR formatter (the limit).
+/// clinic's time zone and a pt-BR formatter (the limit). `--patients N` seeds the stub's
+/// Directus with N more patients and N appointments over the coming days (the roster's weight).
 struct BenchIdle: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idle", abstract: "The daemon's idle VmRSS next to a bare Foundation process's.")
 
     @Option(help: "Seconds the daemon idles before it is measured.") var seconds = 10.0
+    @Option(help: "Patients added to the roster, each with one appointment today or in the coming six days (0…100,000).")
+    var patients = 0
     @Flag(inversion: .prefixedNo, help: "Also compile (swiftc) and measure a stand-alone bare Foundation program.")
     var bare = true
 
     func run() async throws {
         BenchEnv.start("idle")
         guard seconds >= 0, seconds <= 3600 else { throw ValidationError("--seconds must be within 0…3600") }
+        guard patients >= 0, patients <= 100_000 else { throw ValidationError("--patients must be within 0…100,000") }
         let broker = try await BenchEnv.broker()
-        var day = ClinicDay()
-        day.book(day.maria, startMinutes: 30)
-        day.book(day.joao, startMinutes: 90)
+        let day = BenchIdle.roster(patients: patients)
         let (stub, cloudPort) = try await BenchEnv.stub(day.seed)
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
         var rss: [String: Int]?
@@ -28,9 +30,12 @@ struct BenchIdle: AsyncParsableCommand {
         var mappings: [(String, Int)] = []
         do {
             try await BenchEnv.start(daemon)
-            try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: 2)
+            let t0 = benchNowNs()
+            try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count,
+                                          timeout: 60 + Double(patients) / 100)
             let pid = daemon.pid ?? 0
-            say("set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(pid); idling \(Fmt.f(seconds)) s…")
+            say("set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(pid); roster \(day.patients.count) patients, "
+                + "\(day.appointments.count) appointments, synced in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s; idling \(Fmt.f(seconds)) s…")
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
                 if let r = Proc.rssKB(pid) { samples.append(r) }
@@ -63,7 +68,7 @@ struct BenchIdle: AsyncParsableCommand {
             say("  " + Fmt.pad(label, 58) + Fmt.lpad(Fmt.mib(s?["VmRSS"]), 11) + Fmt.lpad(Fmt.mib(s?["VmHWM"]), 11)
                   + Fmt.lpad(Fmt.mib(s?["RssAnon"]), 11) + Fmt.lpad(Fmt.mib(s?["RssFile"]), 11))
         }
-        row("daemon, idle \(Fmt.f(seconds)) s (MQTT + cloud stub connected)", rss)
+        row("daemon, idle \(Fmt.f(seconds)) s, roster \(day.patients.count) patients", rss)
         row("limit: `medic-edge baseline-rss` (the daemon binary)", baseline)
         row("limit: bare Foundation program (\(bareNote))", bareRSS)
         if let lo = samples.min(), let hi = samples.max() {
@@ -82,8 +87,33 @@ struct BenchIdle: AsyncParsableCommand {
         if let d, let b = bareRSS?["VmRSS"] {
             say("ratio daemon / bare Foundation program: \(Fmt.f(Double(d) / Double(b), 2))×, +\(Fmt.mib(d - b))")
         }
+        let anon = rss?["RssAnon"], file = rss?["RssFile"], peak = rss?["VmHWM"]
+        say("")
+        say("daemon with \(day.patients.count) patients and \(day.appointments.count) appointments synced:")
+        say("  RssAnon \(Fmt.mib(anon)) + RssFile \(Fmt.mib(file)) = \(Fmt.mib(anon.flatMap { a in file.map { a + $0 } })) (VmRSS \(Fmt.mib(d))), "
+            + "peak VmHWM \(Fmt.mib(peak)) (the roster's sync included)")
         say("target: ≤ 40 MiB idle → \(Fmt.mib(d)): \(Fmt.verdict((d ?? .max) <= 40 * 1024))")
+        say("target: ≤ 64 MiB peak → \(Fmt.mib(peak)): \(Fmt.verdict((peak ?? .max) <= 64 * 1024))")
         BenchEnv.finish()
+    }
+
+    /// The small clinic day plus `patients` patients, each with one appointment: today's
+    /// from 30 minutes ahead, the rest spread over the next six days (all inside the daemon's
+    /// default window, today − 1 … today + 7).
+    static func roster(patients: Int) -> ClinicDay {
+        var day = ClinicDay()
+        day.book(day.maria, startMinutes: 30)
+        day.book(day.joao, startMinutes: 90)
+        day.patients.reserveCapacity(day.patients.count + patients)
+        day.appointments.reserveCapacity(day.appointments.count + patients)
+        for i in 0..<patients {
+            let p = ClinicDay.Patient(id: String(format: "9b000000-0000-4000-8000-%012d", i), name: "Paciente \(i) Bench",
+                                      phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:idle\(i):\(String(format: "%010d", i))")
+            day.patients.append(p)
+            day.book(p, startMinutes: 30 + Double(i % 7) * 1440 + Double(i / 7 % 600), minutes: 30,
+                     id: String(format: "ab000000-0000-4000-8000-%012d", i))
+        }
+        return day
     }
 
     /// Compiles a program that only loads Foundation, the clinic's zone and a pt-BR

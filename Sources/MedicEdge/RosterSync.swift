@@ -426,6 +426,16 @@ final class RosterSync: Sendable {
         state.rosterSynced(nowMs: nowMs)
     }
 
+    /// After a pull: a full one decodes the whole roster (≈ 2.5 MiB of rows per 1,000 patients
+    /// and their appointments) and writes it through the writer's page cache. Both are freed or
+    /// cold afterwards, but glibc keeps freed heap pages resident and SQLite keeps its cache
+    /// full: the writer's cache is emptied (it refills from the OS's page cache as ingest needs
+    /// it) and the heap trimmed (`bench idle --patients 10000`: RssAnon 31.9 → 7.7 MiB).
+    func releaseMemory() async {
+        try? await db.releaseWriterCache()
+        HeapTrim.run()
+    }
+
     /// When the next full pull is due because of a held-back removal (nil: none held).
     func heldRetryNs() -> UInt64? {
         pending.withLock { $0.values.map(\.firstSeenNs).min() }.map { $0 &+ suspectConfirmNs }
@@ -459,6 +469,7 @@ final class RosterSync: Sendable {
                 let message = "roster: pull failed, keeping the last good roster; retry in \(JSONText.number((delay * 10).rounded() / 10)) s: \(error)"
                 if error is RosterAnswerError { logger.error("\(message)") } else { logger.warning("\(message)") }
             }
+            await releaseMemory()
             state.idle("roster")
             try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
         }
