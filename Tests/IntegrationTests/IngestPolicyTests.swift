@@ -10,7 +10,8 @@ struct IngestPolicyTests {
     static func decode(_ topic: String, _ payload: String) -> DeviceMessage {
         DeviceMessage.decode(topic: "clinic/\(site)/" + topic, payload: Array(payload.utf8), site: site)
     }
-    static let scan = decode("kiosk/k1/scan", #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#)
+    static let scan = decode("kiosk/k1/scan",
+                             #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#)
     static let presence = decode("room/r1/presence/p1", #"{"msg_id": "m1", "occupied": true, "ts": "2026-11-29T10:01:00Z"}"#)
     static let badScan = decode("kiosk/k1/scan", "not json")
 
