@@ -2,7 +2,10 @@ import CMosquitto
 import Foundation
 import Logging
 
-public struct MQTTMessage: Sendable {
+/// A message as libmosquitto handed it over, with what the client's `prepare` made of it on
+/// the network thread (the daemon's: the decoded device message), so the consumer's own work
+/// is only what must be serial. `MQTTMessage` is the plain one (nothing prepared).
+public struct MQTTMessageOf<Prepared: Sendable>: Sendable {
     public var topic: String
     public var payload: [UInt8]
     public var qos: Int32
@@ -10,43 +13,40 @@ public struct MQTTMessage: Sendable {
     /// When the message was handed over by libmosquitto (monotonic ns), for latency metrics.
     public var receivedAtNs: UInt64
     /// Matched the client's `urgent` rule (queued ahead of the rest).
-    public var urgent: Bool = false
-    /// What the client's `prepare` made of it on the network thread (e.g. the decoded
-    /// message), so the consumer's own work is only what must be serial.
-    public var prepared: (any Sendable)? = nil
+    public var urgent: Bool
+    /// What the client's `prepare` made of it.
+    public var prepared: Prepared
     /// What the message counts against its client's intake bound until `MQTTClient.release`
     /// gives it back (0 for a client without a bound).
     public internal(set) var intakeCost: Int = 0
-    /// The queue whose bound it counts against.
-    var origin: Sink? = nil
+    /// The intake bound it counts against.
+    var origin: IntakeBound? = nil
+
+    public init(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, urgent: Bool = false,
+                prepared: Prepared) {
+        self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain
+        self.receivedAtNs = receivedAtNs; self.urgent = urgent; self.prepared = prepared
+    }
+}
+public typealias MQTTMessage = MQTTMessageOf<Void>
+extension MQTTMessageOf where Prepared == Void {
+    public init(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, urgent: Bool = false) {
+        self.init(topic: topic, payload: payload, qos: qos, retain: retain, receivedAtNs: receivedAtNs, urgent: urgent, prepared: ())
+    }
 }
 
-public enum MQTTEvent: Sendable {
+public enum MQTTEventOf<Prepared: Sendable>: Sendable {
     case connected(code: Int32)
     case disconnected(code: Int32)
-    case message(MQTTMessage)
+    case message(MQTTMessageOf<Prepared>)
 }
+public typealias MQTTEvent = MQTTEventOf<Void>
 
-/// Where callbacks put what they copy out: a locked queue the consumer drains in batches
-/// (natural group commit: what arrived while the last batch was committing is the next
-/// batch), plus a wake-up stream. Urgent messages (kiosk scans: a patient is waiting) have
-/// their own queue and are handed out first.
-///
-/// With a bound (`limit`, bytes), messages handed in and not yet given back by the consumer
-/// (`release`, once they are committed) never count more than `limit`: past it, `admit`
-/// blocks libmosquitto's network thread inside the message callback, so the client reads
-/// nothing more from its socket and the broker keeps the rest (QoS 1) until there is room.
-final class Sink: @unchecked Sendable {
-    let lock = NSLock()
-    var urgent: [MQTTEvent] = []
-    var pending: [MQTTEvent] = []
-    /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
-    var head = 0
-    let wake: AsyncStream<Void>.Continuation
-    /// Another consumer's wake-up (one consumer draining several clients).
-    let alsoWake: AsyncStream<Void>.Continuation?
-    let isUrgent: (@Sendable (MQTTMessage) -> Bool)?
-    let prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?
+/// A client's intake bound (`limit`, bytes): messages handed in and not yet given back by the
+/// consumer (`release`, once they are committed) never count more than `limit`: past it,
+/// `admit` blocks libmosquitto's network thread inside the message callback, so the client
+/// reads nothing more from its socket and the broker keeps the rest (QoS 1) until there is room.
+class IntakeBound: @unchecked Sendable {
     /// The intake bound in bytes; nil: unbounded (test and simulator clients).
     let limit: Int?
     private let gate = NSCondition()
@@ -59,17 +59,12 @@ final class Sink: @unchecked Sendable {
     private var stalledNs: UInt64 = 0
     private var waitingNow = false
 
-    init(_ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil,
-         isUrgent: (@Sendable (MQTTMessage) -> Bool)?, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)?) {
-        wake = c; self.alsoWake = alsoWake; self.limit = limit; self.isUrgent = isUrgent; self.prepare = prepare
-    }
-    func put(_ e: MQTTEvent, urgent u: Bool = false) {
-        lock.lock()
-        let wasEmpty = urgent.isEmpty && pending.count == head
-        if u { urgent.append(e) } else { pending.append(e) }
-        lock.unlock()
-        if wasEmpty { wake.yield(); alsoWake?.yield() }
-    }
+    init(limit: Int?) { self.limit = limit }
+
+    /// What libmosquitto's callbacks hand in, overridden by `Sink` (C function pointers cannot
+    /// reach a generic type, so they call through this class).
+    func connection(up: Bool, code: Int32) {}
+    func received(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, cost: Int) {}
 
     /// What a message holds in memory until it is committed: its payload, the decoded form
     /// made of it on the network thread (about as large again), its topic and the records
@@ -110,7 +105,50 @@ final class Sink: @unchecked Sendable {
         gate.lock(); defer { gate.unlock() }
         return MQTTIntakeStats(heldBytes: held, limitBytes: limit, stalls: stalls, stalledNs: stalledNs, stalledNow: waitingNow)
     }
-    func drainUrgent() -> [MQTTMessage] {
+}
+
+/// Where callbacks put what they copy out: a locked queue the consumer drains in batches
+/// (natural group commit: what arrived while the last batch was committing is the next
+/// batch), plus a wake-up stream. Urgent messages (kiosk scans: a patient is waiting) have
+/// their own queue and are handed out first. Bounded by its `IntakeBound`.
+final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {
+    typealias Event = MQTTEventOf<Prepared>
+    let lock = NSLock()
+    var urgent: [Event] = []
+    var pending: [Event] = []
+    /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
+    var head = 0
+    let wake: AsyncStream<Void>.Continuation
+    /// Another consumer's wake-up (one consumer draining several clients).
+    let alsoWake: AsyncStream<Void>.Continuation?
+    let prepare: @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared
+    let isUrgent: (@Sendable (MQTTMessageOf<Prepared>) -> Bool)?
+
+    init(_ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil,
+         prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
+         urgent: (@Sendable (MQTTMessageOf<Prepared>) -> Bool)?) {
+        wake = c; self.alsoWake = alsoWake; self.prepare = prepare; self.isUrgent = urgent
+        super.init(limit: limit)
+    }
+    override func connection(up: Bool, code: Int32) {
+        put(up ? .connected(code: code) : .disconnected(code: code))
+    }
+    override func received(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, cost: Int) {
+        var message = MQTTMessageOf(topic: topic, payload: payload, qos: qos, retain: retain, receivedAtNs: receivedAtNs,
+                                    prepared: prepare(topic, payload))
+        if cost > 0 { message.intakeCost = cost; message.origin = self }
+        message.urgent = isUrgent?(message) ?? false
+        put(.message(message), urgent: message.urgent)
+    }
+    func put(_ e: Event, urgent u: Bool = false) {
+        lock.lock()
+        let wasEmpty = urgent.isEmpty && pending.count == head
+        if u { urgent.append(e) } else { pending.append(e) }
+        lock.unlock()
+        if wasEmpty { wake.yield(); alsoWake?.yield() }
+    }
+
+    func drainUrgent() -> [MQTTMessageOf<Prepared>] {
         lock.lock()
         let taken = urgent; urgent = []
         lock.unlock()
@@ -120,9 +158,9 @@ final class Sink: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return (urgent.count, pending.count - head)
     }
-    func drain(max: Int) -> [MQTTEvent] {
+    func drain(max: Int) -> [Event] {
         lock.lock(); defer { lock.unlock() }
-        var out: [MQTTEvent] = []
+        var out: [Event] = []
         if !urgent.isEmpty {
             if urgent.count <= max { out = urgent; urgent = [] } else { out = Array(urgent.prefix(max)); urgent.removeFirst(max) }
         }
@@ -197,9 +235,14 @@ final class LoopThread: @unchecked Sendable {
 /// The one Swift owner of a libmosquitto client. libmosquitto's network loop runs on a thread
 /// of its own (`LoopThread`); its callbacks only copy Sendable values into `events`.
 /// Nothing calls libmosquitto from inside a callback.
-public final class MQTTClient: @unchecked Sendable {
+///
+/// Generic over what `prepare` makes of each message on the network thread (`Prepared`);
+/// `MQTTClient` is the plain client (nothing prepared).
+public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {
+    public typealias Message = MQTTMessageOf<Prepared>
+    public typealias Event = MQTTEventOf<Prepared>
     private let mosq: OpaquePointer
-    private let box: Unmanaged<Sink>
+    private let box: Unmanaged<Sink<Prepared>>
     /// Yields when events are waiting; take them with `drain(max:)`.
     public let wakeups: AsyncStream<Void>
     private let logger: Logger
@@ -207,21 +250,19 @@ public final class MQTTClient: @unchecked Sendable {
     private let loop: LoopThread
     private var started = false
 
-    private static let libInit: Void = { mosquitto_lib_init(); return () }()
-
     /// Takes up to `max` waiting events: urgent messages first, then the rest, each oldest first.
-    public func drain(max: Int) -> [MQTTEvent] { box.takeUnretainedValue().drain(max: max) }
+    public func drain(max: Int) -> [Event] { box.takeUnretainedValue().drain(max: max) }
     /// How many events wait: urgent ones and the rest.
     public func waiting() -> (urgent: Int, others: Int) { box.takeUnretainedValue().waiting() }
     /// Takes the urgent messages waiting (a batch in progress takes them in before it commits).
-    public func takeUrgent() -> [MQTTMessage] { box.takeUnretainedValue().drainUrgent() }
+    public func takeUrgent() -> [Message] { box.takeUnretainedValue().drainUrgent() }
     /// The intake bound's figures (`maxPendingBytes`).
     public var intake: MQTTIntakeStats { box.takeUnretainedValue().intake() }
 
     /// Gives the messages' room back to their clients' intake bounds: call it once they are
     /// committed (or given up). Messages of a client without a bound cost nothing.
-    public static func release<S: Sequence>(_ messages: S) where S.Element == MQTTMessage {
-        var sink: Sink?
+    public static func release<S: Sequence, P>(_ messages: S) where S.Element == MQTTMessageOf<P> {
+        var sink: IntakeBound?
         var sum = 0
         for m in messages where m.intakeCost > 0 {
             if let o = m.origin, o !== sink {
@@ -234,7 +275,7 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     /// Waits for and returns the next batch of events (empty when the client is gone).
-    public func nextBatch(max: Int) async -> [MQTTEvent] {
+    public func nextBatch(max: Int) async -> [Event] {
         while true {
             let b = drain(max: max)
             if !b.isEmpty { return b }
@@ -243,22 +284,25 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    /// - `maxPendingBytes`: the intake bound (see `Sink`); the consumer must `release` every
+    /// - `prepare`: what to make of each message, on the network thread (`prepared`).
+    /// - `urgent`: which messages go in the urgent queue (handed out first, and by `takeUrgent`).
+    /// - `maxPendingBytes`: the intake bound (see `IntakeBound`); the consumer must `release` every
     ///   message it takes. nil: unbounded.
     /// - `alsoWake`: yielded with this client's own `wakeups`, for a consumer draining
     ///   several clients.
     /// - `onLoopEnd`: libmosquitto's loop ended for good (a fatal code), not on a `disconnect()`.
     public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                will: MQTTWill? = nil, prepare: (@Sendable (MQTTMessage) -> (any Sendable)?)? = nil,
-                urgent: (@Sendable (MQTTMessage) -> Bool)? = nil, maxPendingBytes: Int? = nil,
+                will: MQTTWill? = nil, prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
+                urgent: (@Sendable (Message) -> Bool)? = nil, maxPendingBytes: Int? = nil,
                 alsoWake: AsyncStream<Void>.Continuation? = nil, onLoopEnd: (@Sendable (Int32) -> Void)? = nil,
                 logger: Logger) throws {
-        _ = MQTTClient.libInit
+        _ = MQTTLibrary.initialized
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { cont = $0 }
-        let sink = Sink(cont, alsoWake: alsoWake, limit: maxPendingBytes, isUrgent: urgent, prepare: prepare)
+        let sink = Sink(cont, alsoWake: alsoWake, limit: maxPendingBytes, prepare: prepare, urgent: urgent)
         box = Unmanaged.passRetained(sink)
+        // The callbacks see the sink as its non-generic base (`IntakeBound`).
         guard let m = mosquitto_new(clientId, cleanSession, box.toOpaque()) else {
             box.release()
             throw MQTTError(code: Int32(MOSQ_ERR_NOMEM.rawValue), operation: "new")
@@ -279,28 +323,24 @@ public final class MQTTClient: @unchecked Sendable {
             }, "will_set")
         }
         mosquitto_connect_callback_set(m) { _, ud, rc in
-            Unmanaged<Sink>.fromOpaque(ud!).takeUnretainedValue().put(.connected(code: rc))
+            Unmanaged<IntakeBound>.fromOpaque(ud!).takeUnretainedValue().connection(up: true, code: rc)
         }
         mosquitto_disconnect_callback_set(m) { _, ud, rc in
-            Unmanaged<Sink>.fromOpaque(ud!).takeUnretainedValue().put(.disconnected(code: rc))
+            Unmanaged<IntakeBound>.fromOpaque(ud!).takeUnretainedValue().connection(up: false, code: rc)
         }
         mosquitto_message_callback_set(m) { _, ud, msgp in
             guard let ud, let msg = msgp?.pointee, let t = msg.topic else { return }
-            let sink = Unmanaged<Sink>.fromOpaque(ud).takeUnretainedValue()
+            let sink = Unmanaged<IntakeBound>.fromOpaque(ud).takeUnretainedValue()
             let n = Int(msg.payloadlen)
             // The intake bound: may wait here (nothing is read from the broker meanwhile)
             // until the consumer has committed enough.
-            let cost = sink.limit == nil ? 0 : Sink.cost(payloadBytes: n, topicBytes: strlen(t))
+            let cost = sink.limit == nil ? 0 : IntakeBound.cost(payloadBytes: n, topicBytes: strlen(t))
             sink.admit(cost)
             let topic = String(cString: t)
             let payload: [UInt8] = n > 0 && msg.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: msg.payload, count: n)) : []
-            let now = DispatchTime.now().uptimeNanoseconds
-            var message = MQTTMessage(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain, receivedAtNs: now)
-            if cost > 0 { message.intakeCost = cost; message.origin = sink }
-            if let prepare = sink.prepare { message.prepared = prepare(message) }
-            message.urgent = sink.isUrgent?(message) ?? false
-            sink.put(.message(message), urgent: message.urgent)
+            sink.received(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain,
+                          receivedAtNs: DispatchTime.now().uptimeNanoseconds, cost: cost)
         }
     }
 
@@ -386,5 +426,30 @@ public final class MQTTClient: @unchecked Sendable {
     public static func describe(code: Int32) -> String {
         if code == 0 { return "ok" }
         return String(cString: mosquitto_connack_string(code))
+    }
+}
+
+extension MQTTClientOf where Prepared == Void {
+    /// A plain client: nothing prepared on the network thread, nothing urgent.
+    public convenience init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
+                            will: MQTTWill? = nil, maxPendingBytes: Int? = nil, alsoWake: AsyncStream<Void>.Continuation? = nil,
+                            onLoopEnd: (@Sendable (Int32) -> Void)? = nil, logger: Logger) throws {
+        try self.init(clientId: clientId, cleanSession: cleanSession, username: username, password: password, will: will,
+                      prepare: { _, _ in () }, maxPendingBytes: maxPendingBytes, alsoWake: alsoWake, onLoopEnd: onLoopEnd,
+                      logger: logger)
+    }
+}
+/// The plain client (nothing prepared).
+public typealias MQTTClient = MQTTClientOf<Void>
+
+/// libmosquitto's one-time initialisation (shared by every client type).
+enum MQTTLibrary {
+    static let initialized: Void = { mosquitto_lib_init(); return () }()
+}
+
+extension Sink where Prepared == Void {
+    /// A plain queue (tests).
+    convenience init(_ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil) {
+        self.init(c, alsoWake: alsoWake, limit: limit, prepare: { _, _ in () }, urgent: nil)
     }
 }

@@ -52,26 +52,25 @@ struct Listener: Service {
     }
 }
 
-/// Owns the MQTT links: subscribes on (re)connect, feeds the ingest pipeline, publishes
-/// replies after each commit and the appliance status. Stops intake first on shutdown.
+/// Owns the MQTT links: subscribes on (re)connect, runs the ingest loop (`IngestLoop`) on
+/// them, publishes the appliance status. Stops intake first on shutdown.
 ///
-/// Two connections to the broker, drained by one consumer:
+/// Two connections to the broker, drained by one consumer (`IngestPolicy.Link`):
 /// - the main one (`client_id`) for every device topic but kiosk scans; acks go out on it;
 /// - the kiosk one (`<client_id>-kiosk`, a persistent session of its own) for kiosk scans
 ///   only; their results go out on it. A device flood queues at the broker behind the main
 ///   connection, never in front of a scan.
-/// Each has an intake bound (CONTRACT §5: `mqtt.max_pending_bytes` in all, the kiosk link's
-/// share `kioskShare`): past it, its network thread stops reading until the writer commits.
+/// Each has an intake bound (CONTRACT §5: `mqtt.max_pending_bytes` in all, split by
+/// `IngestPolicy.intakeShare`): past it, its network thread stops reading until the writer commits.
 final class MQTTService: Service, @unchecked Sendable {
     let config: EdgeConfig
-    let client: MQTTClient
-    let kiosk: MQTTClient
-    let pipeline: IngestPipeline
+    let policy: IngestPolicy
+    let client: IngestLink
+    let kiosk: IngestLink
+    let ingest: IngestLoop
     let state: EdgeState
     let metrics: EdgeMetrics
     let logger: Logger
-    /// Wakes the consumer when either connection has events.
-    private let wakeups: AsyncStream<Void>
     private let lock = NSLock()
     private var lastStatus = ""
     private var lastStatusAt = Date.distantPast
@@ -80,21 +79,15 @@ final class MQTTService: Service, @unchecked Sendable {
     private var stallsSeen = 0
     private let rate = RateLimit()
 
-    /// The kiosk link's part of `mqtt.max_pending_bytes` (scans are small; a looping kiosk
-    /// still cannot take more).
-    static func kioskShare(_ maxPendingBytes: Int) -> Int { Swift.min(1 << 20, maxPendingBytes / 8) }
-    var kioskTopics: [String] { DeviceTopic.subscriptions(site: config.siteId).filter { $0.hasPrefix("clinic/\(config.siteId)/kiosk/") } }
-    var mainTopics: [String] { DeviceTopic.subscriptions(site: config.siteId).filter { !$0.hasPrefix("clinic/\(config.siteId)/kiosk/") } }
+    var kioskTopics: [String] { policy.subscriptions(.kiosk, site: config.siteId) }
+    var mainTopics: [String] { policy.subscriptions(.main, site: config.siteId) }
 
     init(config: EdgeConfig, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
-        self.config = config; self.pipeline = pipeline; self.state = state; self.metrics = metrics; self.logger = logger
+        self.config = config; self.state = state; self.metrics = metrics; self.logger = logger
+        let policy = pipeline.policy
+        self.policy = policy
         let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        self.wakeups = wakeups
         let will = MQTTWill(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), payload: Array(#"{"state":"offline"}"#.utf8))
-        // Decoded on libmosquitto's network threads, alongside the writer.
-        let decode: @Sendable (MQTTMessage) -> (any Sendable)? = { [site = config.siteId] m in
-            DeviceMessage.decode(topic: m.topic, payload: m.payload, site: site)
-        }
         // libmosquitto's loop ended for good: no reconnect will come. /healthz says so and the
         // watchdog is no longer fed, so systemd restarts the daemon.
         func loopEnded(_ link: String) -> @Sendable (Int32) -> Void {
@@ -105,18 +98,15 @@ final class MQTTService: Service, @unchecked Sendable {
                 wake.yield()
             }
         }
-        let share = Self.kioskShare(config.mqtt.maxPendingBytes)
-        // Fixed client ids with persistent sessions: the broker keeps QoS 1 messages for the
-        // daemon while it restarts, and while the intake bound holds it back.
-        client = try MQTTClient(clientId: config.mqtt.clientId, cleanSession: false, username: config.mqtt.username,
-                                password: config.mqtt.password, will: will, prepare: decode,
-                                // A kiosk scan still subscribed here by an older session: urgent too.
-                                urgent: { m in if case .kiosk? = m.prepared as? DeviceMessage { true } else { false } },
-                                maxPendingBytes: config.mqtt.maxPendingBytes - share, alsoWake: wake,
+        let m = config.mqtt
+        client = try IngestLink(link: .main, policy: policy, site: config.siteId, clientId: m.clientId, username: m.username,
+                                password: m.password, will: will, maxPendingBytes: m.maxPendingBytes, alsoWake: wake,
                                 onLoopEnd: loopEnded("main"), logger: logger)
-        kiosk = try MQTTClient(clientId: config.mqtt.clientId + "-kiosk", cleanSession: false, username: config.mqtt.username,
-                               password: config.mqtt.password, prepare: decode, urgent: { _ in true },
-                               maxPendingBytes: share, alsoWake: wake, onLoopEnd: loopEnded("kiosk"), logger: logger)
+        kiosk = try IngestLink(link: .kiosk, policy: policy, site: config.siteId, clientId: m.clientId + "-kiosk",
+                               username: m.username, password: m.password, will: nil, maxPendingBytes: m.maxPendingBytes,
+                               alsoWake: wake, onLoopEnd: loopEnded("kiosk"), logger: logger)
+        ingest = IngestLoop(policy: policy, main: client, kiosk: kiosk, wakeups: wakeups, pipeline: pipeline, state: state,
+                            metrics: metrics, logger: logger)
     }
 
     func statusPayload() -> (String, String) {
@@ -157,30 +147,8 @@ final class MQTTService: Service, @unchecked Sendable {
         try client.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
         try kiosk.connect(host: config.mqtt.host, port: config.mqtt.port, keepalive: config.mqtt.keepaliveSeconds)
         await cancelWhenGracefulShutdown {
-            // Messages of a batch that stopped early for a scan: they go next, behind the scans.
-            var carry: [MQTTMessage] = []
-            while !Task.isCancelled {
-                let room = Swift.max(1, IngestPipeline.maxBatch - carry.count)
-                let events = carry.isEmpty ? await self.nextEvents(max: room) : self.drainBoth(max: room)
-                let received = self.handle(events, carry: carry)
-                let messages = carry.isEmpty ? await self.linger(received) : received
-                carry = []
-                if !messages.isEmpty {
-                    // The batch in hand is finished even when shutdown starts meanwhile.
-                    self.state.busy("ingest")
-                    let done = await Task { await self.process(messages) }.value
-                    self.state.idle("ingest")
-                    carry = Array(messages[done...])
-                }
-            }
-            // Shutdown: what was already received (and acknowledged to the broker) is still
-            // recorded; bounded, so a flood cannot hold the shutdown up.
-            let deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
-            while DispatchTime.now().uptimeNanoseconds < deadline {
-                let messages = self.handle(self.drainBoth(max: IngestPipeline.maxBatch), carry: carry)
-                if messages.isEmpty { break }
-                let done = await Task { await self.process(messages) }.value
-                carry = Array(messages[done...])
+            await self.ingest.run { link, up, code in
+                if up { self.linkUp(kiosk: link == .kiosk, code: code) } else { self.linkDown(kiosk: link == .kiosk, code: code) }
             }
         }
         // Intake stopped: say so, then disconnect cleanly (which suppresses the will).
@@ -193,62 +161,6 @@ final class MQTTService: Service, @unchecked Sendable {
         client.waitStopped(timeout: 3); kiosk.waitStopped(timeout: 1)
         state.setMQTTConnected(false)
         logger.info("mqtt: intake stopped, offline status published")
-    }
-
-    /// Both connections' events: the kiosk link's first.
-    private struct Events { var kiosk: [MQTTEvent] = [], main: [MQTTEvent] = []; var isEmpty: Bool { kiosk.isEmpty && main.isEmpty } }
-    private func drainBoth(max: Int) -> Events {
-        let k = kiosk.drain(max: max)
-        return Events(kiosk: k, main: client.drain(max: Swift.max(1, max - k.count)))
-    }
-    /// Waits until either connection has events (empty when shutting down).
-    private func nextEvents(max: Int) async -> Events {
-        while !Task.isCancelled {
-            let e = drainBoth(max: max)
-            if !e.isEmpty { return e }
-            var it = wakeups.makeAsyncIterator()
-            if await it.next() == nil { break }
-        }
-        return drainBoth(max: max)
-    }
-
-    /// Under a steady stream (at least `lingerFrom` messages came during the last batch), a
-    /// small batch of telemetry waits up to `lingerNs` for more: every commit (and its WAL
-    /// write and fsync) then carries several times more messages, which is what lets a busy
-    /// box keep up. A lone message never waits; nor does a batch with a scan in hand, and the
-    /// wait ends as soon as one arrives (a patient is waiting).
-    static let lingerFrom = 8
-    static let lingerBelow = 64
-    static let lingerNs: UInt64 = 2_000_000
-    private func linger(_ messages: [MQTTMessage]) async -> [MQTTMessage] {
-        guard messages.count >= Self.lingerFrom, messages.count < Self.lingerBelow, !messages.contains(where: \.urgent) else { return messages }
-        let deadline = DispatchTime.now().uptimeNanoseconds + Self.lingerNs
-        while DispatchTime.now().uptimeNanoseconds < deadline {
-            do { try await Task.sleep(nanoseconds: 250_000) } catch { break }   // shutting down
-            let w = client.waiting(), k = kiosk.waiting()
-            if w.urgent + k.urgent + k.others > 0 || messages.count + w.others >= Self.lingerBelow { break }
-        }
-        // Scans that came meanwhile go first, then the messages in hand, then the newer ones.
-        return handle(drainBoth(max: IngestPipeline.maxBatch - messages.count), carry: messages)
-    }
-
-    /// Connection events are handled here; messages come back in processing order: urgent
-    /// ones (kiosk scans, drained first), then the carried-over rest of the last batch, then
-    /// the others.
-    private func handle(_ events: Events, carry: [MQTTMessage]) -> [MQTTMessage] {
-        var urgent: [MQTTMessage] = [], others: [MQTTMessage] = []
-        for (link, list) in [(true, events.kiosk), (false, events.main)] {
-            for e in list {
-                switch e {
-                case .connected(let code): linkUp(kiosk: link, code: code)
-                case .disconnected(let code): linkDown(kiosk: link, code: code)
-                case .message(let m):
-                    if m.urgent { urgent.append(m) } else { others.append(m) }
-                }
-            }
-        }
-        if carry.isEmpty && urgent.isEmpty { return others }
-        return urgent + carry + others
     }
 
     private func linkUp(kiosk link: Bool, code: Int32) {
@@ -283,44 +195,6 @@ final class MQTTService: Service, @unchecked Sendable {
         lock.unlock()
         state.setMQTTConnected(false)
         if code != 0 { logger.warning("mqtt: \(link ? "kiosk connection" : "connection") lost (\(code)); reconnecting") }
-    }
-
-    /// One batch through the pipeline; replies published after its commit: kiosk results on
-    /// the kiosk link (QoS 1), acks on the main one (QoS 0: a lost ack only means a resend,
-    /// CONTRACT §1). Returns how many messages it took; those and the scans it took in while
-    /// it ran give their room back to the intake bound.
-    private func process(_ messages: [MQTTMessage]) async -> Int {
-        let client = self.client, kiosk = self.kiosk, metrics = self.metrics, logger = self.logger
-        let jumpers = Jumpers()
-        let done = await pipeline.process(messages, takeUrgent: {
-            let taken = kiosk.takeUrgent() + client.takeUrgent()
-            jumpers.add(taken)
-            return taken
-        }) { reply in
-            do {
-                if reply.kioskResult {
-                    try kiosk.publish(topic: reply.topic, text: reply.payload, qos: 1, retain: false)
-                } else {
-                    try client.publish(topic: reply.topic, text: reply.payload, qos: 0, retain: false)
-                }
-            } catch {
-                logger.warning("mqtt: reply not published: \(error)")
-            }
-            if let (t0, outcome) = reply.checkin {
-                metrics.checkin(outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-        }
-        MQTTClient.release(messages[..<done])
-        MQTTClient.release(jumpers.all)
-        return done
-    }
-
-    /// The scans a batch took in while it ran.
-    private final class Jumpers: @unchecked Sendable {
-        private let lock = NSLock()
-        private var list: [MQTTMessage] = []
-        func add(_ m: [MQTTMessage]) { guard !m.isEmpty else { return }; lock.lock(); list += m; lock.unlock() }
-        var all: [MQTTMessage] { lock.lock(); defer { lock.unlock() }; return list }
     }
 }
 
@@ -394,31 +268,28 @@ public enum Daemon {
             metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: nowMs)
         }
         refreshFigures(nowMs: Time.nowMs())
-        let housekeeping = LoopService(description: "housekeeping") {
-            var tick = 0
-            while !Task.isCancelled {
-                state.busy("housekeeping")
-                let now = Time.nowMs(), mono = DispatchTime.now().uptimeNanoseconds
-                if let jump = clockWatch.observe(wallMs: now, monoNs: mono) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
-                // Purges judge age by the wall clock: not within the hour after a jump.
-                let clockSteady = clockWatch.sinceLastJumpNs(monoNs: mono).map { $0 > 3_600_000_000_000 } ?? true
+        let housekeeping = Housekeeping(jobs: [
+            PeriodicJob("status figures", every: .seconds(1)) { now in
                 refreshFigures(nowMs: now)
                 metrics.cloudUp(state.cloudState(nowMs: now) == .online)
-                await budget.enforce()
-                if tick % 10 == 0 && clockSteady { await budget.purgeBounded() }
-                if tick % 3600 == 0 && clockSteady { _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) } }
-                // The console certificate's end, said at start and then once a day.
-                if tick % 86_400 == 0, let end = consoleTLS?.notValidAfter,
+            },
+            PeriodicJob("disk budget", every: .seconds(1)) { _ in await budget.enforce() },
+            PeriodicJob("bounded tables purge", every: .seconds(10), needsSteadyClock: true) { _ in await budget.purgeBounded() },
+            PeriodicJob("old messages purge", every: .seconds(3600), needsSteadyClock: true) { now in
+                _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) }
+            },
+            // The console certificate's end, said at start and then once a day.
+            PeriodicJob("console certificate", every: .seconds(86_400)) { now in
+                if let end = consoleTLS?.notValidAfter,
                    let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {
                     if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
                 }
+            },
+            PeriodicJob("mqtt status", every: .seconds(1)) { _ in
                 mqtt.publishStatus(force: false)
                 mqtt.noteStalls()
-                tick += 1
-                state.idle("housekeeping")
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+            },
+        ], clockWatch: clockWatch, state: state, metrics: metrics, logger: logger)
         let checkpoints = LoopService(description: "checkpoints") {
             var failures = 0
             while !Task.isCancelled {

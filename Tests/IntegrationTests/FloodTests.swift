@@ -213,8 +213,8 @@ struct FloodTests {
 /// goes on when the consumer gives room back, and never waits once the client is stopping.
 @Suite("MQTT intake bound")
 struct IntakeBoundTests {
-    static func put(_ sink: Sink, _ n: Int, bytes: Int) {
-        let cost = Sink.cost(payloadBytes: bytes, topicBytes: 10)
+    static func put(_ sink: Sink<Void>, _ n: Int, bytes: Int) {
+        let cost = IntakeBound.cost(payloadBytes: bytes, topicBytes: 10)
         sink.admit(cost)
         var m = MQTTMessage(topic: "t", payload: Array(repeating: 0, count: bytes), qos: 1, retain: false, receivedAtNs: UInt64(n))
         m.intakeCost = cost; m.origin = sink
@@ -224,8 +224,8 @@ struct IntakeBoundTests {
     @Test("Past the bound the putting thread waits; released room lets it go on; a stopping client never waits; a lone large message is taken")
     func bound() async throws {
         let (_, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let cost = Sink.cost(payloadBytes: 1000, topicBytes: 10)
-        let sink = Sink(cont, limit: 10 * cost, isUrgent: nil, prepare: nil)
+        let cost = IntakeBound.cost(payloadBytes: 1000, topicBytes: 10)
+        let sink = Sink(cont, limit: 10 * cost)
         for n in 0..<10 { Self.put(sink, n, bytes: 1000) }
         #expect(sink.intake().heldBytes == 10 * cost)
         // The 11th waits (on its own thread, as libmosquitto's would).
@@ -254,7 +254,7 @@ struct IntakeBoundTests {
     @Test("A client without a bound never waits, and its messages cost nothing")
     func unbounded() {
         let (_, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let sink = Sink(cont, isUrgent: nil, prepare: nil)
+        let sink = Sink(cont)
         for n in 0..<1000 { sink.admit(0); sink.put(.message(MQTTMessage(topic: "t", payload: [], qos: 1, retain: false, receivedAtNs: UInt64(n)))) }
         #expect(sink.intake().heldBytes == 0 && sink.intake().limitBytes == nil)
         #expect(sink.waiting().others == 1000)

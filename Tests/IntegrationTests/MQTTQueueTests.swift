@@ -16,7 +16,7 @@ struct MQTTQueueTests {
     func urgentFirst() {
         let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         _ = stream
-        let sink = Sink(cont, isUrgent: nil, prepare: nil)
+        let sink = Sink(cont)
         for n in 0..<5 { sink.put(Self.message("clinic/s/room/r/presence/p", n, urgent: false)) }
         sink.put(Self.message("clinic/s/kiosk/k1/scan", 100, urgent: true), urgent: true)
         sink.put(Self.message("clinic/s/room/r/presence/p", 5, urgent: false))
@@ -33,7 +33,7 @@ struct MQTTQueueTests {
     @Test("20,000 messages drained in small batches while more arrive: each exactly once, in order")
     func manyDrains() {
         let (_, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let sink = Sink(cont, isUrgent: nil, prepare: nil)
+        let sink = Sink(cont)
         var out: [Int] = []
         var next = 0
         // 300 in, 256 out per round: the queue grows, so its front is compacted on the way.

@@ -26,11 +26,12 @@ final class IngestPipeline: Sendable {
     let ids = UUIDv7.shared
     /// A batch is bounded by count and by time; it also ends early (after the message in hand)
     /// when a kiosk scan is waiting, so a patient never waits behind a telemetry burst.
-    static let maxBatch = 256
-    static let maxBatchNs: UInt64 = 20_000_000
+    let policy: IngestPolicy
 
-    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, budget: StorageBudget, logger: Logger) {
+    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, budget: StorageBudget,
+         policy: IngestPolicy = .standard, logger: Logger) {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.budget = budget; self.logger = logger
+        self.policy = policy
         iotPrefix = "{\"tenant_id\":" + JSONText.quote(config.tenantId) + ",\"site_id\":" + JSONText.quote(config.siteId)
     }
     /// `{"tenant_id":…,"site_id":…` — the same start of every `integration/iot.event`.
@@ -39,7 +40,7 @@ final class IngestPipeline: Sendable {
     // MARK: the batch
 
     /// Processes the messages in one transaction, then publishes the replies. Returns how
-    /// many were processed (a prefix): it stops early after `maxBatchNs`, or when a scan
+    /// many were processed (a prefix): it stops early (`IngestPolicy.step`) after `maxBatchNs`, or when a scan
     /// arrives while it is busy with other messages — then `takeUrgent` hands it the scans,
     /// which join this transaction, and it commits at once. The caller hands the rest back in
     /// the next batch. Before the commit, the disk budget is checked (`StorageBudget.makeRoom`:
@@ -48,31 +49,33 @@ final class IngestPipeline: Sendable {
     /// (no ack, no result: devices resend), the failure is counted, logged and reported to
     /// /healthz, and the count returned is all of them.
     @discardableResult
-    func process(_ messages: [MQTTMessage], takeUrgent: @Sendable () -> [MQTTMessage] = { [] }, publish: (Reply) -> Void) async -> Int {
-        let works: [(MQTTMessage, DeviceMessage)] = messages.map { ($0, decoded($0)) }
+    func process(_ messages: [IngestMessage], takeUrgent: @Sendable () -> [IngestMessage] = { [] },
+                 publish: (Reply) -> Void) async -> Int {
+        let policy = self.policy
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
         do {
             let o: Batch = try await db.write { db in
                 var o = Batch()
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                for (m, w) in works {
+                loop: for m in messages {
                     // Scans come first and are committed on their own; other messages until
                     // the time bound, or until a scan arrives: it joins this transaction,
                     // which then commits (one fsync between the scan and its result).
-                    if o.done > 0 && !m.urgent {
-                        if works[o.done - 1].0.urgent { break }
-                        let jumpers = takeUrgent()
-                        if !jumpers.isEmpty {
-                            let now = Time.nowMs()
-                            for j in jumpers {
-                                try self.apply(self.decoded(j), message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry, &o)
-                            }
-                            break
+                    var jumpers: [IngestMessage] = []
+                    switch policy.step(taken: o.done, nextUrgent: m.urgent, lastUrgent: o.done > 0 && messages[o.done - 1].urgent,
+                                       elapsedNs: DispatchTime.now().uptimeNanoseconds - t0,
+                                       scansArrived: { jumpers = takeUrgent(); return !jumpers.isEmpty }) {
+                    case .take: break
+                    case .commit: break loop
+                    case .joinScansAndCommit:
+                        let now = Time.nowMs()
+                        for j in jumpers {
+                            try self.apply(j.prepared, message: j, db: db, nowMs: now, refuseTelemetry: refuseTelemetry, &o)
                         }
-                        if DispatchTime.now().uptimeNanoseconds - t0 > IngestPipeline.maxBatchNs { break }
+                        break loop
                     }
-                    try self.apply(w, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry, &o)
+                    try self.apply(m.prepared, message: m, db: db, nowMs: nowMs, refuseTelemetry: refuseTelemetry, &o)
                     o.done += 1
                 }
                 try db.enqueueAll(o.events)
@@ -94,11 +97,6 @@ final class IngestPipeline: Sendable {
             budget.commitFailed(error, messages: messages.count)
             return messages.count
         }
-    }
-
-    /// The message as decoded on the network thread (`MQTTService`'s `prepare`), or decoded now.
-    private func decoded(_ m: MQTTMessage) -> DeviceMessage {
-        (m.prepared as? DeviceMessage) ?? DeviceMessage.decode(topic: m.topic, payload: m.payload, site: config.siteId)
     }
 
     /// What one batch builds up while it runs in its transaction.
@@ -163,7 +161,7 @@ final class IngestPipeline: Sendable {
                                        data: data, nowMs: nowMs, ids: ids))
     }
 
-    private func apply(_ w: DeviceMessage, message m: MQTTMessage, db: StoreTransaction, nowMs: Int64, refuseTelemetry: Bool,
+    private func apply(_ w: DeviceMessage, message m: IngestMessage, db: StoreTransaction, nowMs: Int64, refuseTelemetry: Bool,
                        _ o: inout Batch) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
             try db.recordRejection(topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
