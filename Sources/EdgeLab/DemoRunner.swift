@@ -6,6 +6,7 @@ import EdgeStore
 import EdgeTestSupport
 import Foundation
 import Logging
+import Synchronization
 
 /// `medic-edge demo`: the real parts on free loopback ports (mosquitto, the cloud stub, the
 /// daemon as a subprocess of this very binary), the device simulators in-process, and a
@@ -420,17 +421,16 @@ struct DemoRunner {
 }
 
 /// A thread-safe boolean for event handlers.
-final class DemoFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isOn: Bool { lock.withLock { value } }
-    func set(_ v: Bool) { lock.withLock { value = v } }
+final class DemoFlag: Sendable {
+    private let value = Mutex(false)
+    var isOn: Bool { value.withLock { $0 } }
+    func set(_ v: Bool) { value.withLock { $0 = v } }
     /// True the first time only.
-    func setOnce() -> Bool { lock.withLock { defer { value = true }; return !value } }
+    func setOnce() -> Bool { value.withLock { v in defer { v = true }; return !v } }
 }
 
 /// What the demo started, for the cleanup (also after Ctrl-C or a failed step).
-final class DemoWorld: @unchecked Sendable {
+final class DemoWorld: Sendable {
     struct Parts {
         var root: String?
         var broker: Broker?
@@ -442,21 +442,20 @@ final class DemoWorld: @unchecked Sendable {
         var simStopped = false
         var storyDone = false
     }
-    private let lock = NSLock()
-    private var parts = Parts()
+    private let parts = Mutex(Parts())
 
-    func set(_ f: (inout Parts) -> Void) { lock.withLock { f(&parts) } }
-    var storyDone: Bool { lock.withLock { parts.storyDone } }
+    func set(_ f: (inout Parts) -> Void) { parts.withLock { f(&$0) } }
+    var storyDone: Bool { parts.withLock { $0.storyDone } }
 
     /// Second Ctrl-C: no cleanup, just make sure no child survives.
     func forceKill() {
-        let p = lock.withLock { parts }
+        let p = parts.withLock { $0 }
         if let pid = p.daemon?.pid { kill(pid, SIGKILL) }
         if let pid = p.broker?.pid { kill(pid, SIGKILL) }
     }
 
     func cleanup(_ log: StoryLog) async {
-        let p = lock.withLock { parts }
+        let p = parts.withLock { $0 }
         if let sim = p.sim, !p.simStopped { await sim.stop() }
         _ = await p.staff?.value // a short-lived `medic-edge staff add` child (bounded by its own time-out)
         try? p.reader?.close()

@@ -2,6 +2,7 @@ import EdgeCore
 import EdgeSimulators
 import EdgeTestSupport
 import Foundation
+import Synchronization
 
 // What `simulate` and `demo` show on the terminal: Ctrl-C handling (`InterruptHandler`), the
 // story's timestamped lines (`StoryLog`) and the wording of simulator events (`SimText`). The
@@ -11,9 +12,9 @@ import Foundation
 /// Ctrl-C and SIGTERM for a command that must clean up: the first signal calls `onSignal`
 /// (which cancels the work; cleanup follows), a second one calls `onForce` and exits 130.
 final class InterruptHandler: @unchecked Sendable {
-    private let lock = NSLock()
+    // @unchecked: DispatchSourceSignal is not Sendable; `sources` is written in init only, then just kept alive.
     private var sources: [DispatchSourceSignal] = []
-    private var count = 0
+    private let count = Mutex(0)
 
     init(signals: [Int32] = [SIGINT, SIGTERM], onSignal: @escaping @Sendable (Int32) -> Void,
          onForce: @escaping @Sendable () -> Void = {}) {
@@ -22,7 +23,7 @@ final class InterruptHandler: @unchecked Sendable {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler { [weak self] in
                 guard let self else { return }
-                self.lock.lock(); self.count += 1; let n = self.count; self.lock.unlock()
+                let n = self.count.withLock { $0 += 1; return $0 }
                 if n == 1 { onSignal(sig) } else {
                     onForce()
                     FileHandle.standardError.write(Data("medic-edge: stopped at once (second signal)\n".utf8))
@@ -34,25 +35,26 @@ final class InterruptHandler: @unchecked Sendable {
         }
     }
 
-    var interrupted: Bool { lock.lock(); defer { lock.unlock() }; return count > 0 }
+    var interrupted: Bool { count.withLock { $0 > 0 } }
 }
 
 /// Plain lines with a timestamp, written at once (unbuffered, so a pipe sees them as they
 /// happen), never interleaved.
-final class StoryLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private let formatter: DateFormatter
+final class StoryLog: Sendable {
+    /// The formatter (not thread-safe) and, while held, the right to write to stdout.
+    private let formatter: Mutex<DateFormatter>
     let zone: TimeZone
 
     init(zone: TimeZone) {
         self.zone = zone
-        formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = zone
-        formatter.dateFormat = "HH:mm:ss"
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = zone
+        f.dateFormat = "HH:mm:ss"
+        formatter = Mutex(f)
     }
 
-    func clock(_ d: Date = Date()) -> String { lock.lock(); defer { lock.unlock() }; return formatter.string(from: d) }
+    func clock(_ d: Date = Date()) -> String { formatter.withLock { $0.string(from: d) } }
 
     /// `HH:mm:ss  topic    text`
     func line(_ topic: String, _ text: String) {
@@ -63,8 +65,7 @@ final class StoryLog: @unchecked Sendable {
     func plain(_ text: String) { write(text + "\n") }
 
     private func write(_ s: String) {
-        lock.lock(); defer { lock.unlock() }
-        FileHandle.standardOutput.write(Data(s.utf8))
+        formatter.withLock { _ in FileHandle.standardOutput.write(Data(s.utf8)) }
     }
 }
 

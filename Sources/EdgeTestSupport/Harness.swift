@@ -3,6 +3,7 @@ import EdgeHTTPClient
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// Real parts for tests and the demo: a mosquitto on a free loopback port, the daemon as a
 /// subprocess of the built binary, an MQTT client that records what it receives. Every wait
@@ -296,20 +297,23 @@ extension Harness {
 }
 
 /// An MQTT client for tests and simulators: publishes, and records what it receives.
-public final class TestMQTT: @unchecked Sendable {
+public final class TestMQTT: Sendable {
     public let client: MQTTClient
-    private let lock = NSLock()
-    private var received: [MQTTMessage] = []
-    private var connected = false
-    private var pump: Task<Void, Never>?
+    private struct State {
+        var received: [MQTTMessage] = []
+        var connected = false
+        var pump: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
 
     public init(port: Int, clientId: String = "test-\(UUID().uuidString.prefix(8))", will: MQTTWill? = nil) async throws {
         client = try TestMQTT.loopbackClient(port: port, clientId: clientId, will: will, label: "test-mqtt")
-        pump = TestMQTT.pump(client, max: 1000) { [weak self] events in
+        let pump = TestMQTT.pump(client, max: 1000) { [weak self] events in
             guard let self else { return false }
             self.absorb(events)
             return true
         }
+        state.withLock { $0.pump = pump }
         try await Harness.waitUntil("test MQTT connect", timeout: 10) { self.isConnected }
     }
     /// A clean-session client connected to the broker on loopback `port`, logging errors only.
@@ -331,16 +335,17 @@ public final class TestMQTT: @unchecked Sendable {
         }
     }
     private func absorb(_ events: [MQTTEvent]) {
-        lock.lock(); defer { lock.unlock() }
-        for e in events {
-            switch e {
-            case .connected(let code): if code == 0 { connected = true }
-            case .disconnected: connected = false
-            case .message(let m): received.append(m)
+        state.withLock { s in
+            for e in events {
+                switch e {
+                case .connected(let code): if code == 0 { s.connected = true }
+                case .disconnected: s.connected = false
+                case .message(let m): s.received.append(m)
+                }
             }
         }
     }
-    public var isConnected: Bool { lock.lock(); defer { lock.unlock() }; return connected }
+    public var isConnected: Bool { state.withLock { $0.connected } }
 
     public func subscribe(_ topic: String) async throws {
         try client.subscribe([topic], qos: 1)
@@ -352,12 +357,11 @@ public final class TestMQTT: @unchecked Sendable {
     public func publish(_ topic: String, bytes: [UInt8]) throws { try client.publish(topic: topic, payload: bytes, qos: 1) }
 
     public func messages(on topic: String) -> [MQTTMessage] {
-        lock.lock(); defer { lock.unlock() }
-        return received.filter { $0.topic == topic }
+        state.withLock { $0.received.filter { $0.topic == topic } }
     }
     public func texts(on topic: String) -> [String] { messages(on: topic).map { String(decoding: $0.payload, as: UTF8.self) } }
     public func json(on topic: String) -> [JSON] { messages(on: topic).compactMap { try? JSON.parse($0.payload) } }
-    public func clear() { lock.lock(); received = []; lock.unlock() }
+    public func clear() { state.withLock { $0.received = [] } }
 
     /// Waits until `count` messages on `topic` satisfy `match`; returns them.
     @discardableResult
@@ -372,23 +376,22 @@ public final class TestMQTT: @unchecked Sendable {
 
     public func close() {
         client.disconnect()
-        pump?.cancel()
+        state.withLock { $0.pump }?.cancel()
     }
-    deinit { pump?.cancel() }
+    deinit { state.withLock { $0.pump }?.cancel() }
 }
 
 /// The folders `Harness.tempDir` made, removed at exit.
-final class TempDirs: @unchecked Sendable {
+final class TempDirs: Sendable {
     static let shared = TempDirs()
-    private let lock = NSLock()
-    private var paths: [String] = []
+    private let paths = Mutex<[String]>([])
     private init() {
         atexit { TempDirs.shared.removeAll() }
     }
-    func add(_ p: String) { lock.lock(); paths.append(p); lock.unlock() }
+    func add(_ p: String) { paths.withLock { $0.append(p) } }
     func removeAll() {
         if ProcessInfo.processInfo.environment["MEDIC_EDGE_KEEP_TEMP"] == "1" { return }
-        lock.lock(); let all = paths; paths = []; lock.unlock()
+        let all = paths.withLock { ps in defer { ps = [] }; return ps }
         for p in all { try? FileManager.default.removeItem(atPath: p) }
     }
 }
@@ -426,37 +429,41 @@ extension Harness {
 
 /// Counts the distinct payloads received on a topic filter (e.g. every device ack) without
 /// keeping the messages: for floods of hundreds of thousands.
-public final class TopicCounter: @unchecked Sendable {
+public final class TopicCounter: Sendable {
     private let client: MQTTClient
-    private let lock = NSLock()
-    private var seen = Set<[UInt8]>()
-    private var total = 0
-    private var connected = false
-    private var pump: Task<Void, Never>?
+    private struct State {
+        var seen = Set<[UInt8]>()
+        var total = 0
+        var connected = false
+        var pump: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
 
     public init(port: Int, filter: String) async throws {
         client = try TestMQTT.loopbackClient(port: port, clientId: "counter-\(UUID().uuidString.prefix(8))", label: "topic-counter")
-        pump = TestMQTT.pump(client, max: 4096) { [weak self] events in
+        let pump = TestMQTT.pump(client, max: 4096) { [weak self] events in
             guard let self else { return false }
             self.absorb(events)
             return true
         }
-        try await Harness.waitUntil("counter MQTT connect", timeout: 10) { self.lock.withLock { self.connected } }
+        state.withLock { $0.pump = pump }
+        try await Harness.waitUntil("counter MQTT connect", timeout: 10) { self.state.withLock { $0.connected } }
         try client.subscribe([filter], qos: 1)
         try await Task.sleep(for: .milliseconds(100))
     }
     private func absorb(_ events: [MQTTEvent]) {
-        lock.lock(); defer { lock.unlock() }
-        for e in events {
-            switch e {
-            case .connected(let code): if code == 0 { connected = true }
-            case .disconnected: connected = false
-            case .message(let m): total += 1; seen.insert(m.payload)
+        state.withLock { s in
+            for e in events {
+                switch e {
+                case .connected(let code): if code == 0 { s.connected = true }
+                case .disconnected: s.connected = false
+                case .message(let m): s.total += 1; s.seen.insert(m.payload)
+                }
             }
         }
     }
     /// (distinct payloads, messages in all)
-    public var counts: (distinct: Int, total: Int) { lock.withLock { (seen.count, total) } }
-    public func close() { client.disconnect(); pump?.cancel() }
-    deinit { pump?.cancel() }
+    public var counts: (distinct: Int, total: Int) { state.withLock { ($0.seen.count, $0.total) } }
+    public func close() { client.disconnect(); state.withLock { $0.pump }?.cancel() }
+    deinit { state.withLock { $0.pump }?.cancel() }
 }

@@ -2,6 +2,7 @@ import EdgeCore
 @testable import EdgeMQTT
 import EdgeTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// CONTRACT §5 "Intake bound" and §4 `/healthz`: a device flood neither grows the daemon's
@@ -263,12 +264,11 @@ struct IntakeBoundTests {
 
 /// A "broker" that accepts the CONNECT, answers CONNACK, then sends a packet of a reserved
 /// type: a protocol error, after which libmosquitto's loop returns for good.
-final class BrokenBroker: @unchecked Sendable {
+final class BrokenBroker: Sendable {
     let port: Int
     private let fd: Int32
-    private let lock = NSLock()
-    private var count = 0
-    var connections: Int { lock.withLock { count } }
+    private let count = Mutex(0)
+    var connections: Int { count.withLock { $0 } }
 
     init() {
         (fd, port) = Harness.holdPort()
@@ -277,7 +277,7 @@ final class BrokenBroker: @unchecked Sendable {
             while true {
                 let c = accept(listener, nil, nil)
                 if c < 0 { return }
-                lock.withLock { count += 1 }
+                count.withLock { $0 += 1 }
                 var buf = [UInt8](repeating: 0, count: 1024)
                 _ = read(c, &buf, buf.count)                              // CONNECT
                 let reply: [UInt8] = [0x20, 0x02, 0x00, 0x00, 0x00, 0x00]  // CONNACK ok, then type 0

@@ -8,6 +8,7 @@ import Foundation
 import GRDB
 import Logging
 @testable import MedicEdge
+import Synchronization
 import Testing
 
 /// The uplink against a hostile cloud (CONTRACT §2): bad Retry-After values, answers that
@@ -325,12 +326,11 @@ struct RawAnswer: Sendable {
 
 /// Listens on a free loopback port; each connection carries one request, answered with the
 /// handler's bytes exactly as given, then ended as told (close, an RST, or a hang).
-final class RawHTTPServer: @unchecked Sendable {
+final class RawHTTPServer: Sendable {
     let fd: Int32
     let port: Int
     let handler: @Sendable (RawRequest) -> RawAnswer
-    private let lock = NSLock()
-    private var stopped = false
+    private let stopped = Mutex(false)
 
     init(handler: @escaping @Sendable (RawRequest) -> RawAnswer) throws {
         self.handler = handler
@@ -343,7 +343,7 @@ final class RawHTTPServer: @unchecked Sendable {
     }
 
     func stop() {
-        lock.withLock { stopped = true }
+        stopped.withLock { $0 = true }
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
     }
@@ -352,7 +352,7 @@ final class RawHTTPServer: @unchecked Sendable {
         while true {
             let c = accept(fd, nil, nil)
             if c < 0 {
-                if lock.withLock({ stopped }) { return }
+                if stopped.withLock({ $0 }) { return }
                 if errno == EINTR { continue }
                 return
             }
@@ -413,28 +413,30 @@ final class RawHTTPServer: @unchecked Sendable {
 /// A seeded cloud that answers the Event API either as Inngest does (the events are then
 /// recorded as delivered) or with one of many hostile answers (nothing recorded), until
 /// `hostileTarget` hostile answers were served; then, once healed, always as Inngest.
-final class FuzzCloud: @unchecked Sendable {
-    private let lock = NSLock()
-    private var rng: SimRandom
+final class FuzzCloud: Sendable {
+    private struct State {
+        var rng: SimRandom
+        var healed = false
+        var delivered: [JSON] = []
+        var kinds: [String: Int] = [:]
+        var hostileCount = 0
+        var goodCount = 0
+    }
+    private let state: Mutex<State>
     private let hostileTarget: Int
     private let goodShare: Double
-    private var healed = false
-    private var delivered: [JSON] = []
-    private var kinds: [String: Int] = [:]
-    private(set) var hostileCount = 0
-    private(set) var goodCount = 0
 
     init(seed: UInt64, hostileTarget: Int, goodShare: Double) {
-        rng = SimRandom(seed: seed)
+        state = Mutex(State(rng: SimRandom(seed: seed)))
         self.hostileTarget = hostileTarget
         self.goodShare = goodShare
     }
 
-    var hostileServed: Int { lock.withLock { hostileCount } }
-    var goodServed: Int { lock.withLock { goodCount } }
-    func heal() { lock.withLock { healed = true } }
-    func deliveredEvents() -> [JSON] { lock.withLock { delivered } }
-    func kindsServed() -> [String: Int] { lock.withLock { kinds } }
+    var hostileServed: Int { state.withLock { $0.hostileCount } }
+    var goodServed: Int { state.withLock { $0.goodCount } }
+    func heal() { state.withLock { $0.healed = true } }
+    func deliveredEvents() -> [JSON] { state.withLock { $0.delivered } }
+    func kindsServed() -> [String: Int] { state.withLock { $0.kinds } }
 
     static func response(_ status: String, headers: [String] = [], body: [UInt8], length: Int? = nil) -> [UInt8] {
         var h = "HTTP/1.1 \(status)\r\n"
@@ -463,13 +465,13 @@ final class FuzzCloud: @unchecked Sendable {
         }
         let events = (try? JSON.parse(req.body))?.arrayValue ?? []
         let ids = events.compactMap { $0["id"]?.stringValue }
-        return lock.withLock { () -> RawAnswer in
-            let good = healed || hostileCount >= hostileTarget || Double(rng.next() % 1000) / 1000 < goodShare
+        return state.withLock { s -> RawAnswer in
+            let good = s.healed || s.hostileCount >= hostileTarget || Double(s.rng.next() % 1000) / 1000 < goodShare
             if good {
-                goodCount += 1
-                delivered += events
+                s.goodCount += 1
+                s.delivered += events
                 // Inngest's answer, in a few framings that are all valid HTTP.
-                switch rng.next() % 4 {
+                switch s.rng.next() % 4 {
                 case 0: return RawAnswer(bytes: Self.response("200 OK", headers: ["Content-Type: application/json"], body: Self.idsBody(ids)))
                 case 1: return RawAnswer(bytes: Self.response("201 Created", body: Self.idsBody(ids)))
                 case 2:
@@ -489,16 +491,16 @@ final class FuzzCloud: @unchecked Sendable {
                 default: return RawAnswer(bytes: Array("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n".utf8) + Self.idsBody(ids))
                 }
             }
-            hostileCount += 1
-            let kind = Int(rng.next() % 12)
-            func pick<T>(_ a: [T]) -> T { a[Int(rng.next() % UInt64(a.count))] }
+            s.hostileCount += 1
+            let kind = Int(s.rng.next() % 12)
+            func pick<T>(_ a: [T]) -> T { a[Int(s.rng.next() % UInt64(a.count))] }
             var headers: [String] = []
-            if rng.next() % 2 == 0 { headers.append("Retry-After: " + pick(Self.junkRetryAfter)) }
-            if rng.next() % 4 == 0 { headers.append("X-Junk-\(rng.next() % 100): " + String(repeating: "j", count: Int(rng.next() % 4000))) }
+            if s.rng.next() % 2 == 0 { headers.append("Retry-After: " + pick(Self.junkRetryAfter)) }
+            if s.rng.next() % 4 == 0 { headers.append("X-Junk-\(s.rng.next() % 100): " + String(repeating: "j", count: Int(s.rng.next() % 4000))) }
             let badBodies: [[UInt8]] = [
                 [], Array("<html><body>Portal cativo</body></html>".utf8), Array(#"{"ok":true}"#.utf8), Array(#"{"ids":[]}"#.utf8),
                 Self.idsBody(ids + ["extra"]), Array(#"{"ids":"all"}"#.utf8), Array("[]".utf8), Array("null".utf8),
-                Array(String(repeating: "[", count: 5000).utf8), (0..<64).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                Array(String(repeating: "[", count: 5000).utf8), (0..<64).map { _ in UInt8(truncatingIfNeeded: s.rng.next()) },
                 Array(Self.idsBody(ids).dropLast(3)), Array(#"{"ids":["#.utf8),
             ]
             let label: String
@@ -509,7 +511,7 @@ final class FuzzCloud: @unchecked Sendable {
                 // (even Inngest's, which a non-2xx does not make a delivery).
                 let status = pick(Self.statuses)
                 var body = pick(badBodies)
-                if !status.hasPrefix("2") && rng.next() % 3 == 0 { body = Self.idsBody(ids) }
+                if !status.hasPrefix("2") && s.rng.next() % 3 == 0 { body = Self.idsBody(ids) }
                 if status.hasPrefix("204") || status.hasPrefix("304") { body = [] }
                 label = "status_" + String(status.prefix(3))
                 answer = RawAnswer(bytes: Self.response(status, headers: headers, body: body))
@@ -539,7 +541,7 @@ final class FuzzCloud: @unchecked Sendable {
                 label = "bad_content_length"
                 answer = RawAnswer(bytes: Array("HTTP/1.1 200 OK\r\nContent-Length: \(pick(["-1", "abc", "1e3", "99999999999999999999", "5, 7"]))\r\nConnection: close\r\n\r\n".utf8) + Self.idsBody(ids))
             default:
-                if rng.next() % 3 == 0 {
+                if s.rng.next() % 3 == 0 {
                     label = "hang_past_timeout"
                     answer = RawAnswer(bytes: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"ids\":".utf8), end: .hang(seconds: 2.5))
                 } else {
@@ -547,7 +549,7 @@ final class FuzzCloud: @unchecked Sendable {
                     answer = RawAnswer(bytes: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8) + Self.response("503 Service Unavailable", headers: headers, body: []))
                 }
             }
-            kinds[label, default: 0] += 1
+            s.kinds[label, default: 0] += 1
             return answer
         }
     }

@@ -3,6 +3,7 @@ import EdgeCore
 import EdgeSimulators
 import EdgeTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The device simulators against the real daemon, and the one-command demo.
@@ -230,9 +231,8 @@ struct SimulatorTests {
     }
 }
 
-final class LockedText: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = ""
-    func append(_ s: String) { lock.lock(); value += s; lock.unlock() }
-    var text: String { lock.lock(); defer { lock.unlock() }; return value }
+final class LockedText: Sendable {
+    private let value = Mutex("")
+    func append(_ s: String) { value.withLock { $0 += s } }
+    var text: String { value.withLock { $0 } }
 }

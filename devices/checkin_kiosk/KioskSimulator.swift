@@ -2,11 +2,12 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A check-in kiosk (devices/checkin_kiosk): scans QR codes and shows the appliance's answer;
 /// resends the same `scan_id` when no result comes within 3 s (backing off to 30 s, giving up
 /// after 60 s).
-public final class KioskSim: SimRunnable, @unchecked Sendable {
+public final class KioskSim: SimRunnable, Sendable {
     public let id: String
     let link: SimLink
     let rng: LockedRandom
@@ -15,12 +16,14 @@ public final class KioskSim: SimRunnable, @unchecked Sendable {
     let auto: Bool
     let faults: Bool
     let tag = runTag()
-    private let lock = NSLock()
-    private var counter = 0
-    private var lastKnown: String?
+    private struct State {
+        var counter = 0
+        var lastKnown: String?
+        var rush = false
+    }
+    private let state = Mutex(State())
     /// Morning rush: one scan every 15–30 s instead of every 2–5 minutes.
-    public var rush: Bool { get { lock.lock(); defer { lock.unlock() }; return _rush } set { lock.lock(); _rush = newValue; lock.unlock() } }
-    private var _rush = false
+    public var rush: Bool { get { state.withLock { $0.rush } } set { state.withLock { $0.rush = newValue } } }
 
     init(id: String, room: String?, codes: [String], auto: Bool, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
         self.id = id; knownCodes = codes; self.auto = auto; faults = settings.faults
@@ -32,9 +35,8 @@ public final class KioskSim: SimRunnable, @unchecked Sendable {
     }
 
     func nextScanId() -> String {
-        lock.lock(); defer { lock.unlock() }
-        counter += 1
-        return "\(id)-\(tag)-\(String(format: "%06d", counter))"
+        let n = state.withLock { $0.counter += 1; return $0.counter }
+        return "\(id)-\(tag)-\(String(format: "%06d", n))"
     }
 
     /// Scans `qr` and waits for the result (nil: no result within `timeout` seconds).
@@ -57,12 +59,12 @@ public final class KioskSim: SimRunnable, @unchecked Sendable {
     /// foreign codes, and (with faults) a torn read.
     func pickCode() -> (String, String) {
         let r = rng.double(0...1)
-        lock.lock(); let last = lastKnown; lock.unlock()
+        let last = state.withLock { $0.lastKnown }
         if faults && r < 0.005 { return ("", "torn") }
         if r < 0.05, let last { return (last, "repeat") }
         if r < 0.10 || knownCodes.isEmpty { return ("medic-qr:v1:unknown:" + rng.hex(10), "unknown") }
         let code = rng.pick(knownCodes)
-        lock.lock(); lastKnown = code; lock.unlock()
+        state.withLock { $0.lastKnown = code }
         return (code, "known")
     }
 

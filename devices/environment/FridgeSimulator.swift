@@ -2,11 +2,12 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A vaccine fridge probe (devices/environment, room `geladeira-vacinas`): `temperature_c`
 /// every 60 s with a `msg_id`; a 3.5–6.5 °C compressor sawtooth, and door-open excursions
 /// that warm it to 8–10 °C for a few minutes before it recovers.
-public final class FridgeSim: SimRunnable, @unchecked Sendable {
+public final class FridgeSim: SimRunnable, Sendable {
     public enum Phase: String, Sendable { case warming, cooling, doorOpen = "door open", holding = "door open (holding)", recovering }
     public let id: String
     public let room: String
@@ -16,19 +17,21 @@ public final class FridgeSim: SimRunnable, @unchecked Sendable {
     let autoExcursions: Bool
     let intervalSeconds: Double
     let tag = runTag()
-    private let lock = NSLock()
-    private var temperature: Double
-    private var phase = Phase.warming
-    private var peak = 9.4
-    private var holdTicks = 0
-    private var counter = 0
-    private var excursions = 0
+    private struct State {
+        var temperature: Double
+        var phase = Phase.warming
+        var peak = 9.4
+        var holdTicks = 0
+        var counter = 0
+        var excursions = 0
+    }
+    private let state: Mutex<State>
 
     init(id: String, room: String, autoExcursions: Bool, intervalSeconds: Double, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
         self.id = id; self.room = room; self.autoExcursions = autoExcursions; self.intervalSeconds = intervalSeconds
         rate = settings.rate(for: .fridge)
         rng = LockedRandom(seed: settings.seed, salt: id)
-        temperature = rng.double(4.0...5.5)
+        state = Mutex(State(temperature: rng.double(4.0...5.5)))
         link = SimLink(id: id, kind: .fridge, contractType: "environment", room: room, fw: "1.1.0", settings: settings,
                        resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
     }
@@ -36,40 +39,42 @@ public final class FridgeSim: SimRunnable, @unchecked Sendable {
     /// The door is left open: the temperature climbs ~1.2 °C per reading to `peak`, stays
     /// there `holdReadings` readings, then the fridge recovers ~0.9 °C per reading.
     public func openDoor(peak: Double = 9.4, holdReadings: Int = 2) {
-        lock.lock(); phase = .doorOpen; self.peak = peak; holdTicks = holdReadings; excursions += 1; lock.unlock()
+        state.withLock { $0.phase = .doorOpen; $0.peak = peak; $0.holdTicks = holdReadings; $0.excursions += 1 }
     }
 
-    public var currentPhase: Phase { lock.lock(); defer { lock.unlock() }; return phase }
-    public var currentTemperature: Double { lock.lock(); defer { lock.unlock() }; return temperature }
+    public var currentPhase: Phase { state.withLock { $0.phase } }
+    public var currentTemperature: Double { state.withLock { $0.temperature } }
 
     /// Advances one reading interval; returns the reading and the phase it was taken in.
     func step() -> (Double, Phase) {
-        lock.lock(); defer { lock.unlock() }
-        let minutes = intervalSeconds / 60
-        switch phase {
-        case .warming:
-            temperature += 0.2 * minutes + rng.double(-0.05...0.05)
-            if temperature >= 6.5 { phase = .cooling }
-        case .cooling:
-            temperature -= 0.6 * minutes + rng.double(-0.05...0.05)
-            if temperature <= 3.5 { phase = .warming }
-        case .doorOpen:
-            temperature = min(peak, temperature + (1.2 + rng.double(-0.15...0.15)) * minutes)
-            if temperature >= peak - 0.01 { phase = .holding }
-        case .holding:
-            temperature = peak + rng.double(-0.1...0.1)
-            holdTicks -= 1
-            if holdTicks <= 0 { phase = .recovering }
-        case .recovering:
-            temperature -= (0.9 + rng.double(-0.1...0.1)) * minutes
-            if temperature <= 5.0 { phase = .cooling }
+        state.withLock { s in
+            let minutes = intervalSeconds / 60
+            switch s.phase {
+            case .warming:
+                s.temperature += 0.2 * minutes + rng.double(-0.05...0.05)
+                if s.temperature >= 6.5 { s.phase = .cooling }
+            case .cooling:
+                s.temperature -= 0.6 * minutes + rng.double(-0.05...0.05)
+                if s.temperature <= 3.5 { s.phase = .warming }
+            case .doorOpen:
+                s.temperature = min(s.peak, s.temperature + (1.2 + rng.double(-0.15...0.15)) * minutes)
+                if s.temperature >= s.peak - 0.01 { s.phase = .holding }
+            case .holding:
+                s.temperature = s.peak + rng.double(-0.1...0.1)
+                s.holdTicks -= 1
+                if s.holdTicks <= 0 { s.phase = .recovering }
+            case .recovering:
+                s.temperature -= (0.9 + rng.double(-0.1...0.1)) * minutes
+                if s.temperature <= 5.0 { s.phase = .cooling }
+            }
+            return (round1(s.temperature), s.phase)
         }
-        return (round1(temperature), phase)
     }
 
     func tick() {
         let (t, p) = step()
-        lock.lock(); counter += 1; let msgId = "\(id)-\(tag)-\(String(format: "%06d", counter))"; lock.unlock()
+        let n = state.withLock { $0.counter += 1; return $0.counter }
+        let msgId = "\(id)-\(tag)-\(String(format: "%06d", n))"
         let payload = JSONText.object { j in j.add("ts", Time.rfc3339(Date())); j.add("temperature_c", t); j.add("msg_id", msgId) }
         link.sendTracked("clinic/\(link.site)/room/\(room)/environment/\(id)", payload, key: msgId)
         link.emit(.fridge(device: id, room: room, temperature: t, phase: p.rawValue))

@@ -2,11 +2,12 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A presence sensor (devices/presence_sensor): a change message (with `msg_id`, acked) on
 /// every change of `occupied`, a heartbeat every 30 s; consultations of 30–60 min with a
 /// brief PIR flicker, gaps of 5–15 min.
-public final class PresenceSim: SimRunnable, @unchecked Sendable {
+public final class PresenceSim: SimRunnable, Sendable {
     public let id: String
     public let room: String
     let link: SimLink
@@ -15,10 +16,12 @@ public final class PresenceSim: SimRunnable, @unchecked Sendable {
     let auto: Bool
     let model: RoomModel
     let tag = runTag()
-    private let lock = NSLock()
-    private var occupied = false
-    private var people = 0
-    private var counter = 0
+    private struct State {
+        var occupied = false
+        var people = 0
+        var counter = 0
+    }
+    private let state = Mutex(State())
 
     init(id: String, room: String, auto: Bool, model: RoomModel, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
         self.id = id; self.room = room; self.auto = auto; self.model = model
@@ -31,7 +34,7 @@ public final class PresenceSim: SimRunnable, @unchecked Sendable {
     var topic: String { "clinic/\(link.site)/room/\(room)/presence/\(id)" }
 
     private func payload(msgId: String?) -> String {
-        lock.lock(); let o = occupied, p = people; lock.unlock()
+        let (o, p) = state.withLock { ($0.occupied, $0.people) }
         return JSONText.object { j in
             j.add("occupied", o); j.add("people", p); j.add("ts", Time.rfc3339(Date()))
             if let msgId { j.add("msg_id", msgId) }
@@ -39,11 +42,10 @@ public final class PresenceSim: SimRunnable, @unchecked Sendable {
     }
 
     private func change(_ occ: Bool, _ n: Int) -> String {
-        lock.lock()
-        occupied = occ; people = occ ? max(1, n) : 0; counter += 1
-        let msgId = "\(id)-\(tag)-\(String(format: "%06d", counter))"
-        let p = people
-        lock.unlock()
+        let (msgId, p) = state.withLock { s in
+            s.occupied = occ; s.people = occ ? max(1, n) : 0; s.counter += 1
+            return ("\(id)-\(tag)-\(String(format: "%06d", s.counter))", s.people)
+        }
         model.set(id, people: p)
         link.emit(.presence(device: id, room: room, occupied: occ, people: p))
         return msgId
@@ -56,7 +58,7 @@ public final class PresenceSim: SimRunnable, @unchecked Sendable {
         return await link.request(topic, payload(msgId: msgId), key: msgId, giveUpAfter: timeout) != nil
     }
 
-    public var isOccupied: Bool { lock.lock(); defer { lock.unlock() }; return occupied }
+    public var isOccupied: Bool { state.withLock { $0.occupied } }
 
     private func toggle(_ occ: Bool, _ n: Int) {
         let msgId = change(occ, n)

@@ -2,6 +2,7 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 // MARK: - The fleet
 
@@ -16,17 +17,19 @@ import Logging
 /// let answer = await kiosk.scan(day.maria.qr)
 /// await sim.stop()
 /// ```
-public final class DeviceSimulator: @unchecked Sendable {
+public final class DeviceSimulator: Sendable {
     public let settings: SimSettings
     /// Everything the devices report (the newest 10,000 are kept if nobody reads).
     public let events: AsyncStream<SimEvent>
     private let continuation: AsyncStream<SimEvent>.Continuation
-    private let lock = NSLock()
-    private var devices: [any SimRunnable] = []
-    private var tasks: [Task<Void, Never>] = []
-    private var rooms: [String: RoomModel] = [:]
-    private var started = false
-    private var listeners: [@Sendable (SimEvent) -> Void] = []
+    private struct State {
+        var devices: [any SimRunnable] = []
+        var tasks: [Task<Void, Never>] = []
+        var rooms: [String: RoomModel] = [:]
+        var started = false
+        var listeners: [@Sendable (SimEvent) -> Void] = []
+    }
+    private let state = Mutex(State())
 
     public init(settings: SimSettings) {
         self.settings = settings
@@ -36,29 +39,30 @@ public final class DeviceSimulator: @unchecked Sendable {
     }
 
     /// Calls `f` for every event too (from the devices' threads; keep it short).
-    public func onEvent(_ f: @escaping @Sendable (SimEvent) -> Void) { lock.lock(); listeners.append(f); lock.unlock() }
+    public func onEvent(_ f: @escaping @Sendable (SimEvent) -> Void) { state.withLock { $0.listeners.append(f) } }
 
     private var emitter: @Sendable (SimEvent) -> Void {
         { [weak self] e in
             guard let self else { return }
             self.continuation.yield(e)
-            self.lock.lock(); let ls = self.listeners; self.lock.unlock()
+            let ls = self.state.withLock { $0.listeners }
             for l in ls { l(e) }
         }
     }
 
     private func room(_ key: String) -> RoomModel {
-        lock.lock(); defer { lock.unlock() }
-        if let r = rooms[key] { return r }
-        let r = RoomModel(); rooms[key] = r; return r
+        state.withLock {
+            if let r = $0.rooms[key] { return r }
+            let r = RoomModel(); $0.rooms[key] = r; return r
+        }
     }
 
     private func add<D: SimRunnable>(_ d: D) -> D {
-        lock.lock(); devices.append(d); let running = started; lock.unlock()
+        let running = state.withLock { $0.devices.append(d); return $0.started }
         if running {
             try? d.link.connect()
             let t = Task { await d.behave() }
-            lock.lock(); tasks.append(t); lock.unlock()
+            state.withLock { $0.tasks.append(t) }
         }
         return d
     }
@@ -105,12 +109,12 @@ public final class DeviceSimulator: @unchecked Sendable {
         if types.contains(.status) { addStatusDevice() }
     }
 
-    public var deviceIds: [String] { lock.lock(); defer { lock.unlock() }; return devices.map { $0.link.id } }
+    public var deviceIds: [String] { state.withLock { $0.devices }.map { $0.link.id } }
 
     /// Connects every device (status online, will offline), waits until all are connected,
     /// then starts their behaviour.
     public func start(timeout: Double = 10) async throws {
-        let ds = lock.withLock { started = true; return devices }
+        let ds = state.withLock { $0.started = true; return $0.devices }
         for d in ds { try d.link.connect() }
         let deadline = uptime() + timeout
         while ds.contains(where: { !$0.link.isConnected }) {
@@ -122,14 +126,14 @@ public final class DeviceSimulator: @unchecked Sendable {
         }
         var ts: [Task<Void, Never>] = []
         for d in ds { ts.append(Task { await d.behave() }) }
-        lock.withLock { tasks += ts }
+        state.withLock { $0.tasks += ts }
     }
 
     /// Stops every device cleanly: behaviours cancelled, offline status published, disconnect.
     public func stop() async {
-        let (ts, ds) = lock.withLock { () -> ([Task<Void, Never>], [any SimRunnable]) in
-            defer { tasks = []; started = false }
-            return (tasks, devices)
+        let (ts, ds) = state.withLock { s -> ([Task<Void, Never>], [any SimRunnable]) in
+            defer { s.tasks = []; s.started = false }
+            return (s.tasks, s.devices)
         }
         for t in ts { t.cancel() }
         for d in ds { await d.link.stop(final: true) }
@@ -137,7 +141,7 @@ public final class DeviceSimulator: @unchecked Sendable {
     }
 
     public func stats() -> [SimDeviceStats] {
-        lock.lock(); let ds = devices; lock.unlock()
+        let ds = state.withLock { $0.devices }
         return ds.map { $0.link.snapshot() }
     }
 

@@ -2,12 +2,13 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 // MARK: - One device's MQTT link
 
 /// One device's MQTT connection: its will and retained status, the replies it waits for
 /// (acks by `msg_id`, kiosk results by `scan_id`), and the resend of what is not answered.
-final class SimLink: @unchecked Sendable {
+final class SimLink: Sendable {
     struct Pending {
         var topic: String
         var payload: String
@@ -28,19 +29,26 @@ final class SimLink: @unchecked Sendable {
     let resendBase: Double
     let resendCap: Double
 
-    private let lock = NSLock()
-    private var client: MQTTClient?
-    private var connected = false
-    private var pending: [String: Pending] = [:]
-    private var order: [String] = []
-    private var waiters: [String: CheckedContinuation<(JSON, Int, Double)?, Never>] = [:]
-    private var abandoned: Set<String> = []
-    private var pump: Task<Void, Never>?
-    private var resender: Task<Void, Never>?
-    private(set) var stats: SimDeviceStats
-    private var stopped = false
-    /// Stopped for good (`stop(final: true)`): no reconnect.
-    private var closed = false
+    typealias Waiter = CheckedContinuation<(JSON, Int, Double)?, Never>
+    private struct State {
+        var client: MQTTClient?
+        var connected = false
+        var pending: [String: Pending] = [:]
+        var order: [String] = []
+        var waiters: [String: Waiter] = [:]
+        var abandoned: Set<String> = []
+        var pump: Task<Void, Never>?
+        var resender: Task<Void, Never>?
+        var stats: SimDeviceStats
+        var stopped = false
+        /// Stopped for good (`stop(final: true)`): no reconnect.
+        var closed = false
+
+        mutating func compactOrder() {
+            if order.count > 64 && order.count > pending.count * 2 { order = order.filter { pending[$0] != nil } }
+        }
+    }
+    private let state: Mutex<State>
 
     init(id: String, kind: SimDeviceType, contractType: String, room: String?, fw: String, settings: SimSettings,
          extraReplyTopics: [String] = [], resendProtocolSeconds: Double, resendCapProtocolSeconds: Double,
@@ -51,14 +59,14 @@ final class SimLink: @unchecked Sendable {
         resendBase = max(settings.minResendSeconds, resendProtocolSeconds / rate)
         resendCap = max(resendBase, resendCapProtocolSeconds / rate)
         replyTopics = ["clinic/\(settings.site)/device/\(id)/ack"] + extraReplyTopics
-        stats = SimDeviceStats(device: id, type: kind)
+        state = Mutex(State(stats: SimDeviceStats(device: id, type: kind)))
     }
 
     var site: String { settings.site }
     var statusTopic: String { "clinic/\(site)/device/\(id)/status" }
     var ackTopic: String { "clinic/\(site)/device/\(id)/ack" }
-    var isConnected: Bool { lock.lock(); defer { lock.unlock() }; return connected }
-    func snapshot() -> SimDeviceStats { lock.lock(); defer { lock.unlock() }; var s = stats; s.pending = pending.count; return s }
+    var isConnected: Bool { state.withLock { $0.connected } }
+    func snapshot() -> SimDeviceStats { state.withLock { var s = $0.stats; s.pending = $0.pending.count; return s } }
 
     func statusPayload(online: Bool) -> String {
         JSONText.object { j in
@@ -75,12 +83,14 @@ final class SimLink: @unchecked Sendable {
         logger.logLevel = .critical
         let c = try MQTTClient(clientId: settings.clientIdPrefix + id, cleanSession: settings.cleanSession,
                                username: settings.username, password: settings.password, will: will, logger: logger)
-        lock.lock()
-        if closed { lock.unlock(); return }
-        client = c; stopped = false
-        lock.unlock()
+        let isClosed = state.withLock { s in
+            if s.closed { return true }
+            s.client = c; s.stopped = false
+            return false
+        }
+        if isClosed { return }
         try c.connect(host: settings.host, port: settings.port, keepalive: settings.keepalive)
-        pump = Task { [weak self] in
+        let pump = Task { [weak self] in
             while !Task.isCancelled {
                 let events = await c.nextBatch(max: 256)
                 if events.isEmpty { return }
@@ -88,13 +98,16 @@ final class SimLink: @unchecked Sendable {
                 for e in events { self.handle(e, client: c) }
             }
         }
-        if resender == nil {
-            resender = Task { [weak self] in
-                while !Task.isCancelled {
-                    guard let self else { return }
-                    self.flushDue()
-                    let tick = max(0.02, min(0.25, self.resendBase / 5))
-                    try? await Task.sleep(for: .milliseconds(Int(tick * 1000)))
+        state.withLock { s in
+            s.pump = pump
+            if s.resender == nil {
+                s.resender = Task { [weak self] in
+                    while !Task.isCancelled {
+                        guard let self else { return }
+                        self.flushDue()
+                        let tick = max(0.02, min(0.25, self.resendBase / 5))
+                        try? await Task.sleep(for: .milliseconds(Int(tick * 1000)))
+                    }
                 }
             }
         }
@@ -107,19 +120,19 @@ final class SimLink: @unchecked Sendable {
                 emit(.refused(device: id, reason: MQTTClient.describe(code: code)))
                 return
             }
-            lock.lock()
-            connected = true
-            stats.connects += 1
-            // Resend the whole backlog at once after a (re)connect.
-            let now = uptime()
-            for k in pending.keys { pending[k]!.nextAt = min(pending[k]!.nextAt, now) }
-            lock.unlock()
+            state.withLock { s in
+                s.connected = true
+                s.stats.connects += 1
+                // Resend the whole backlog at once after a (re)connect.
+                let now = uptime()
+                for k in s.pending.keys { s.pending[k]!.nextAt = min(s.pending[k]!.nextAt, now) }
+            }
             try? c.subscribe(replyTopics, qos: 1)
             try? c.publish(topic: statusTopic, text: statusPayload(online: true), qos: 1, retain: true)
             emit(.online(device: id))
             flushDue()
         case .disconnected(let code):
-            lock.lock(); let wasStopping = stopped; connected = false; lock.unlock()
+            let wasStopping = state.withLock { s in let w = s.stopped; s.connected = false; return w }
             if code != 0 && !wasStopping { emit(.connectionLost(device: id, code: code)) }
         case .message(let m):
             guard let json = try? JSON.parse(m.payload) else { return }
@@ -130,48 +143,46 @@ final class SimLink: @unchecked Sendable {
     }
 
     private func resolve(_ key: String, _ json: JSON, isAck: Bool) {
-        lock.lock()
-        guard let p = pending.removeValue(forKey: key) else { lock.unlock(); return } // a late duplicate ack
-        let waiter = waiters.removeValue(forKey: key)
-        let error = json["error"]?.stringValue
-        if error != nil { stats.ackErrors += 1 } else { stats.acked += 1 }
-        if !isAck, let o = json["outcome"]?.stringValue { stats.results[o, default: 0] += 1 }
-        compactOrder()
-        lock.unlock()
+        let found = state.withLock { s -> (Pending, Waiter?, String?)? in
+            guard let p = s.pending.removeValue(forKey: key) else { return nil }
+            let waiter = s.waiters.removeValue(forKey: key)
+            let error = json["error"]?.stringValue
+            if error != nil { s.stats.ackErrors += 1 } else { s.stats.acked += 1 }
+            if !isAck, let o = json["outcome"]?.stringValue { s.stats.results[o, default: 0] += 1 }
+            s.compactOrder()
+            return (p, waiter, error)
+        }
+        guard let (p, waiter, error) = found else { return } // a late duplicate ack
         let ms = p.firstSentAt.map { (uptime() - $0) * 1000 } ?? 0
         if isAck { emit(.acked(device: id, msgId: key, error: error, sends: p.sends)) }
         waiter?.resume(returning: (json, p.sends, ms))
     }
 
-    private func compactOrder() {
-        if order.count > 64 && order.count > pending.count * 2 { order = order.filter { pending[$0] != nil } }
-    }
-
     /// Publishes what is due: new messages, and unanswered ones whose resend timer ran out.
     func flushDue() {
         let now = uptime()
-        var due: [(String, String, String, Int)] = []
-        var gaveUp: [(String, CheckedContinuation<(JSON, Int, Double)?, Never>?)] = []
-        lock.lock()
-        let c = client
-        for k in order {
-            guard var p = pending[k] else { continue }
-            if let g = p.giveUpAt, now >= g {
-                pending.removeValue(forKey: k)
-                gaveUp.append((k, waiters.removeValue(forKey: k)))
-                continue
+        let (c, due, gaveUp) = state.withLock { s -> (MQTTClient?, [(String, String, String, Int)], [(String, Waiter?)]) in
+            var due: [(String, String, String, Int)] = []
+            var gaveUp: [(String, Waiter?)] = []
+            for k in s.order {
+                guard var p = s.pending[k] else { continue }
+                if let g = p.giveUpAt, now >= g {
+                    s.pending.removeValue(forKey: k)
+                    gaveUp.append((k, s.waiters.removeValue(forKey: k)))
+                    continue
+                }
+                guard s.connected, p.nextAt <= now else { continue }
+                p.sends += 1
+                if p.firstSentAt == nil { p.firstSentAt = now }
+                p.nextAt = now + min(resendCap, resendBase * pow(2, Double(p.sends - 1)))
+                s.pending[k] = p
+                due.append((k, p.topic, p.payload, p.sends))
+                s.stats.published += 1
+                if p.sends > 1 { s.stats.resent += 1 }
             }
-            guard connected, p.nextAt <= now else { continue }
-            p.sends += 1
-            if p.firstSentAt == nil { p.firstSentAt = now }
-            p.nextAt = now + min(resendCap, resendBase * pow(2, Double(p.sends - 1)))
-            pending[k] = p
-            due.append((k, p.topic, p.payload, p.sends))
-            stats.published += 1
-            if p.sends > 1 { stats.resent += 1 }
+            if !gaveUp.isEmpty { s.compactOrder() }
+            return (s.client, due, gaveUp)
         }
-        if !gaveUp.isEmpty { compactOrder() }
-        lock.unlock()
         for (k, w) in gaveUp {
             if kind == .kiosk { emit(.kioskGaveUp(device: id, scanId: k)) }
             w?.resume(returning: nil)
@@ -185,19 +196,21 @@ final class SimLink: @unchecked Sendable {
 
     /// Publishes without waiting for anything (heartbeats); skipped while disconnected.
     func publish(_ topic: String, _ payload: String) {
-        lock.lock()
-        guard connected, let c = client else { lock.unlock(); return }
-        stats.published += 1
-        lock.unlock()
+        let client = state.withLock { s -> MQTTClient? in
+            guard s.connected, let c = s.client else { return nil }
+            s.stats.published += 1
+            return c
+        }
+        guard let c = client else { return }
         try? c.publish(topic: topic, text: payload, qos: 1)
     }
 
     /// Keeps `payload` and resends it until a reply carries `key` (fire and forget).
     func sendTracked(_ topic: String, _ payload: String, key: String) {
-        lock.lock()
-        pending[key] = Pending(topic: topic, payload: payload, nextAt: uptime())
-        order.append(key)
-        lock.unlock()
+        state.withLock { s in
+            s.pending[key] = Pending(topic: topic, payload: payload, nextAt: uptime())
+            s.order.append(key)
+        }
         flushDue()
     }
 
@@ -205,14 +218,16 @@ final class SimLink: @unchecked Sendable {
     /// cancelled or stopped.
     func request(_ topic: String, _ payload: String, key: String, giveUpAfter: Double?) async -> (JSON, Int, Double)? {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (cont: CheckedContinuation<(JSON, Int, Double)?, Never>) in
-                lock.lock()
-                if abandoned.remove(key) != nil || stopped { lock.unlock(); cont.resume(returning: nil); return }
-                let now = uptime()
-                pending[key] = Pending(topic: topic, payload: payload, nextAt: now, giveUpAt: giveUpAfter.map { now + $0 })
-                order.append(key)
-                waiters[key] = cont
-                lock.unlock()
+            await withCheckedContinuation { (cont: Waiter) in
+                let refused = state.withLock { s in
+                    if s.abandoned.remove(key) != nil || s.stopped { return true }
+                    let now = uptime()
+                    s.pending[key] = Pending(topic: topic, payload: payload, nextAt: now, giveUpAt: giveUpAfter.map { now + $0 })
+                    s.order.append(key)
+                    s.waiters[key] = cont
+                    return false
+                }
+                if refused { cont.resume(returning: nil); return }
                 flushDue()
             }
         } onCancel: {
@@ -221,30 +236,31 @@ final class SimLink: @unchecked Sendable {
     }
 
     private func abandon(_ key: String) {
-        lock.lock()
-        let w = waiters.removeValue(forKey: key)
-        if w == nil { abandoned.insert(key) } else { pending.removeValue(forKey: key) }
-        lock.unlock()
+        let w = state.withLock { s in
+            let w = s.waiters.removeValue(forKey: key)
+            if w == nil { s.abandoned.insert(key) } else { s.pending.removeValue(forKey: key) }
+            return w
+        }
         w?.resume(returning: nil)
     }
 
-    func sends(of key: String) -> Int? { lock.lock(); defer { lock.unlock() }; return pending[key]?.sends }
+    func sends(of key: String) -> Int? { state.withLock { $0.pending[key]?.sends } }
 
     /// A clean stop: the offline status (retained) is published explicitly, then a clean
     /// disconnect (which suppresses the will). Waiters get nil. Unacked messages stay pending
     /// (a later `connect()` resends them) unless `final`.
     func stop(final: Bool) async {
-        let (c, wasConnected, ws) = lock.withLock { () -> (MQTTClient?, Bool, [CheckedContinuation<(JSON, Int, Double)?, Never>]) in
-            stopped = true
-            let c = client
-            client = nil
-            var ws: [CheckedContinuation<(JSON, Int, Double)?, Never>] = []
+        let (c, wasConnected, ws) = state.withLock { s -> (MQTTClient?, Bool, [Waiter]) in
+            s.stopped = true
+            let c = s.client
+            s.client = nil
+            var ws: [Waiter] = []
             if final {
-                closed = true
-                ws = Array(waiters.values); waiters = [:]
-                resender?.cancel(); resender = nil
+                s.closed = true
+                ws = Array(s.waiters.values); s.waiters = [:]
+                s.resender?.cancel(); s.resender = nil
             }
-            return (c, connected, ws)
+            return (c, s.connected, ws)
         }
         for w in ws { w.resume(returning: nil) }
         if let c {
@@ -254,8 +270,9 @@ final class SimLink: @unchecked Sendable {
             }
             c.disconnect()
         }
-        pump?.cancel(); pump = nil
-        lock.withLock { connected = false }
+        let pump = state.withLock { s in defer { s.pump = nil }; return s.pump }
+        pump?.cancel()
+        state.withLock { $0.connected = false }
         emit(.stopped(device: id))
     }
 }

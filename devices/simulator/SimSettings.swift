@@ -2,6 +2,7 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 // Device simulators (issue 5 item 8): one MQTT connection per simulated device, each with its
 // retained status and its will, behaving as the firmware described in `devices/*/README.md`
@@ -123,16 +124,15 @@ public struct SimRandom: RandomNumberGenerator, Sendable {
     }
 }
 
-final class LockedRandom: @unchecked Sendable {
-    private let lock = NSLock()
-    private var g: SimRandom
+final class LockedRandom: Sendable {
+    private let g: Mutex<SimRandom>
     init(seed: UInt64, salt: String) {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in salt.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        g = SimRandom(seed: seed ^ h)
+        g = Mutex(SimRandom(seed: seed ^ h))
     }
-    func double(_ r: ClosedRange<Double>) -> Double { lock.lock(); defer { lock.unlock() }; return Double.random(in: r, using: &g) }
-    func int(_ r: ClosedRange<Int>) -> Int { lock.lock(); defer { lock.unlock() }; return Int.random(in: r, using: &g) }
+    func double(_ r: ClosedRange<Double>) -> Double { g.withLock { Double.random(in: r, using: &$0) } }
+    func int(_ r: ClosedRange<Int>) -> Int { g.withLock { Int.random(in: r, using: &$0) } }
     func chance(_ p: Double) -> Bool { double(0...1) < p }
     func pick<T>(_ a: [T]) -> T { a[int(0...(a.count - 1))] }
     func hex(_ n: Int) -> String { (0..<n).map { _ in String(int(0...15), radix: 16) }.joined() }
@@ -160,10 +160,9 @@ func runTag() -> String {
 }
 
 /// Shared state of a room: presence sensors write it, environment monitors read it (CO₂).
-final class RoomModel: @unchecked Sendable {
-    private let lock = NSLock()
-    private var occupants: [String: Int] = [:]
-    func set(_ device: String, people: Int) { lock.lock(); occupants[device] = people; lock.unlock() }
-    var people: Int { lock.lock(); defer { lock.unlock() }; return occupants.values.max() ?? 0 }
+final class RoomModel: Sendable {
+    private let occupants = Mutex<[String: Int]>([:])
+    func set(_ device: String, people: Int) { occupants.withLock { $0[device] = people } }
+    var people: Int { occupants.withLock { $0.values.max() ?? 0 } }
 }
 

@@ -2,11 +2,12 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A wearable gateway (devices/wearable_gateway): a batch every 5 minutes, 20–200 samples,
 /// one batch in flight; the same batch with the same `msg_id` is resent after 30 s (backing
 /// off to 5 min) until `{"msg_id"}` arrives on its ack topic.
-public final class WearableGatewaySim: SimRunnable, @unchecked Sendable {
+public final class WearableGatewaySim: SimRunnable, Sendable {
     public let id: String
     let link: SimLink
     let rng: LockedRandom
@@ -16,11 +17,13 @@ public final class WearableGatewaySim: SimRunnable, @unchecked Sendable {
     let auto: Bool
     let faults: Bool
     let tag = runTag()
-    private let lock = NSLock()
-    private var queue: [(String, String)] = []
-    private var counter = 0
-    private var ackedIds: [String] = []
-    private var sendsById: [String: Int] = [:]
+    private struct State {
+        var queue: [(String, String)] = []
+        var counter = 0
+        var ackedIds: [String] = []
+        var sendsById: [String: Int] = [:]
+    }
+    private let state = Mutex(State())
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
 
@@ -68,9 +71,10 @@ public final class WearableGatewaySim: SimRunnable, @unchecked Sendable {
             if bad { invalid += 1 }
             parts.append(sample(invalid: bad))
         }
-        lock.lock(); counter += 1; let msgId = "\(id)-\(tag)-\(String(format: "%05d", counter))"; lock.unlock()
+        let k = state.withLock { $0.counter += 1; return $0.counter }
+        let msgId = "\(id)-\(tag)-\(String(format: "%05d", k))"
         let payload = JSONText.object { j in j.add("msg_id", msgId); j.addRaw("samples", "[" + parts.joined(separator: ",") + "]") }
-        lock.lock(); queue.append((msgId, payload)); lock.unlock()
+        state.withLock { $0.queue.append((msgId, payload)) }
         link.emit(.wearableBatch(device: id, msgId: msgId, samples: n, invalid: invalid))
         wake.yield()
         return msgId
@@ -79,11 +83,11 @@ public final class WearableGatewaySim: SimRunnable, @unchecked Sendable {
     /// Times the batch was published (so far, or in all once acked); nil if unknown.
     public func sends(of msgId: String) -> Int? {
         if let s = link.sends(of: msgId) { return s }
-        lock.lock(); defer { lock.unlock() }; return sendsById[msgId]
+        return state.withLock { $0.sendsById[msgId] }
     }
-    public var ackedBatches: [String] { lock.lock(); defer { lock.unlock() }; return ackedIds }
+    public var ackedBatches: [String] { state.withLock { $0.ackedIds } }
     /// Batches not yet acked (queued or in flight).
-    public var unacked: Int { lock.lock(); defer { lock.unlock() }; return queue.count }
+    public var unacked: Int { state.withLock { $0.queue.count } }
 
     func behave() async {
         await withTaskGroup(of: Void.self) { g in
@@ -91,16 +95,16 @@ public final class WearableGatewaySim: SimRunnable, @unchecked Sendable {
                 // One batch in flight, each waiting for its ack.
                 var it = self.wakeups.makeAsyncIterator()
                 while !Task.isCancelled {
-                    let head = self.lock.withLock { self.queue.first }
+                    let head = self.state.withLock { $0.queue.first }
                     guard let (msgId, payload) = head else {
                         if await it.next() == nil { return }
                         continue
                     }
                     guard let (json, sends, _) = await self.link.request("clinic/\(self.link.site)/wearable/\(self.id)", payload, key: msgId, giveUpAfter: nil) else { return }
-                    self.lock.withLock {
-                        self.queue.removeFirst()
-                        self.sendsById[msgId] = sends
-                        if json["error"] == nil { self.ackedIds.append(msgId) }
+                    self.state.withLock {
+                        $0.queue.removeFirst()
+                        $0.sendsById[msgId] = sends
+                        if json["error"] == nil { $0.ackedIds.append(msgId) }
                     }
                 }
             }
