@@ -1,6 +1,7 @@
 import CMosquitto
 import Foundation
 import Logging
+import Synchronization
 
 /// A message as libmosquitto handed it over, with what the client's `prepare` made of it on
 /// the network thread (the daemon's: the decoded device message), so the consumer's own work
@@ -111,13 +112,15 @@ class IntakeBound: @unchecked Sendable {
 /// (natural group commit: what arrived while the last batch was committing is the next
 /// batch), plus a wake-up stream. Urgent messages (kiosk scans: a patient is waiting) have
 /// their own queue and are handed out first. Bounded by its `IntakeBound`.
-final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {
+final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {  // @unchecked: inherited from IntakeBound
     typealias Event = MQTTEventOf<Prepared>
-    let lock = NSLock()
-    var urgent: [Event] = []
-    var pending: [Event] = []
-    /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
-    var head = 0
+    private struct Queues {
+        var urgent: [Event] = []
+        var pending: [Event] = []
+        /// `pending[..<head]` is taken (removing from the front of an array is O(n)).
+        var head = 0
+    }
+    private let queues = Mutex(Queues())
     let wake: AsyncStream<Void>.Continuation
     /// Another consumer's wake-up (one consumer draining several clients).
     let alsoWake: AsyncStream<Void>.Continuation?
@@ -141,37 +144,39 @@ final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {
         put(.message(message), urgent: message.urgent)
     }
     func put(_ e: Event, urgent u: Bool = false) {
-        lock.lock()
-        let wasEmpty = urgent.isEmpty && pending.count == head
-        if u { urgent.append(e) } else { pending.append(e) }
-        lock.unlock()
+        let wasEmpty = queues.withLock { q in
+            let wasEmpty = q.urgent.isEmpty && q.pending.count == q.head
+            if u { q.urgent.append(e) } else { q.pending.append(e) }
+            return wasEmpty
+        }
         if wasEmpty { wake.yield(); alsoWake?.yield() }
     }
 
     func drainUrgent() -> [MQTTMessageOf<Prepared>] {
-        lock.lock()
-        let taken = urgent; urgent = []
-        lock.unlock()
+        let taken = queues.withLock { q in
+            let taken = q.urgent; q.urgent = []
+            return taken
+        }
         return taken.compactMap { if case .message(let m) = $0 { m } else { nil } }
     }
     func waiting() -> (urgent: Int, others: Int) {
-        lock.lock(); defer { lock.unlock() }
-        return (urgent.count, pending.count - head)
+        queues.withLock { q in (q.urgent.count, q.pending.count - q.head) }
     }
     func drain(max: Int) -> [Event] {
-        lock.lock(); defer { lock.unlock() }
-        var out: [Event] = []
-        if !urgent.isEmpty {
-            if urgent.count <= max { out = urgent; urgent = [] } else { out = Array(urgent.prefix(max)); urgent.removeFirst(max) }
+        queues.withLock { q in
+            var out: [Event] = []
+            if !q.urgent.isEmpty {
+                if q.urgent.count <= max { out = q.urgent; q.urgent = [] } else { out = Array(q.urgent.prefix(max)); q.urgent.removeFirst(max) }
+            }
+            let n = min(max - out.count, q.pending.count - q.head)
+            if n > 0 { out.append(contentsOf: q.pending[q.head..<(q.head + n)]); q.head += n }
+            if q.head == q.pending.count {
+                q.pending.removeAll(keepingCapacity: q.pending.capacity <= 4096); q.head = 0
+            } else if q.head >= 4096 && q.head * 2 >= q.pending.count {
+                q.pending.removeFirst(q.head); q.head = 0
+            }
+            return out
         }
-        let n = min(max - out.count, pending.count - head)
-        if n > 0 { out.append(contentsOf: pending[head..<(head + n)]); head += n }
-        if head == pending.count {
-            pending.removeAll(keepingCapacity: pending.capacity <= 4096); head = 0
-        } else if head >= 4096 && head * 2 >= pending.count {
-            pending.removeFirst(head); head = 0
-        }
-        return out
     }
 }
 
@@ -201,11 +206,9 @@ public struct MQTTWill: Sendable {
 /// `mosquitto_loop_start`'s), so that the loop ending is seen: `mosquitto_loop_forever`
 /// returns for good on a fatal code (protocol error, out of memory, a name that no longer
 /// resolves…), and nothing else would notice that no reconnect will ever come.
-final class LoopThread: @unchecked Sendable {
+final class LoopThread: @unchecked Sendable {  // @unchecked: the libmosquitto pointer
     let mosq: OpaquePointer
-    private let lock = NSLock()
-    private var stopping = false
-    private var finished = false
+    private let flags = Mutex((stopping: false, finished: false))
     private let done = DispatchSemaphore(value: 0)
     let onEnd: (@Sendable (Int32) -> Void)?
     init(_ mosq: OpaquePointer, onEnd: (@Sendable (Int32) -> Void)?) { self.mosq = mosq; self.onEnd = onEnd }
@@ -214,18 +217,20 @@ final class LoopThread: @unchecked Sendable {
         let t = Thread { [self] in
             // The timeout is select()'s; publishes wake the loop through libmosquitto's socket pair.
             let rc = mosquitto_loop_forever(mosq, 86_400_000, 1)
-            lock.lock(); let expected = stopping; finished = true; lock.unlock()
+            let expected = flags.withLock { f in
+                f.finished = true
+                return f.stopping
+            }
             done.signal()
             if !expected { onEnd?(rc) }
         }
         t.name = "mqtt-loop"
         t.start()
     }
-    func stop() { lock.lock(); stopping = true; lock.unlock() }
+    func stop() { flags.withLock { $0.stopping = true } }
     /// Waits up to `timeout` seconds for the loop to end; true when it has.
     func wait(timeout: Double) -> Bool {
-        lock.lock(); let f = finished; lock.unlock()
-        if f { return true }
+        if flags.withLock({ $0.finished }) { return true }
         guard done.wait(timeout: .now() + timeout) == .success else { return false }
         done.signal()   // later waits see it at once
         return true
@@ -238,7 +243,7 @@ final class LoopThread: @unchecked Sendable {
 ///
 /// Generic over what `prepare` makes of each message on the network thread (`Prepared`);
 /// `MQTTClient` is the plain client (nothing prepared).
-public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {
+public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {  // @unchecked: the libmosquitto pointer
     public typealias Message = MQTTMessageOf<Prepared>
     public typealias Event = MQTTEventOf<Prepared>
     private let mosq: OpaquePointer
@@ -246,9 +251,9 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {
     /// Yields when events are waiting; take them with `drain(max:)`.
     public let wakeups: AsyncStream<Void>
     private let logger: Logger
-    private let lock = NSLock()
     private let loop: LoopThread
-    private var started = false
+    /// Whether the network thread was started; the lock also orders connect and disconnect.
+    private let started = Mutex(false)
 
     /// Takes up to `max` waiting events: urgent messages first, then the rest, each oldest first.
     public func drain(max: Int) -> [Event] { box.takeUnretainedValue().drain(max: max) }
@@ -350,15 +355,16 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {
 
     /// Starts the network thread and connects; reconnects by itself (1–10 s, exponential).
     public func connect(host: String, port: Int, keepalive: Int = 30) throws {
-        lock.lock(); defer { lock.unlock() }
-        let rc = mosquitto_connect_async(mosq, host, Int32(port), Int32(keepalive))
-        if rc != MOSQ_ERR_SUCCESS.rawValue {
-            // The broker may not be up yet: the loop thread keeps retrying.
-            logger.warning("mqtt: first connect to \(host):\(port) failed: \(String(cString: mosquitto_strerror(rc))); retrying")
-        }
-        if !started {
-            loop.start()
-            started = true
+        started.withLock { started in
+            let rc = mosquitto_connect_async(mosq, host, Int32(port), Int32(keepalive))
+            if rc != MOSQ_ERR_SUCCESS.rawValue {
+                // The broker may not be up yet: the loop thread keeps retrying.
+                logger.warning("mqtt: first connect to \(host):\(port) failed: \(String(cString: mosquitto_strerror(rc))); retrying")
+            }
+            if !started {
+                loop.start()
+                started = true
+            }
         }
     }
 
@@ -389,24 +395,24 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {
     /// network thread, and the loop ends after the DISCONNECT (or after its reconnect pause,
     /// at most 10 s, while the broker is away).
     public func requestDisconnect() {
-        lock.lock(); defer { lock.unlock() }
-        loop.stop()
-        box.takeUnretainedValue().openGate()
-        mosquitto_disconnect(mosq)
+        started.withLock { _ in
+            loop.stop()
+            box.takeUnretainedValue().openGate()
+            mosquitto_disconnect(mosq)
+        }
     }
     /// Waits up to `timeout` s for the network thread to end; true when it has (or never ran).
     @discardableResult
     public func waitStopped(timeout: Double) -> Bool {
-        lock.lock(); let s = started; lock.unlock()
-        guard s else { return true }
+        guard started.withLock({ $0 }) else { return true }
         guard loop.wait(timeout: timeout) else { return false }
-        lock.lock(); started = false; lock.unlock()
+        started.withLock { $0 = false }
         return true
     }
 
     deinit {
         var stopped = true
-        if started {
+        if started.withLock({ $0 }) {
             loop.stop()
             box.takeUnretainedValue().openGate()
             mosquitto_disconnect(mosq)

@@ -8,6 +8,7 @@ import HummingbirdTLS
 import NIOCore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Owns the MQTT links: subscribes on (re)connect, runs the ingest loop (`IngestLoop`) on
 /// them, publishes the appliance status. Stops intake first on shutdown.
@@ -19,7 +20,7 @@ import ServiceLifecycle
 ///   connection, never in front of a scan.
 /// Each has an intake bound (CONTRACT §5: `mqtt.max_pending_bytes` in all, split by
 /// `IngestPolicy.intakeShare`): past it, its network thread stops reading until the writer commits.
-final class MQTTService: Service, @unchecked Sendable {
+final class MQTTService: Service, Sendable {
     let config: EdgeConfig
     let policy: IngestPolicy
     let client: IngestLink
@@ -28,12 +29,14 @@ final class MQTTService: Service, @unchecked Sendable {
     let state: EdgeState
     let metrics: EdgeMetrics
     let logger: Logger
-    private let lock = NSLock()
-    private var lastStatus = ""
-    private var lastStatusAt = Date.distantPast
-    private var mainUp = false, kioskUp = false
-    /// Intake-bound pauses already counted in a log line.
-    private var stallsSeen = 0
+    private struct Links {
+        var lastStatus = ""
+        var lastStatusAt = Date.distantPast
+        var mainUp = false, kioskUp = false
+        /// Intake-bound pauses already counted in a log line.
+        var stallsSeen = 0
+    }
+    private let links = Mutex(Links())
     private let rate = RateLimit()
 
     var kioskTopics: [String] { policy.subscriptions(.kiosk, site: config.siteId) }
@@ -79,13 +82,13 @@ final class MQTTService: Service, @unchecked Sendable {
 
     /// Republished on change, at most every 10 s (CONTRACT §1.7); `force` on (re)connect.
     func publishStatus(force: Bool) {
-        lock.lock(); let up = mainUp; lock.unlock()
-        guard up else { return }
+        guard links.withLock({ $0.mainUp }) else { return }
         let (key, text) = statusPayload()
-        lock.lock()
-        let due = force || (key != lastStatus && Date().timeIntervalSince(lastStatusAt) >= 10)
-        if due { lastStatus = key; lastStatusAt = Date() }
-        lock.unlock()
+        let due = links.withLock { l in
+            let due = force || (key != l.lastStatus && Date().timeIntervalSince(l.lastStatusAt) >= 10)
+            if due { l.lastStatus = key; l.lastStatusAt = Date() }
+            return due
+        }
         if due { try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: text, qos: 1, retain: true) }
     }
 
@@ -94,7 +97,7 @@ final class MQTTService: Service, @unchecked Sendable {
     func noteStalls() {
         let i = client.intake, k = kiosk.intake
         let stalls = i.stalls + k.stalls
-        let new = lock.withLock { () -> Int in defer { stallsSeen = stalls }; return stalls - stallsSeen }
+        let new = links.withLock { l -> Int in defer { l.stallsSeen = stalls }; return stalls - l.stallsSeen }
         guard new > 0, let t = rate.note("intake_full", every: 60, new) else { return }
         let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
         logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker keeps the rest")
@@ -109,7 +112,7 @@ final class MQTTService: Service, @unchecked Sendable {
             }
         }
         // Intake stopped: say so, then disconnect cleanly (which suppresses the will).
-        if lock.withLock({ mainUp }) {
+        if links.withLock({ $0.mainUp }) {
             try? client.publish(topic: DeviceTopic.edgeStatusTopic(site: config.siteId), text: #"{"state":"offline"}"#, qos: 1, retain: true)
         }
         client.requestDisconnect(); kiosk.requestDisconnect()
@@ -138,18 +141,16 @@ final class MQTTService: Service, @unchecked Sendable {
         } catch {
             logger.error("mqtt: subscribe failed on the \(name): \(error)")
         }
-        lock.lock()
-        if link { kioskUp = true } else { mainUp = true }
-        let both = mainUp && kioskUp
-        lock.unlock()
+        let both = links.withLock { l in
+            if link { l.kioskUp = true } else { l.mainUp = true }
+            return l.mainUp && l.kioskUp
+        }
         state.setMQTTConnected(both)
         logger.info("mqtt: \(name) to \(config.mqtt.host):\(config.mqtt.port) up, subscribed")
         if !link { publishStatus(force: true) }
     }
     private func linkDown(kiosk link: Bool, code: Int32) {
-        lock.lock()
-        if link { kioskUp = false } else { mainUp = false }
-        lock.unlock()
+        links.withLock { l in if link { l.kioskUp = false } else { l.mainUp = false } }
         state.setMQTTConnected(false)
         if code != 0 { logger.warning("mqtt: \(link ? "kiosk connection" : "connection") lost (\(code)); reconnecting") }
     }

@@ -8,6 +8,7 @@ import HummingbirdTLS
 import NIOCore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// A long-running loop as a swift-service-lifecycle `Service`: cancelled on graceful shutdown.
 struct LoopService: Service, CustomStringConvertible {
@@ -19,16 +20,19 @@ struct LoopService: Service, CustomStringConvertible {
 }
 
 /// The daemon is ready (systemd's READY=1) once every HTTP listener is serving.
-final class Readiness: @unchecked Sendable {
-    private let lock = NSLock()
-    private var waiting: Set<String>
+final class Readiness: Sendable {
+    private let waiting: Mutex<Set<String>>
     private let ready: @Sendable () -> Void
-    init(listeners: [String], ready: @escaping @Sendable () -> Void) { waiting = Set(listeners); self.ready = ready }
+    init(listeners: [String], ready: @escaping @Sendable () -> Void) { waiting = Mutex(Set(listeners)); self.ready = ready }
     func up(_ key: String) {
-        lock.lock(); let was = waiting.count; waiting.remove(key); let now = waiting.count; lock.unlock()
+        let (was, now) = waiting.withLock { w in
+            let was = w.count
+            w.remove(key)
+            return (was, w.count)
+        }
         if was > 0 && now == 0 { ready() }
     }
-    func isUp(_ key: String) -> Bool { lock.lock(); defer { lock.unlock() }; return !waiting.contains(key) }
+    func isUp(_ key: String) -> Bool { waiting.withLock { !$0.contains(key) } }
 }
 
 /// An HTTP listener as a service: a failure before it serves (the port taken, an address not
