@@ -2,6 +2,7 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A device message as received, decoded on libmosquitto's network thread.
 typealias IngestMessage = MQTTMessageOf<DeviceMessage>
@@ -156,10 +157,9 @@ final class IngestLoop: Sendable {
     }
 
     /// The scans a batch took in while it ran.
-    private final class Jumpers: @unchecked Sendable {
-        private let lock = NSLock()
-        private var list: [IngestMessage] = []
-        func add(_ m: [IngestMessage]) { guard !m.isEmpty else { return }; lock.lock(); list += m; lock.unlock() }
-        var all: [IngestMessage] { lock.lock(); defer { lock.unlock() }; return list }
+    private final class Jumpers: Sendable {
+        private let list = Mutex<[IngestMessage]>([])
+        func add(_ m: [IngestMessage]) { guard !m.isEmpty else { return }; list.withLock { $0 += m } }
+        var all: [IngestMessage] { list.withLock { $0 } }
     }
 }
