@@ -30,6 +30,9 @@ public struct HTTPResponse: Sendable {
     public var headers: [String: String]
     public var body: [UInt8]
     public var text: String { String(decoding: body, as: UTF8.self) }
+    public init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {
+        self.status = status; self.headers = headers; self.body = body
+    }
 }
 
 public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {

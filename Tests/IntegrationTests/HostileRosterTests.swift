@@ -43,13 +43,6 @@ extension Env {
     }
 }
 
-/// A monotonic clock the test moves.
-final class TestMonoClock: Sendable {
-    private let ns = Mutex<UInt64>(1_000_000_000)
-    func now() -> UInt64 { ns.withLock { $0 } }
-    func advance(seconds: Double) { ns.withLock { $0 += UInt64(seconds * 1e9) } }
-}
-
 /// An HTTP transport that records the roster's requests and can act after each answer.
 final class RecordingTransport: HTTPTransport {
     let inner = CurlHTTPClient(label: "roster-test")
@@ -66,7 +59,7 @@ final class RecordingTransport: HTTPTransport {
 }
 
 /// A RosterSync run in-process against the stub, on a real SQLite file.
-func makeRosterSync(port: Int, clock: TestMonoClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
+func makeRosterSync(port: Int, clock: ManualClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
                     confirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs,
                     state: EdgeState = EdgeState(cloudConfigured: true)) throws -> (RosterSync, AppDatabase) {
     let dir = Harness.tempDir("roster")
@@ -77,7 +70,7 @@ func makeRosterSync(port: Int, clock: TestMonoClock, http: any HTTPTransport = C
     var logger = Logger(label: "roster-test")
     logger.logLevel = ProcessInfo.processInfo.environment["ROSTER_TEST_LOG"] != nil ? .debug : .critical
     let sync = RosterSync(config: config, db: db, http: http, state: state, metrics: EdgeMetrics(bootstrap: false),
-                          logger: logger, suspectConfirmNs: confirmNs, monoNs: { clock.now() })
+                          logger: logger, suspectConfirmNs: confirmNs, clock: clock)
     return (sync, db)
 }
 
@@ -137,7 +130,7 @@ struct HostileRosterTests {
         let day = rosterClinicDay()
         let stub = CloudStub(seed: day.seed)
         let port = try await stub.start()
-        let clock = TestMonoClock()
+        let clock = ManualClock()
         let (sync, db) = try makeRosterSync(port: port, clock: clock)
         let nowMs = Time.nowMs()
         #expect(try await sync.fullSync(nowMs: nowMs) == [])
@@ -146,7 +139,7 @@ struct HostileRosterTests {
 
         // An empty answer: held back, nothing removed, a retry due 10 minutes later.
         stub.setFaults(CloudStubFaults(directusAnswer: .empty, directusCollections: ["patients"]))
-        let first = clock.now()
+        let first = clock.monoNs()
         #expect(try await sync.fullSync(nowMs: nowMs) == ["patients"])
         #expect(try await count(db, "patients") == 12)
         #expect(sync.heldRetryNs() == first + 600_000_000_000)
@@ -177,7 +170,7 @@ struct HostileRosterTests {
         let day = rosterClinicDay()
         let stub = CloudStub(seed: day.seed)
         let port = try await stub.start()
-        let clock = TestMonoClock()
+        let clock = ManualClock()
         let (sync, db) = try makeRosterSync(port: port, clock: clock, confirmNs: 2_000_000_000)
         #expect(try await sync.fullSync(nowMs: Time.nowMs()) == [])
         stub.setFaults(CloudStubFaults(directusAnswer: .empty, directusCollections: ["appointments"]))
@@ -201,7 +194,7 @@ struct HostileRosterTests {
         // After the first page of patients, the first patient (already read) is deleted upstream:
         // with offset paging, the row that moves into the first page would be skipped.
         let http = RecordingTransport { n, _ in if n == 1 { stub.delete(collection: "patients", id: firstId) } }
-        let (sync, db) = try makeRosterSync(port: port, clock: TestMonoClock(), http: http)
+        let (sync, db) = try makeRosterSync(port: port, clock: ManualClock(), http: http)
         #expect(try await sync.fullSync(nowMs: Time.nowMs()) == [])
         #expect(try await count(db, "patients") == 1001)
         let patientURLs = http.urls.filter { $0.contains("/items/patients?") }
@@ -222,9 +215,9 @@ struct HostileRosterTests {
         let stub = CloudStub(seed: ClinicDay().seed)
         let port = try await stub.start()
         let state = EdgeState(cloudConfigured: true)
-        let (sync, _) = try makeRosterSync(port: port, clock: TestMonoClock(), state: state)
+        let (sync, _) = try makeRosterSync(port: port, clock: ManualClock(), state: state)
         // What /healthz would say 61 s from now, if nothing changed meanwhile.
-        let stuck = { state.healthReasons(nowNs: EdgeState.monoNs() + 61_000_000_000).contains { $0.hasPrefix("roster: no progress") } }
+        let stuck = { state.healthReasons(nowNs: state.monoNs() + 61_000_000_000).contains { $0.hasPrefix("roster: no progress") } }
         stub.setFaults(CloudStubFaults(mode: .slow, slowMs: 1500, directusOnly: true))
         let loop = Task { await sync.run() }
         try await Harness.waitUntil("the first roster request at the stub", timeout: 5) { stub.stats().directusRequests >= 1 }

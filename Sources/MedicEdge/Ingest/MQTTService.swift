@@ -37,13 +37,14 @@ final class MQTTService: Service, Sendable {
         var stallsSeen = 0
     }
     private let links = Mutex(Links())
-    private let rate = RateLimit()
+    private let rate: RateLimit
 
     var kioskTopics: [String] { policy.subscriptions(.kiosk, site: config.siteId) }
     var mainTopics: [String] { policy.subscriptions(.main, site: config.siteId) }
 
     init(config: EdgeConfig, pipeline: IngestPipeline, state: EdgeState, metrics: EdgeMetrics, logger: Logger) throws {
         self.config = config; self.state = state; self.metrics = metrics; self.logger = logger
+        rate = RateLimit(clock: state.clock)
         let policy = pipeline.policy
         self.policy = policy
         let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))

@@ -11,19 +11,27 @@ import Logging
 struct NoShowScheduler {
     let config: EdgeConfig
     let db: AppDatabase
-    let clock: ClockWatch
+    /// Wall-clock jumps, seen on `clock` (shared with housekeeping).
+    let watch: ClockWatch
+    /// The injected clock: the check's time and the wait between checks.
+    let clock: any EdgeClock
     let metrics: EdgeMetrics?
     let logger: Logger
 
-    init(config: EdgeConfig, db: AppDatabase, clock: ClockWatch = ClockWatch(), metrics: EdgeMetrics? = nil, logger: Logger) {
-        self.config = config; self.db = db; self.clock = clock; self.metrics = metrics; self.logger = logger
+    init(config: EdgeConfig, db: AppDatabase, watch: ClockWatch = ClockWatch(), clock: any EdgeClock = SystemClock(),
+         metrics: EdgeMetrics? = nil, logger: Logger) {
+        self.config = config; self.db = db; self.watch = watch; self.clock = clock; self.metrics = metrics; self.logger = logger
     }
 
-    /// The no-show check; returns how many signals were recorded.
+    /// The no-show check at the clock's time; returns how many signals were recorded.
     @discardableResult
-    func check(nowMs: Int64, monoNs: UInt64 = DispatchTime.now().uptimeNanoseconds) async throws -> Int {
+    func check() async throws -> Int { try await check(nowMs: clock.nowMs(), monoNs: clock.monoNs()) }
+
+    /// The no-show check at a given time; returns how many signals were recorded.
+    @discardableResult
+    func check(nowMs: Int64, monoNs: UInt64) async throws -> Int {
         // A jump is seen here too, before the query: the check may come before housekeeping's tick.
-        if let jump = clock.observe(wallMs: nowMs, monoNs: monoNs) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
+        if let jump = watch.observe(wallMs: nowMs, monoNs: monoNs) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
         let grace = Int64(config.noshowGraceMinutes * 60_000)
         let (emitted, skipped) = try await db.write { db -> (Int, Int) in
             // The rule's statuses and comparison: `NoShowRule` (EdgeCore), checked against it by a test.
@@ -32,7 +40,7 @@ struct NoShowScheduler {
             for r in rows {
                 let id = r.id
                 let startMs = r.startMs
-                if clock.wasSkipped(startMs + grace) {
+                if watch.wasSkipped(startMs + grace) {
                     try db.recordNoShow(appointmentId: id, nowMs: nowMs, eventId: "")
                     skipped += 1
                     continue
@@ -58,11 +66,11 @@ struct NoShowScheduler {
         while !Task.isCancelled {
             state?.busy("noshow")
             do {
-                let n = try await check(nowMs: Time.nowMs())
+                let n = try await check()
                 if n > 0 { logger.info("noshow: \(n) no-show signal(s) recorded") }
             } catch { logger.error("noshow: check failed: \(error)") }
             state?.idle("noshow")
-            try? await Task.sleep(for: .milliseconds(Int(config.noshowCheckIntervalSeconds * 1000)))
+            try? await clock.sleep(seconds: config.noshowCheckIntervalSeconds)
         }
     }
 }

@@ -161,8 +161,8 @@ final class RosterSync: Sendable {
     let logger: Logger
     /// How long a held-back removal waits for a second full pull returning the same.
     let suspectConfirmNs: UInt64
-    /// The monotonic clock (nanoseconds); tests pass their own.
-    let monoNs: @Sendable () -> UInt64
+    /// The injected clock (the state's unless given): pull times, held-back removals, waits.
+    let clock: any EdgeClock
     /// Held-back removals by collection: the answer's ids and when it was first seen.
     let pending = Mutex<[String: PendingRemoval]>([:])
 
@@ -191,9 +191,9 @@ final class RosterSync: Sendable {
     ]
 
     init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, state: EdgeState, metrics: EdgeMetrics, logger: Logger,
-         suspectConfirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs, monoNs: @escaping @Sendable () -> UInt64 = EdgeState.monoNs) {
+         suspectConfirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs, clock: (any EdgeClock)? = nil) {
         self.config = config; self.db = db; self.http = http; self.state = state; self.metrics = metrics; self.logger = logger
-        self.suspectConfirmNs = suspectConfirmNs; self.monoNs = monoNs
+        self.suspectConfirmNs = suspectConfirmNs; self.clock = clock ?? state.clock
     }
 
     /// The appointment window: whole local days [today − 1, today + days_ahead].
@@ -328,7 +328,7 @@ final class RosterSync: Sendable {
         }
         let w = window(nowMs: nowMs)
         let fetched = all
-        let mono = monoNs()
+        let mono = clock.monoNs()
         let confirmNs = suspectConfirmNs
         let pendingNow = pending.withLock { $0 }
         let decisions: [(String, FullPullDecision)] = try await db.write { db in
@@ -448,11 +448,11 @@ final class RosterSync: Sendable {
         var failures = 0
         while !Task.isCancelled {
             state.busy("roster")
-            let now = Time.nowMs()
+            let now = clock.nowMs()
             let day = LocalDay.dayString(now, zone: config.timeZone)
             var delay = cloud.rosterSyncSeconds
             do {
-                let heldDue = heldRetryNs().map { monoNs() >= $0 } ?? false
+                let heldDue = heldRetryNs().map { clock.monoNs() >= $0 } ?? false
                 if day != lastDay || now - lastFullMs > 86_400_000 || heldDue {
                     let held = try await fullSync(nowMs: now)
                     lastFullMs = now; lastDay = day
@@ -471,7 +471,7 @@ final class RosterSync: Sendable {
             }
             await releaseMemory()
             state.idle("roster")
-            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            try? await clock.sleep(seconds: delay)
         }
     }
 }

@@ -90,7 +90,7 @@ public enum Daemon {
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
-        let noshow = NoShowScheduler(config: config, db: db, clock: clockWatch, metrics: metrics, logger: logger)
+        let noshow = NoShowScheduler(config: config, db: db, watch: clockWatch, clock: state.clock, metrics: metrics, logger: logger)
 
         /// The status figures, read once a second and kept in memory for the HTTP routes.
         @Sendable func refreshFigures(nowMs: Int64) {
@@ -99,7 +99,7 @@ public enum Daemon {
             let s = f.outbox
             metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: nowMs)
         }
-        refreshFigures(nowMs: Time.nowMs())
+        refreshFigures(nowMs: state.clock.nowMs())
         let housekeeping = Housekeeping(jobs: [
             PeriodicJob("status figures", every: .seconds(1)) { now in
                 refreshFigures(nowMs: now)

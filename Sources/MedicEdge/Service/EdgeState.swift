@@ -87,8 +87,6 @@ public final class EdgeState: Sendable {
 
     /// The monotonic clock of the state's own records (the injected clock).
     public func monoNs() -> UInt64 { clock.monoNs() }
-    /// The system's monotonic clock, for the callers not yet given the injected clock.
-    public static func monoNs() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
     /// How long each condition may last before the daemon reports itself unhealthy.
     public static let mqttDownLimitNs: UInt64 = 60_000_000_000
     public static let commitFailLimitNs: UInt64 = 10_000_000_000

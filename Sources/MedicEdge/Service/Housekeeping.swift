@@ -57,12 +57,12 @@ struct Housekeeping: Service, CustomStringConvertible {
             var schedule = JobSchedule(jobs: jobs.count)
             while !Task.isCancelled {
                 state.busy("housekeeping")
-                let now = Time.nowMs(), mono = DispatchTime.now().uptimeNanoseconds
+                let now = state.clock.nowMs(), mono = state.clock.monoNs()
                 if let jump = clockWatch.observe(wallMs: now, monoNs: mono) { ClockJumpReport.say(jump, metrics: metrics, logger: logger) }
                 let clockSteady = clockWatch.sinceLastJumpNs(monoNs: mono).map { $0 > Self.steadyAfterNs } ?? true
                 for i in schedule.due(jobs, monoNs: mono, clockSteady: clockSteady) { await jobs[i].body(now) }
                 state.idle("housekeeping")
-                try? await Task.sleep(for: Self.tick)
+                try? await state.clock.sleep(ns: UInt64(Self.tick.components.seconds) * 1_000_000_000)
             }
         }
     }

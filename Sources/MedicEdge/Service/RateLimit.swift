@@ -1,3 +1,4 @@
+import EdgeCore
 import Synchronization
 
 /// Things of one kind said at most once per interval, with what happened meanwhile added up:
@@ -12,14 +13,17 @@ final class RateLimit: Sendable {
     }
     private struct Entry { var lastNs: UInt64?; var tally = Tally() }
     private let entries = Mutex<[String: Entry]>([:])
+    /// The monotonic clock the intervals are measured on.
+    private let clock: any EdgeClock
 
-    init() {}
+    init(clock: any EdgeClock = SystemClock()) { self.clock = clock }
 
     /// Counts one happening of `kind` with its `values`. Returns the tally since the last line
     /// (this one included) when a line is due, the first time or `every` seconds after the last;
     /// nil while it is held back.
-    func note(_ kind: String, every seconds: Double, _ values: Int..., nowNs: UInt64 = EdgeState.monoNs()) -> Tally? {
-        entries.withLock { map -> Tally? in
+    func note(_ kind: String, every seconds: Double, _ values: Int...) -> Tally? {
+        let nowNs = clock.monoNs()
+        return entries.withLock { map -> Tally? in
             var e = map[kind] ?? Entry()
             e.tally.count += 1
             if e.tally.sums.count < values.count { e.tally.sums += Array(repeating: 0, count: values.count - e.tally.sums.count) }

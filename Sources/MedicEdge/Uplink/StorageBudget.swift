@@ -27,7 +27,7 @@ final class StorageBudget: Sendable {
     private let walPath: String
     private let shmPath: String
     /// The log lines (and the drop reports) at most so often, with what they stand for.
-    private let rate = RateLimit()
+    private let rate: RateLimit
 
     /// At most this much telemetry (by the outbox's `bytes`) is evicted by one ingest batch, so
     /// a large deficit (min_free_bytes on a big database) is made up over several batches
@@ -43,6 +43,7 @@ final class StorageBudget: Sendable {
 
     init(config: EdgeConfig, db: AppDatabase, state: EdgeState, metrics: EdgeMetrics, logger: Logger, backgroundCheckpoints: Bool = true) {
         self.config = config; self.db = db; self.state = state; self.metrics = metrics; self.logger = logger
+        rate = RateLimit(clock: state.clock)
         walReserve = AppDatabase.walReserveBytes(budgetBytes: config.storageMaxBytes, backgroundCheckpoints: backgroundCheckpoints)
         walPath = (db.path ?? "") + "-wal"
         shmPath = (db.path ?? "") + "-shm"
@@ -129,14 +130,14 @@ final class StorageBudget: Sendable {
     /// checkpoint, running beside the writer's commits, would only make the writer's busy.
     func walNeedsCheckpoint(_ c: Check) -> Bool { c.wal > walReserve / 4 }
     func checkpointFromWriter() async {
-        lastWriterCheckpointNs.store(EdgeState.monoNs(), ordering: .relaxed)
+        lastWriterCheckpointNs.store(state.monoNs(), ordering: .relaxed)
         _ = try? await db.checkpointPassive()
     }
     private let lastWriterCheckpointNs = Atomic<UInt64>(0)
     /// The writer checkpointed within the last second: the background checkpointer waits.
     var writerCheckpointsWAL: Bool {
         let last = lastWriterCheckpointNs.load(ordering: .relaxed)
-        return last != 0 && EdgeState.monoNs() &- last < 1_000_000_000
+        return last != 0 && state.monoNs() &- last < 1_000_000_000
     }
 
     /// After a batch committed: its budget check's outcome in the shared state and the log.
@@ -204,8 +205,9 @@ final class StorageBudget: Sendable {
         // says whether SQLite can write again, so /healthz (and the watchdog) recover without
         // waiting for a device. Not sooner: a one-row write can still fit where batches do
         // not, and must not hide their failures.
+        let clock = state.clock
         if state.commitsFailing, (state.sinceLastCommitFailureNs() ?? 0) > Self.probeAfterNs,
-           (try? await db.write({ try $0.setSetting("storage_probe_ms", String(Time.nowMs())) })) != nil {
+           (try? await db.write({ try $0.setSetting("storage_probe_ms", String(clock.nowMs())) })) != nil {
             commitSucceeded()
         }
         guard var c = try? await db.read({ try self.measure($0) }) else { return }
@@ -215,7 +217,7 @@ final class StorageBudget: Sendable {
         }
         var evicted = 0
         for _ in 0..<50 where c.usage > c.limit && !c.over {
-            guard let r = try? await db.write({ db in try self.makeRoom(db, nowMs: Time.nowMs()) }) else { break }
+            guard let r = try? await db.write({ db in try self.makeRoom(db, nowMs: clock.nowMs()) }) else { break }
             c = r; evicted += r.evicted
             if r.evicted > 0 {
                 await shrink()
@@ -242,7 +244,7 @@ final class StorageBudget: Sendable {
     /// one a second, the housekeeping tick).
     func reportDrops() async {
         guard rate.note("report", every: Self.reportEvery) != nil else { return }
-        let config = self.config
+        let config = self.config, clock = state.clock
         _ = try? await db.write { db in
             let last = Int64(try db.setting("dropped_reported") ?? "0") ?? 0
             guard let r = try db.drops(afterId: last) else { return }
@@ -252,7 +254,7 @@ final class StorageBudget: Sendable {
                 j.add("count", count); j.add("oldest_at", Time.rfc3339(ms: oldest)); j.add("newest_at", Time.rfc3339(ms: newest))
                 j.add("reason", "disk_budget")
             }
-            try db.enqueue(name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: Time.nowMs())
+            try db.enqueue(name: "integration/edge.data_dropped", eventClass: .clinical, source: "edge:storage", data: data, nowMs: clock.nowMs())
             try db.setSetting("dropped_reported", String(maxId))
         }
     }
@@ -261,7 +263,7 @@ final class StorageBudget: Sendable {
     /// each, oldest first, in short transactions of at most 1,000 rows (the writer is never
     /// held by one long DELETE).
     func purgeBounded() async {
-        let now = Time.nowMs(), maxRows = config.storageMaxRejectRows, step = 1000
+        let now = state.clock.nowMs(), maxRows = config.storageMaxRejectRows, step = 1000
         var rejects = 0, dead = 0
         for _ in 0..<10_000 {
             let n = (try? await db.write { try $0.purgeRejects(nowMs: now, maxRows: maxRows, limit: step) }) ?? 0

@@ -22,6 +22,8 @@ final class Uplink: Sendable {
     let metrics: EdgeMetrics
     let state: EdgeState
     let logger: Logger
+    /// The injected clock (the state's): stamps, backoff waits and the shutdown deadline.
+    let clock: any EdgeClock
     static let maxEventBytes = 256 * 1024
     /// The most bytes of an Event API answer read (Inngest's answer is a few bytes per event).
     static let maxResponseBytes = 1 << 20
@@ -39,10 +41,12 @@ final class Uplink: Sendable {
         var storm = false
     }
     private let memory = Mutex(Memory())
-    private let rate = RateLimit()
+    private let rate: RateLimit
 
     init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, metrics: EdgeMetrics, state: EdgeState, logger: Logger) {
         self.config = config; self.db = db; self.http = http; self.metrics = metrics; self.state = state; self.logger = logger
+        clock = state.clock
+        rate = RateLimit(clock: state.clock)
     }
 
     /// True while a 400 storm holds dead-lettering back.
@@ -96,7 +100,7 @@ final class Uplink: Sendable {
     private func wait(_ seconds: Double) async {
         state.idle("uplink")
         let s = seconds.isFinite ? min(max(seconds, 0), RetryAfter.defaultCap) : 1
-        try? await Task.sleep(for: .milliseconds(Int(s * 1000)))
+        try? await clock.sleep(ns: UInt64(s * 1e9))
     }
 
     enum Outcome: Equatable { case done, retry(after: Double?), unauthorized }
@@ -116,7 +120,7 @@ final class Uplink: Sendable {
     }
 
     func deadLetter(_ events: [OutboxEvent], status: Int, reason: String) throws {
-        try db.deadLetter(events.map(\.seq), status: status, reason: reason, nowMs: Time.nowMs())
+        try db.deadLetter(events.map(\.seq), status: status, reason: reason, nowMs: clock.nowMs())
         metrics.cloudRefused(status: status == 0 ? "over_256k" : String(status), by: events.count)
         logger.error("uplink: \(events.count) event(s) dead-lettered (status \(status)): \(reason.prefix(200)); see `medic-edge outbox dead-letters`")
     }
@@ -156,16 +160,16 @@ final class Uplink: Sendable {
         do { resp = try await http.send(req) } catch {
             let label = Uplink.label(for: error)
             metrics.uplinkRequest(status: label)
-            state.uplinkFailed(nowMs: Time.nowMs())
+            state.uplinkFailed(nowMs: clock.nowMs())
             warnRateLimited("transport", "uplink: no usable answer from the cloud (\(label): \(error)); nothing deleted, \(sendable.count) event(s) kept and retried later")
             return .retry(after: nil)
         }
-        let retryAfter = RetryAfter.seconds(resp.headers["retry-after"])
+        let retryAfter = RetryAfter.seconds(resp.headers["retry-after"], now: Date(timeIntervalSince1970: Double(clock.nowMs()) / 1000))
         switch resp.status {
         case 200..<300:
             guard Uplink.isDelivery(body: resp.body, eventCount: sendable.count) else {
                 metrics.uplinkRequest(status: "\(resp.status)_bad_body")
-                state.uplinkFailed(nowMs: Time.nowMs())
+                state.uplinkFailed(nowMs: clock.nowMs())
                 let type = resp.headers["content-type"].map { ", content-type \($0.prefix(60))" } ?? ""
                 warnRateLimited("bad_body", "uplink: HTTP \(resp.status) without Inngest's {\"ids\": [...]} for the \(sendable.count) event(s) sent (\(resp.body.count) bytes\(type); a captive portal or a proxy page?); not a delivery: nothing deleted, retrying later")
                 return .retry(after: retryAfter)
@@ -176,7 +180,7 @@ final class Uplink: Sendable {
                 guard await Uplink.deleteDelivered(db, seqs, logger: logger) else { return .retry(after: 1) }
             }
             metrics.delivered(sendable.count)
-            state.uplinkSucceeded(nowMs: Time.nowMs())
+            state.uplinkSucceeded(nowMs: clock.nowMs())
             let endedStorm = memory.withLock { m in
                 defer { m.loneRefusals = 0; m.storm = false }
                 return m.storm
@@ -196,7 +200,7 @@ final class Uplink: Sendable {
                         return (m.loneRefusals, m.storm, started)
                     }
                     if storm {
-                        state.uplinkFailed(nowMs: Time.nowMs())
+                        state.uplinkFailed(nowMs: clock.nowMs())
                         if started {
                             logger.error("uplink: \(inRow) events in a row refused one by one with HTTP 400: taken as a cloud fault, not bad events; nothing more is dead-lettered until the cloud accepts a request; retrying with backoff. Check the Event API (Inngest) and cloud.events_url")
                         } else {
@@ -206,7 +210,7 @@ final class Uplink: Sendable {
                     }
                 }
                 try? deadLetter(sendable, status: resp.status, reason: resp.text.isEmpty ? "HTTP \(resp.status)" : resp.text)
-                state.uplinkSucceeded(nowMs: Time.nowMs())
+                state.uplinkSucceeded(nowMs: clock.nowMs())
                 return .done
             }
             let mid = sendable.count / 2
@@ -215,14 +219,14 @@ final class Uplink: Sendable {
             return await deliver(Array(sendable[mid...]), deleter: deleter)
         case 401, 403:
             metrics.uplinkRequest(status: String(resp.status))
-            if state.cloudState(nowMs: Time.nowMs()) != .unauthorized {
+            if state.cloudState(nowMs: clock.nowMs()) != .unauthorized {
                 logger.error("uplink: the cloud refused the event key (HTTP \(resp.status)); nothing is dropped; check cloud.events_url")
             }
-            state.uplinkFailed(nowMs: Time.nowMs(), unauthorized: true)
+            state.uplinkFailed(nowMs: clock.nowMs(), unauthorized: true)
             return .unauthorized
         default:
             metrics.uplinkRequest(status: String(resp.status))
-            state.uplinkFailed(nowMs: Time.nowMs())
+            state.uplinkFailed(nowMs: clock.nowMs())
             let what = (300..<400).contains(resp.status) ? "a redirect (not followed)" : "HTTP \(resp.status)"
             warnRateLimited("status", "uplink: the cloud answered \(what)\(retryAfter.map { ", Retry-After \(Int($0)) s" } ?? ""); nothing deleted, retrying later")
             return .retry(after: retryAfter)
@@ -274,8 +278,8 @@ final class Uplink: Sendable {
     /// One bounded attempt at shutdown (deletes inline).
     func finalAttempt(deadline: Double) async {
         guard config.cloud?.eventsURL != nil else { return }
-        let start = Date()
-        while Date().timeIntervalSince(start) < deadline, let batch = try? nextBatch(), !batch.isEmpty {
+        let end = clock.monoNs() &+ UInt64((deadline.isFinite ? min(max(deadline, 0), 3600) : 0) * 1e9)
+        while clock.monoNs() < end, let batch = try? nextBatch(), !batch.isEmpty {
             if await deliver(batch) != .done { break }
         }
         state.idle("uplink")
@@ -285,29 +289,28 @@ final class Uplink: Sendable {
 /// Deletes delivered batches one at a time in the background, so the uplink reads and posts
 /// the next batch meanwhile (the read leaves out the batch being deleted). A failed delete
 /// leaves those events in the outbox: they are sent again and the cloud dedupes by id.
-final class DeliveredDeleter: @unchecked Sendable {
+final class DeliveredDeleter: Sendable {
     private let db: AppDatabase
     private let logger: Logger
-    private let lock = NSLock()
-    private var pending: (seqs: [Int64], task: Task<Void, Never>)?
+    private let pending = Mutex<(seqs: [Int64], task: Task<Void, Never>)?>(nil)
 
     init(db: AppDatabase, logger: Logger) { self.db = db; self.logger = logger }
 
     /// The batch being deleted.
-    var inFlight: [Int64] { lock.withLock { pending?.seqs ?? [] } }
+    var inFlight: [Int64] { pending.withLock { $0?.seqs ?? [] } }
 
     /// Waits for the previous delete, then starts this one.
     func hand(_ seqs: [Int64]) async {
         await finish()
         let db = self.db, logger = self.logger
         let task = Task { _ = await Uplink.deleteDelivered(db, seqs, logger: logger) }
-        lock.withLock { pending = (seqs, task) }
+        pending.withLock { $0 = (seqs, task) }
     }
 
     /// Waits until no delete is running.
     func finish() async {
-        guard let p = lock.withLock({ pending }) else { return }
+        guard let p = pending.withLock({ $0 }) else { return }
         await p.task.value
-        lock.withLock { if pending?.seqs == p.seqs { pending = nil } }
+        pending.withLock { if $0?.seqs == p.seqs { $0 = nil } }
     }
 }
