@@ -4,8 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 start=$(date +%s)
+mkdir -p .build
 swift build --build-tests 2>&1 | tee .build/test-build.log
 scripts/check-warnings.sh .build/test-build.log
+echo "== the code follows .swift-format (swift format lint --strict)"
+swift format lint --strict --recursive Sources devices Tests
 echo "== swift test"
 swift test --skip-build --no-parallel
 echo "== device examples against their schemas"

@@ -107,7 +107,9 @@ public final class CloudStub: Sendable {
     // MARK: In-process control (the same as the HTTP control API)
 
     public func setFaults(_ f: CloudStubFaults) {
-        state.withLock { $0.faults = f; $0.hostileIndex = 0 }
+        state.withLock {
+            $0.faults = f; $0.hostileIndex = 0
+        }
         logger.info("cloud stub faults set", metadata: ["faults": "\(f.json.serialized())"])
     }
 

@@ -91,7 +91,8 @@ extension CloudStub {
         state.withLock { $0.directusScript.count }
     }
 
-    static let directusLoginPage = Array("""
+    static let directusLoginPage = Array(
+        """
         <!DOCTYPE html>
         <html><head><title>Sign in</title></head>
         <body><form method="post" action="/login"><input name="user"><input type="password" name="password">
@@ -100,8 +101,10 @@ extension CloudStub {
         """.utf8)
 
     /// The hostile answer forced by `directus_answer` for this request, if any.
-    static func hostileDirectusAnswer(_ req: StubRequest, faults: CloudStubFaults,
-                                      snapshot: DirectusSnapshot) -> StubResponse? {
+    static func hostileDirectusAnswer(
+        _ req: StubRequest, faults: CloudStubFaults,
+        snapshot: DirectusSnapshot
+    ) -> StubResponse? {
         guard let answer = faults.directusAnswer, req.path.count >= 2, req.path[0] == "items" else { return nil }
         if let only = faults.directusCollections, !only.contains(req.path[1]) { return nil }
         switch answer {

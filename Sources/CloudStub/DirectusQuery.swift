@@ -62,7 +62,7 @@ struct DirectusQuery {
                     guard !path.isEmpty else { throw Invalid(message: "Invalid query. Bad filter parameter \"\(key)\".") }
                     bracketFilter = DirectusQuery.insert(.string(value), at: path[...], into: bracketFilter)
                 }
-                // Other parameters (deep, search, alias, …) are ignored.
+            // Other parameters (deep, search, alias, …) are ignored.
             }
         }
         if let bf = bracketFilter {
@@ -308,7 +308,8 @@ indirect enum DirectusFilter {
         case "_between", "_nbetween":
             let bounds = list(value)
             guard bounds.count == 2, let lo = JSONValue.compare(field, bounds[0]),
-                  let hi = JSONValue.compare(field, bounds[1]) else { return false }
+                let hi = JSONValue.compare(field, bounds[1])
+            else { return false }
             let inside = lo >= 0 && hi <= 0
             return op == "_between" ? inside : !inside
         default:
@@ -456,7 +457,8 @@ struct Timestamp: Comparable {
             return true
         }
         guard let year = digits(4), expect(UInt8(ascii: "-")), let month = digits(2), expect(UInt8(ascii: "-")),
-              let day = digits(2), (1...12).contains(month), (1...31).contains(day) else { return nil }
+            let day = digits(2), (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
         var hour = 0, minute = 0, second = 0
         var nanos: Int64 = 0
         var offset = 0

@@ -39,7 +39,8 @@ final class StubHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
             if h.version.major == 1, h.version.minor >= 1,
-               h.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                h.headers["expect"].contains(where: { $0.lowercased() == "100-continue" })
+            {
                 let cont = HTTPResponseHead(version: h.version, status: .continue)
                 context.writeAndFlush(wrapOutboundOut(.head(cont)), promise: nil)
             }

@@ -53,7 +53,8 @@ public enum HostileEventAnswer: String, CaseIterable, Sendable {
         self == .connectionReset ? nil : Int(rawValue.prefix(3))
     }
 
-    static let htmlPage = Array("""
+    static let htmlPage = Array(
+        """
         <!DOCTYPE html>
         <html><head><title>Wi-Fi da clínica</title></head>
         <body><h1>Bem-vindo</h1><p>Aceite os termos de uso para navegar.</p>

@@ -13,8 +13,10 @@ public struct CloudStubSeed: Codable, Sendable {
     public var directusToken: String
     public var collections: [String: [JSONValue]]
 
-    public init(eventKey: String = "test-key", directusToken: String = "test-token",
-                collections: [String: [JSONValue]] = [:]) {
+    public init(
+        eventKey: String = "test-key", directusToken: String = "test-token",
+        collections: [String: [JSONValue]] = [:]
+    ) {
         self.eventKey = eventKey
         self.directusToken = directusToken
         self.collections = collections
@@ -119,10 +121,12 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
     /// The collections `directusAnswer` applies to (`directus_collections`; nil = all).
     public var directusCollections: [String]?
 
-    public init(mode: Mode = .none, slowMs: Int = 5000, rejectEventIds: [String] = [],
-                rejectEventNames: [String] = [], maxRequestBytes: Int? = nil, retryAfterSeconds: Int? = nil,
-                directusOnly: Bool? = nil, eventsOnly: Bool? = nil,
-                directusAnswer: DirectusHostileAnswer? = nil, directusCollections: [String]? = nil) {
+    public init(
+        mode: Mode = .none, slowMs: Int = 5000, rejectEventIds: [String] = [],
+        rejectEventNames: [String] = [], maxRequestBytes: Int? = nil, retryAfterSeconds: Int? = nil,
+        directusOnly: Bool? = nil, eventsOnly: Bool? = nil,
+        directusAnswer: DirectusHostileAnswer? = nil, directusCollections: [String]? = nil
+    ) {
         self.mode = mode
         self.slowMs = slowMs
         self.rejectEventIds = rejectEventIds
@@ -218,9 +222,11 @@ public struct CloudStubFaults: Codable, Sendable, Equatable {
             }
             return out
         }
-        let known: Set<String> = ["mode", "slow_ms", "reject_event_ids", "reject_event_names", "max_request_bytes",
-                                  "retry_after_seconds", "directus_only", "events_only",
-                                  "directus_answer", "directus_collections"]
+        let known: Set<String> = [
+            "mode", "slow_ms", "reject_event_ids", "reject_event_names", "max_request_bytes",
+            "retry_after_seconds", "directus_only", "events_only",
+            "directus_answer", "directus_collections",
+        ]
         if let unknown = o.keys.sorted().first(where: { !known.contains($0) }) {
             throw .badRequest("unknown fault key \"\(unknown)\"")
         }
@@ -268,8 +274,10 @@ public struct CloudStubStats: Codable, Sendable, Equatable {
     /// Requests to the Event API (any outcome).
     public var eventRequests: Int
 
-    public init(requestsByStatus: [String: Int] = [:], eventsReceived: Int = 0, uniqueIds: Int = 0,
-                duplicateIds: Int = 0, directusRequests: Int = 0, eventRequests: Int = 0) {
+    public init(
+        requestsByStatus: [String: Int] = [:], eventsReceived: Int = 0, uniqueIds: Int = 0,
+        duplicateIds: Int = 0, directusRequests: Int = 0, eventRequests: Int = 0
+    ) {
         self.requestsByStatus = requestsByStatus
         self.eventsReceived = eventsReceived
         self.uniqueIds = uniqueIds

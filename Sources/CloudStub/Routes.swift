@@ -5,7 +5,7 @@ import NIOHTTP1
 /// One complete HTTP request, as the router sees it.
 struct StubRequest {
     var method: HTTPMethod
-    var path: [String]        // percent-decoded segments, empty ones dropped
+    var path: [String]  // percent-decoded segments, empty ones dropped
     var rawPath: String
     var query: [(String, String)]
     var headers: HTTPHeaders
@@ -33,8 +33,10 @@ struct StubRequest {
     static func parseQuery(_ q: String) -> [(String, String)] {
         q.split(separator: "&").map { item in
             if let eq = item.firstIndex(of: "=") {
-                return (percentDecode(item[..<eq], plusIsSpace: true),
-                        percentDecode(item[item.index(after: eq)...], plusIsSpace: true))
+                return (
+                    percentDecode(item[..<eq], plusIsSpace: true),
+                    percentDecode(item[item.index(after: eq)...], plusIsSpace: true)
+                )
             }
             return (percentDecode(item, plusIsSpace: true), "")
         }
@@ -151,7 +153,8 @@ extension CloudStub {
             action = .respond(handleControl(req))
         case .events:
             // Parse outside the lock: a batch can be megabytes.
-            let parsed: Result<JSONValue, JSONParseError>? = req.method == .POST
+            let parsed: Result<JSONValue, JSONParseError>? =
+                req.method == .POST
                 ? Result { () throws(JSONParseError) in try JSONValue.parse(req.body) }
                 : nil
             action = state.withLock { s in
@@ -164,8 +167,10 @@ extension CloudStub {
             // Take what the answer needs under the lock; run the query outside it.
             let (mode, faults, snapshot, scripted) = state.withLock { s in
                 s.countRequest(.directus)
-                return (s.mode(for: .directus), s.faults, DirectusSnapshot(token: s.directusToken, collections: s.collections),
-                        s.takeScriptedDirectusAnswer(path: req.path))
+                return (
+                    s.mode(for: .directus), s.faults, DirectusSnapshot(token: s.directusToken, collections: s.collections),
+                    s.takeScriptedDirectusAnswer(path: req.path)
+                )
             }
             action = scripted.map { .respond($0) } ?? CloudStub.handleDirectus(req, mode: mode, faults: faults, snapshot: snapshot)
             state.withLock { $0.record(action) }
@@ -182,10 +187,12 @@ extension CloudStub {
             case .reset: status = "reset"
             case .respond(let r): status = "\(r.status.code)"
             }
-            logger.debug("cloud stub request", metadata: [
-                "method": "\(req.method.rawValue)", "path": "\(req.rawPath)", "status": "\(status)",
-                "bytes": "\(req.body.count)",
-            ])
+            logger.debug(
+                "cloud stub request",
+                metadata: [
+                    "method": "\(req.method.rawValue)", "path": "\(req.rawPath)", "status": "\(status)",
+                    "bytes": "\(req.body.count)",
+                ])
         }
         return action
     }
@@ -206,17 +213,22 @@ extension CloudStub {
         case .reset:
             return .reset
         case .down:
-            return .respond(withRetryAfter(events
-                ? .json(.serviceUnavailable, ["error": "service unavailable", "status": 503])
-                : directusError(.serviceUnavailable, "Service is unavailable.", code: "SERVICE_UNAVAILABLE")))
+            return .respond(
+                withRetryAfter(
+                    events
+                        ? .json(.serviceUnavailable, ["error": "service unavailable", "status": 503])
+                        : directusError(.serviceUnavailable, "Service is unavailable.", code: "SERVICE_UNAVAILABLE")))
         case .rateLimited:
-            return .respond(withRetryAfter(events
-                ? .json(.tooManyRequests, ["error": "rate limit exceeded", "status": 429])
-                : directusError(.tooManyRequests, "Too many requests, retry after a while.", code: "REQUESTS_EXCEEDED")))
+            return .respond(
+                withRetryAfter(
+                    events
+                        ? .json(.tooManyRequests, ["error": "rate limit exceeded", "status": 429])
+                        : directusError(.tooManyRequests, "Too many requests, retry after a while.", code: "REQUESTS_EXCEEDED")))
         case .error500:
-            return .respond(events
-                ? .json(.internalServerError, ["error": "internal server error", "status": 500])
-                : directusError(.internalServerError, "An unexpected error occurred.", code: "INTERNAL_SERVER_ERROR"))
+            return .respond(
+                events
+                    ? .json(.internalServerError, ["error": "internal server error", "status": 500])
+                    : directusError(.internalServerError, "An unexpected error occurred.", code: "INTERNAL_SERVER_ERROR"))
         case .unauthorized:
             return .respond(events ? eventKeyNotFound : directusInvalidCredentials)
         }
@@ -234,8 +246,10 @@ extension CloudStub {
         .json(status, ["error": .string(message), "status": .number(Double(status.code))])
     }
 
-    static func handleEvents(_ req: StubRequest, parsed: Result<JSONValue, JSONParseError>?,
-                             state s: inout StubState) -> StubAction {
+    static func handleEvents(
+        _ req: StubRequest, parsed: Result<JSONValue, JSONParseError>?,
+        state s: inout StubState
+    ) -> StubAction {
         let mode = s.mode(for: .events)
         if mode == .hostileEvents {
             let answer = s.nextHostileAnswer()
@@ -255,8 +269,10 @@ extension CloudStub {
         return .respond(response)
     }
 
-    static func eventsResponse(_ req: StubRequest, parsed: Result<JSONValue, JSONParseError>?,
-                               state s: inout StubState) -> StubResponse {
+    static func eventsResponse(
+        _ req: StubRequest, parsed: Result<JSONValue, JSONParseError>?,
+        state s: inout StubState
+    ) -> StubResponse {
         // /e/{key}
         guard req.path.count == 2, req.path[0] == "e" else {
             if req.path.count == 1 { return eventKeyNotFound }
@@ -322,18 +338,22 @@ extension CloudStub {
         .json(status, ["errors": [["message": .string(message), "extensions": ["code": .string(code)]]]])
     }
 
-    static let directusInvalidCredentials = directusError(.unauthorized, "Invalid user credentials.",
-                                                          code: "INVALID_CREDENTIALS")
-    static let directusForbidden = directusError(.forbidden, "You don't have permission to access this.",
-                                                 code: "FORBIDDEN")
+    static let directusInvalidCredentials = directusError(
+        .unauthorized, "Invalid user credentials.",
+        code: "INVALID_CREDENTIALS")
+    static let directusForbidden = directusError(
+        .forbidden, "You don't have permission to access this.",
+        code: "FORBIDDEN")
 
     struct DirectusSnapshot {
         var token: String
         var collections: [String: StubCollection]
     }
 
-    static func handleDirectus(_ req: StubRequest, mode: CloudStubFaults.Mode, faults: CloudStubFaults,
-                               snapshot: DirectusSnapshot) -> StubAction {
+    static func handleDirectus(
+        _ req: StubRequest, mode: CloudStubFaults.Mode, faults: CloudStubFaults,
+        snapshot: DirectusSnapshot
+    ) -> StubAction {
         if let forced = faultAnswer(mode, kind: .directus, faults: faults) { return forced }
         var response = hostileDirectusAnswer(req, faults: faults, snapshot: snapshot) ?? directusResponse(req, state: snapshot)
         response.delayMs = slowDelay(mode, faults: faults)

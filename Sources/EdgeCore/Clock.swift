@@ -73,7 +73,9 @@ public final class ManualClock: EdgeClock {
     public func sleep(ns: UInt64) async throws {
         try Task.checkCancellation()
         if ns == 0 { await Task.yield(); return }
-        let id = now.withLock { st -> UInt64 in st.nextId += 1; return st.nextId }
+        let id = now.withLock { st -> UInt64 in
+            st.nextId += 1; return st.nextId
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (wake: CheckedContinuation<Void, any Error>) in
                 let cancelled = now.withLock { st -> Bool in

@@ -193,8 +193,10 @@ extension EdgeConfig {
             throw ConfigError(key: "(file)", problem: "the top level must be a mapping of keys")
         }
         let r = Reader(dict: top, prefix: "", readSecrets: readSecrets)
-        try r.allowOnly(["site_id", "tenant_id", "timezone", "data_dir", "mqtt", "cloud", "http", "checkin",
-                         "noshow", "sync", "storage", "rooms", "log_level"])
+        try r.allowOnly([
+            "site_id", "tenant_id", "timezone", "data_dir", "mqtt", "cloud", "http", "checkin",
+            "noshow", "sync", "storage", "rooms", "log_level",
+        ])
         if let v = try r.string("site_id") {
             guard v.range(of: #"^[a-z0-9-]{1,48}$"#, options: .regularExpression) != nil else {
                 throw ConfigError(key: "site_id", problem: "must match [a-z0-9-]{1,48}, got \"\(v)\"")
@@ -217,8 +219,10 @@ extension EdgeConfig {
             c.logLevel = v
         }
         if let m = try r.section("mqtt") {
-            try m.allowOnly(["host", "port", "client_id", "username", "password", "password_file", "keepalive_seconds",
-                             "max_pending_bytes"])
+            try m.allowOnly([
+                "host", "port", "client_id", "username", "password", "password_file", "keepalive_seconds",
+                "max_pending_bytes",
+            ])
             if let v = try m.string("host") { c.mqtt.host = v }
             if let v = try m.int("port") { c.mqtt.port = v }
             if let v = try m.string("client_id") {
@@ -232,9 +236,11 @@ extension EdgeConfig {
         }
         if r.dict["cloud"] != nil && !(r.dict["cloud"] is NSNull) {
             let cl = try r.section("cloud")!
-            try cl.allowOnly(["events_url", "events_url_file", "directus_url", "directus_token", "directus_token_file",
-                              "roster_sync_seconds", "max_batch", "max_request_bytes", "connect_timeout_seconds",
-                              "request_timeout_seconds"])
+            try cl.allowOnly([
+                "events_url", "events_url_file", "directus_url", "directus_token", "directus_token_file",
+                "roster_sync_seconds", "max_batch", "max_request_bytes", "connect_timeout_seconds",
+                "request_timeout_seconds",
+            ])
             var cloud = Cloud()
             cloud.eventsURLSecret = try cl.secret("events_url", base: baseDirectory, validate: urlProblem)
             cloud.directusURL = try cl.string("directus_url")
@@ -246,7 +252,8 @@ extension EdgeConfig {
             if let v = try cl.double("connect_timeout_seconds") { cloud.connectTimeoutSeconds = v }
             if let v = try cl.double("request_timeout_seconds") { cloud.requestTimeoutSeconds = v }
             if cloud.eventsURLSecret == nil && cloud.directusURL == nil {
-                throw ConfigError(key: "cloud", problem: "needs events_url (or events_url_file) and/or directus_url; omit the whole section to run offline-only")
+                throw ConfigError(
+                    key: "cloud", problem: "needs events_url (or events_url_file) and/or directus_url; omit the whole section to run offline-only")
             }
             if cloud.directusURL != nil && cloud.directusTokenSecret == nil {
                 throw ConfigError(key: "cloud.directus_token", problem: "required with directus_url (inline or directus_token_file)")
@@ -316,10 +323,16 @@ extension EdgeConfig {
                         guard let mx = try m.double("max", bound: ConfigBound(metric.range, whole: false, unit: unit)) else {
                             throw ConfigError(key: m.prefix + "max", problem: "required")
                         }
-                        let h = try m.double("hysteresis", bound: ConfigBound(0...(metric.range.upperBound - metric.range.lowerBound) / 2,
-                                                                               whole: false, unit: unit)) ?? 0
+                        let h =
+                            try m.double(
+                                "hysteresis",
+                                bound: ConfigBound(
+                                    0...(metric.range.upperBound - metric.range.lowerBound) / 2,
+                                    whole: false, unit: unit)) ?? 0
                         guard mn < mx else { throw ConfigError(key: m.prefix + "min", problem: "must be below max (\(mx))") }
-                        guard mn + h <= mx - h else { throw ConfigError(key: m.prefix + "hysteresis", problem: "too large for the range \(mn)...\(mx)") }
+                        guard mn + h <= mx - h else {
+                            throw ConfigError(key: m.prefix + "hysteresis", problem: "too large for the range \(mn)...\(mx)")
+                        }
                         room.limits[metric.rawValue] = MetricLimits(min: mn, max: mx, hysteresis: h)
                     }
                 }
@@ -333,7 +346,8 @@ extension EdgeConfig {
     /// may be a secret, as the events URL holds the event key).
     static func urlProblem(_ s: String) -> String? {
         guard let u = URL(string: s), let scheme = u.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              let host = u.host, !host.isEmpty else {
+            let host = u.host, !host.isEmpty
+        else {
             return "must be an http(s) URL"
         }
         return nil
@@ -341,7 +355,7 @@ extension EdgeConfig {
 
     static func hostPort(_ s: String, key: String) throws -> HostPort {
         var host = s, portText = ""
-        if s.hasPrefix("[") , let close = s.firstIndex(of: "]") {
+        if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
             host = String(s[s.index(after: s.startIndex)..<close])
             portText = String(s[s.index(after: close)...]).trimmingCharacters(in: CharacterSet(charactersIn: ":"))
         } else if let colon = s.lastIndex(of: ":") {
@@ -389,7 +403,11 @@ struct Reader {
         guard let v = present(k) else { return nil }
         let i: Int
         if v is Bool { throw outOfBounds(k, b, got: "\(v)") }
-        if let n = v as? Int { i = n } else if let s = v as? String, let n = Int(s) { i = n } else {
+        if let n = v as? Int {
+            i = n
+        } else if let s = v as? String, let n = Int(s) {
+            i = n
+        } else {
             throw outOfBounds(k, b, got: "\(v)")
         }
         guard b.range.contains(Double(i)) else { throw outOfBounds(k, b, got: String(i)) }
@@ -399,7 +417,13 @@ struct Reader {
         guard let v = present(k) else { return nil }
         let d: Double
         if v is Bool { throw outOfBounds(k, b, got: "\(v)") }
-        if let n = v as? Double { d = n } else if let n = v as? Int { d = Double(n) } else if let s = v as? String, let n = Double(s) { d = n } else {
+        if let n = v as? Double {
+            d = n
+        } else if let n = v as? Int {
+            d = Double(n)
+        } else if let s = v as? String, let n = Double(s) {
+            d = n
+        } else {
             throw outOfBounds(k, b, got: "\(v)")
         }
         guard d.isFinite, b.range.contains(d) else { throw outOfBounds(k, b, got: Reader.format(d)) }
@@ -408,7 +432,9 @@ struct Reader {
     private func outOfBounds(_ k: String, _ b: ConfigBound, got: String) -> ConfigError {
         let what = b.whole ? "a whole number" : "a number"
         let shown = got.count > 40 ? String(got.prefix(40)) + "…" : got
-        return ConfigError(key: prefix + k, problem: "must be \(what) from \(Reader.format(b.range.lowerBound)) to \(Reader.format(b.range.upperBound)) (\(b.unit)), got \(shown)")
+        return ConfigError(
+            key: prefix + k,
+            problem: "must be \(what) from \(Reader.format(b.range.lowerBound)) to \(Reader.format(b.range.upperBound)) (\(b.unit)), got \(shown)")
     }
     /// 86400 rather than 86400.0; 0.05 as written; huge or tiny values in exponent form.
     static func format(_ d: Double) -> String {

@@ -25,8 +25,9 @@ extension DeviceMessage {
         case .unknown: kind = .unknown
         }
         if payload.count > maxPayloadBytes {
-            return .reject(topic: rawTopic, kind: kind, device: device, msgId: nil,
-                           Rejection(.tooLarge, "payload is \(payload.count) bytes; the limit is \(maxPayloadBytes)"))
+            return .reject(
+                topic: rawTopic, kind: kind, device: device, msgId: nil,
+                Rejection(.tooLarge, "payload is \(payload.count) bytes; the limit is \(maxPayloadBytes)"))
         }
         let obj: [String: JSON]
         switch PayloadRules.object(payload) {
@@ -36,8 +37,10 @@ extension DeviceMessage {
         let idKey = kind == .kioskScan ? "scan_id" : "msg_id"
         let readableId: String? = (try? PayloadRules.msgId(obj, key: idKey).get()) ?? nil
         guard case .ok(let topic) = parsed else {
-            let r = parsed == .unknown ? Rejection(.badTopic, "not a device topic of this appliance")
-                                       : Rejection(.badTopic, "an id in the topic breaks [A-Za-z0-9_-]{1,64}")
+            let r =
+                parsed == .unknown
+                ? Rejection(.badTopic, "not a device topic of this appliance")
+                : Rejection(.badTopic, "an id in the topic breaks [A-Za-z0-9_-]{1,64}")
             // A kiosk's scan_id is answered on its result topic, not acked: only msg_id acks.
             return .reject(topic: rawTopic, kind: kind, device: device, msgId: kind == .kioskScan ? nil : readableId, r)
         }

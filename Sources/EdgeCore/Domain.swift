@@ -96,8 +96,10 @@ public enum KioskMessages {
         return String(format: "%02d:%02d", c.hour ?? 0, c.minute ?? 0)
     }
 
-    public static func message(outcome: KioskOutcome, firstName: String?, professional: String?, room: String?,
-                               startMs: Int64?, zone: TimeZone) -> String {
+    public static func message(
+        outcome: KioskOutcome, firstName: String?, professional: String?, room: String?,
+        startMs: Int64?, zone: TimeZone
+    ) -> String {
         let hello = firstName.map { "Olá, \($0)! " } ?? "Olá! "
         var detail = ""
         if let startMs {
@@ -132,11 +134,13 @@ public enum LocalDay {
     public static func bounds(_ day: String, zone: TimeZone) -> (Int64, Int64)? {
         let p = day.split(separator: "-", omittingEmptySubsequences: false)
         guard day.utf8.count == 10, p.count == 3, p[0].count == 4, p[1].count == 2, p[2].count == 2,
-              let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), (1...12).contains(m), d >= 1 else { return nil }
+            let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), (1...12).contains(m), d >= 1
+        else { return nil }
         var cal = Calendar(identifier: .gregorian); cal.timeZone = zone
         guard let start = cal.date(from: DateComponents(year: y, month: m, day: d)),
-              cal.component(.day, from: start) == d, cal.component(.month, from: start) == m,
-              let next = cal.date(byAdding: .day, value: 1, to: start) else { return nil }
+            cal.component(.day, from: start) == d, cal.component(.month, from: start) == m,
+            let next = cal.date(byAdding: .day, value: 1, to: start)
+        else { return nil }
         // The next day's own start: on a day whose midnight is skipped by daylight saving,
         // "start + 1 day" would overlap the next day.
         let nc = cal.dateComponents([.year, .month, .day], from: next)

@@ -157,7 +157,7 @@ private struct Parser {
     }
 
     mutating func string() throws(JSON.ParseError) -> String {
-        i += 1 // opening quote
+        i += 1  // opening quote
         let start = i
         // fast path: no escapes
         while i < b.count {
@@ -201,7 +201,9 @@ private struct Parser {
                         let lo = try hex4()
                         guard (0xDC00...0xDFFF).contains(lo) else { throw fail("lone surrogate") }
                         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
-                    } else if (0xDC00...0xDFFF).contains(cp) { throw fail("lone surrogate") }
+                    } else if (0xDC00...0xDFFF).contains(cp) {
+                        throw fail("lone surrogate")
+                    }
                     guard let sc = Unicode.Scalar(cp) else { throw fail("bad escape") }
                     out.append(contentsOf: Array(String(Character(sc)).utf8))
                 default: throw fail("bad escape")

@@ -128,7 +128,8 @@ public enum PayloadRules {
             guard let v = o[m.rawValue], !v.isNull else { continue }
             guard let d = v.doubleValue else { return .failure(Rejection(.wrongType, "\(m.rawValue) must be a number")) }
             guard m.range.contains(d) else {
-                return .failure(Rejection(.outOfRange, "\(m.rawValue) must be \(JSONText.number(m.range.lowerBound))...\(JSONText.number(m.range.upperBound))"))
+                return .failure(
+                    Rejection(.outOfRange, "\(m.rawValue) must be \(JSONText.number(m.range.lowerBound))...\(JSONText.number(m.range.upperBound))"))
             }
             values[m] = d
         }
@@ -181,7 +182,8 @@ public enum PayloadRules {
             let unit = try str("unit")
             let rec = try str("recorded_at")
             guard Time.parseMs(rec) != nil else { return .failure(Rejection(.wrongType, "sample.recorded_at must be an RFC 3339 time")) }
-            return .success(WearableSample(patientId: pid.lowercased(), source: source, metricType: metric, value: value, unit: unit, recordedAt: rec, raw: v))
+            return .success(
+                WearableSample(patientId: pid.lowercased(), source: source, metricType: metric, value: value, unit: unit, recordedAt: rec, raw: v))
         } catch { return .failure(error) }
     }
 

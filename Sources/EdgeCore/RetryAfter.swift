@@ -56,10 +56,11 @@ public enum RetryAfter {
         }
         let sp = UInt8(ascii: " "), colon = UInt8(ascii: ":")
         guard dayNames.contains(text(0..<3)), b[3] == UInt8(ascii: ","), b[4] == sp, b[7] == sp, b[11] == sp,
-              b[16] == sp, b[19] == colon, b[22] == colon, b[25] == sp, text(26..<29) == "GMT",
-              let day = number(5..<7), let monthIndex = monthNames.firstIndex(of: text(8..<11)),
-              let year = number(12..<16), let hour = number(17..<19), let minute = number(20..<22),
-              let second = number(23..<25) else { return nil }
+            b[16] == sp, b[19] == colon, b[22] == colon, b[25] == sp, text(26..<29) == "GMT",
+            let day = number(5..<7), let monthIndex = monthNames.firstIndex(of: text(8..<11)),
+            let year = number(12..<16), let hour = number(17..<19), let minute = number(20..<22),
+            let second = number(23..<25)
+        else { return nil }
         let month = monthIndex + 1
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let daysInMonth = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][monthIndex]

@@ -48,7 +48,8 @@ public enum DeviceTopic: Sendable, Equatable {
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"): continue
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                continue
             default: return false
             }
         }
@@ -58,8 +59,10 @@ public enum DeviceTopic: Sendable, Equatable {
 
     /// The subscriptions the daemon makes: device topics only, never what it publishes itself.
     public static func subscriptions(site: String) -> [String] {
-        ["clinic/\(site)/kiosk/+/scan", "clinic/\(site)/room/+/presence/+", "clinic/\(site)/room/+/environment/+",
-         "clinic/\(site)/wearable/+", "clinic/\(site)/device/+/status"]
+        [
+            "clinic/\(site)/kiosk/+/scan", "clinic/\(site)/room/+/presence/+", "clinic/\(site)/room/+/environment/+",
+            "clinic/\(site)/wearable/+", "clinic/\(site)/device/+/status",
+        ]
     }
 
     public enum ParseResult: Sendable, Equatable {
@@ -80,7 +83,7 @@ public enum DeviceTopic: Sendable, Equatable {
         var start = u.startIndex, i = u.startIndex
         while i != u.endIndex {
             if u[i] == UInt8(ascii: "/") {
-                if parts.count == 5 { return .unknown }   // no device topic has more than 6 levels
+                if parts.count == 5 { return .unknown }  // no device topic has more than 6 levels
                 parts.append(topic[start..<i])
                 start = u.index(after: i)
             }

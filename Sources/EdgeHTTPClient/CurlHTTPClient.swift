@@ -15,9 +15,11 @@ public struct HTTPRequest: Sendable {
     public var caFile: String?
     /// The most bytes of response body taken; a longer body fails the request (nil: no cap).
     public var maxBodyBytes: Int?
-    public init(method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
-                connectTimeout: Double = 5, timeout: Double = 15, localAddress: String? = nil, caFile: String? = nil,
-                maxBodyBytes: Int? = nil) {
+    public init(
+        method: String = "GET", url: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+        connectTimeout: Double = 5, timeout: Double = 15, localAddress: String? = nil, caFile: String? = nil,
+        maxBodyBytes: Int? = nil
+    ) {
         self.method = method; self.url = url; self.headers = headers; self.body = body
         self.connectTimeout = connectTimeout; self.timeout = timeout; self.localAddress = localAddress
         self.caFile = caFile; self.maxBodyBytes = maxBodyBytes
@@ -62,7 +64,9 @@ public protocol HTTPTransport: Sendable {
 public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
     private let handle: UnsafeMutableRawPointer
     private let queue: DispatchQueue
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)); return () }()
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT)); return ()
+    }()
 
     public init(label: String = "medic-edge.curl") {
         _ = CurlHTTPClient.globalInit
@@ -100,8 +104,9 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
     /// silently failed would leave verification off, so nothing is sent when any fails.
     private static func check(_ code: CURLcode, _ option: String) throws {
         guard code == CURLE_OK else {
-            throw HTTPTransportError(code: Int(code.rawValue),
-                                     message: "curl_easy_setopt(\(option)) failed: \(String(cString: curl_easy_strerror(code)))", option: option)
+            throw HTTPTransportError(
+                code: Int(code.rawValue),
+                message: "curl_easy_setopt(\(option)) failed: \(String(cString: curl_easy_strerror(code)))", option: option)
         }
     }
 
@@ -130,7 +135,9 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
                         try check(medic_curl_setopt_long(h, CURLOPT_SSLVERSION, Int(CURL_SSLVERSION_TLSv1_2)), "CURLOPT_SSLVERSION")
                         try check(medic_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
                         try check(medic_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
-                        try check(medic_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, CurlHTTPClient.millis(r.connectTimeout)), "CURLOPT_CONNECTTIMEOUT_MS")
+                        try check(
+                            medic_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, CurlHTTPClient.millis(r.connectTimeout)), "CURLOPT_CONNECTTIMEOUT_MS"
+                        )
                         try check(medic_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, CurlHTTPClient.millis(r.timeout)), "CURLOPT_TIMEOUT_MS")
                         // Redirects are never followed (CONTRACT §2: a 3xx is not a delivery).
                         try check(medic_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
@@ -144,44 +151,47 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
                         }
                         if r.body != nil {
                             try check(medic_curl_setopt_off(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
-                            try check(medic_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, body.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)),
-                                      "CURLOPT_POSTFIELDS")
+                            try check(
+                                medic_curl_setopt_ptr(h, CURLOPT_POSTFIELDS, body.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)),
+                                "CURLOPT_POSTFIELDS")
                         }
                         if let cap = r.maxBodyBytes {
                             // Refused before the body when the answer announces its length; the
                             // write callback enforces it for the rest (chunked, or a lie).
                             try check(medic_curl_setopt_off(h, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(max(0, cap))), "CURLOPT_MAXFILESIZE_LARGE")
                         }
-                        try check(medic_curl_setopt_write(h, CURLOPT_WRITEFUNCTION) { ptr, size, n, ud in
-                            let c = Unmanaged<Collector>.fromOpaque(ud!).takeUnretainedValue()
-                            let count = size * n
-                            if c.body.count + count > c.maxBody {
-                                c.overflowed = true
-                                return 0 // anything but `count` aborts the transfer (CURLE_WRITE_ERROR)
-                            }
-                            if let ptr { c.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: count)) }
-                            return count
-                        }, "CURLOPT_WRITEFUNCTION")
-                        try check(medic_curl_setopt_ptr(h, CURLOPT_WRITEDATA, cp), "CURLOPT_WRITEDATA")
-                        try check(medic_curl_setopt_write(h, CURLOPT_HEADERFUNCTION) { ptr, size, n, ud in
-                            let c = Unmanaged<Collector>.fromOpaque(ud!).takeUnretainedValue()
-                            let count = size * n
-                            c.headerBytes += count
-                            if c.headerBytes > Collector.maxHeaderBytes {
-                                c.headersOverflowed = true
-                                return 0
-                            }
-                            if let ptr {
-                                let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: count), as: UTF8.self)
-                                if line.hasPrefix("HTTP/") { c.headers = [:] } // a new response (e.g. after 100)
-                                if let colon = line.firstIndex(of: ":") {
-                                    let k = line[..<colon].lowercased()
-                                    let v = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-                                    c.headers[k] = v
+                        try check(
+                            medic_curl_setopt_write(h, CURLOPT_WRITEFUNCTION) { ptr, size, n, ud in
+                                let c = Unmanaged<Collector>.fromOpaque(ud!).takeUnretainedValue()
+                                let count = size * n
+                                if c.body.count + count > c.maxBody {
+                                    c.overflowed = true
+                                    return 0  // anything but `count` aborts the transfer (CURLE_WRITE_ERROR)
                                 }
-                            }
-                            return count
-                        }, "CURLOPT_HEADERFUNCTION")
+                                if let ptr { c.body.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: count)) }
+                                return count
+                            }, "CURLOPT_WRITEFUNCTION")
+                        try check(medic_curl_setopt_ptr(h, CURLOPT_WRITEDATA, cp), "CURLOPT_WRITEDATA")
+                        try check(
+                            medic_curl_setopt_write(h, CURLOPT_HEADERFUNCTION) { ptr, size, n, ud in
+                                let c = Unmanaged<Collector>.fromOpaque(ud!).takeUnretainedValue()
+                                let count = size * n
+                                c.headerBytes += count
+                                if c.headerBytes > Collector.maxHeaderBytes {
+                                    c.headersOverflowed = true
+                                    return 0
+                                }
+                                if let ptr {
+                                    let line = String(decoding: UnsafeRawBufferPointer(start: ptr, count: count), as: UTF8.self)
+                                    if line.hasPrefix("HTTP/") { c.headers = [:] }  // a new response (e.g. after 100)
+                                    if let colon = line.firstIndex(of: ":") {
+                                        let k = line[..<colon].lowercased()
+                                        let v = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                                        c.headers[k] = v
+                                    }
+                                }
+                                return count
+                            }, "CURLOPT_HEADERFUNCTION")
                         try check(medic_curl_setopt_ptr(h, CURLOPT_HEADERDATA, cp), "CURLOPT_HEADERDATA")
                         return curl_easy_perform(h)
                     }
@@ -189,12 +199,14 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
             }
         }
         if collector.headersOverflowed {
-            throw HTTPTransportError(code: Int(CURLE_WRITE_ERROR.rawValue),
-                                     message: "response headers over \(Collector.maxHeaderBytes) bytes; transfer aborted")
+            throw HTTPTransportError(
+                code: Int(CURLE_WRITE_ERROR.rawValue),
+                message: "response headers over \(Collector.maxHeaderBytes) bytes; transfer aborted")
         }
         if collector.overflowed || code == CURLE_FILESIZE_EXCEEDED {
-            throw HTTPTransportError(code: Int(CURLE_FILESIZE_EXCEEDED.rawValue),
-                                     message: "response body over \(collector.maxBody) bytes (the most this request takes); transfer aborted")
+            throw HTTPTransportError(
+                code: Int(CURLE_FILESIZE_EXCEEDED.rawValue),
+                message: "response body over \(collector.maxBody) bytes (the most this request takes); transfer aborted")
         }
         guard code == CURLE_OK else {
             let msg = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -203,7 +215,8 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
         var status = 0
         let info = medic_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
         guard info == CURLE_OK else {
-            throw HTTPTransportError(code: Int(info.rawValue), message: "curl_easy_getinfo(CURLINFO_RESPONSE_CODE) failed: \(String(cString: curl_easy_strerror(info)))")
+            throw HTTPTransportError(
+                code: Int(info.rawValue), message: "curl_easy_getinfo(CURLINFO_RESPONSE_CODE) failed: \(String(cString: curl_easy_strerror(info)))")
         }
         return HTTPResponse(status: status, headers: collector.headers, body: collector.body)
     }

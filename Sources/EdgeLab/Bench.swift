@@ -9,10 +9,10 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks against limits measured in the same run (run on the release build).",
         discussion: """
-        checkin   kiosk publish → result received, alone / with background load, cloud up / down
-        ingest    sustained durable ingest (QoS 1, acked) vs. the broker feeding a discarding subscriber
-        drain     1,000,000 pending events → cloud stub, vs. the stub's own capacity; start-to-ready
-        idle      the daemon's idle resident memory vs. a bare Foundation process
-        """,
+            checkin   kiosk publish → result received, alone / with background load, cloud up / down
+            ingest    sustained durable ingest (QoS 1, acked) vs. the broker feeding a discarding subscriber
+            drain     1,000,000 pending events → cloud stub, vs. the stub's own capacity; start-to-ready
+            idle      the daemon's idle resident memory vs. a bare Foundation process
+            """,
         subcommands: [BenchCheckin.self, BenchIngest.self, BenchDrain.self, BenchIdle.self])
 }

@@ -34,8 +34,9 @@ struct BenchCheckin: AsyncParsableCommand {
         let broker = try await BenchEnv.broker()
         var day = ClinicDay()
         for i in 0..<patients {
-            let p = ClinicDay.Patient(id: String(format: "9a000000-0000-4000-8000-%012d", 1000 + i), name: "Paciente \(i) Bench",
-                                      phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:bench\(i):\(UUID().uuidString.prefix(10))")
+            let p = ClinicDay.Patient(
+                id: String(format: "9a000000-0000-4000-8000-%012d", 1000 + i), name: "Paciente \(i) Bench",
+                phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:bench\(i):\(UUID().uuidString.prefix(10))")
             day.patients.append(p)
             day.book(p, startMinutes: 30 + Double(i % 60))
         }
@@ -43,7 +44,9 @@ struct BenchCheckin: AsyncParsableCommand {
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
         try await BenchEnv.start(daemon)
         try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count)
-        say("set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(daemon.pid ?? 0); roster \(day.patients.count) patients, \(day.appointments.count) appointments")
+        say(
+            "set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(daemon.pid ?? 0); roster \(day.patients.count) patients, \(day.appointments.count) appointments"
+        )
 
         let site = BenchEnv.site
         let results = Arrivals()
@@ -89,14 +92,20 @@ struct BenchCheckin: AsyncParsableCommand {
             return (mqtt, sql)
         }
         func phase(_ label: String, loaded: Bool) async throws -> PhaseResult {
-            stub.clearEvents() // the stub keeps every event in memory
+            stub.clearEvents()  // the stub keeps every event in memory
             let bg0 = background.sent.load(ordering: .relaxed), ack0 = background.acks.count
             let bgStart = benchNowNs()
             if loaded { background.start(); try await Task.sleep(for: .seconds(1)) }
             let daemonCPU = Proc.CPUMeter(daemon.pid)
             let tag = String(UUID().uuidString.prefix(6)).lowercased()
-            _ = try await onThread("bench-kiosk-warmup") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "w\(tag)", count: warm, gapMs: gap, deadline: phaseDeadline) }
-            let run = try await onThread("bench-kiosk") { BenchCheckin.scanLoop(kiosk, results: results, topic: topic, qrs: codes, idPrefix: "s\(tag)", count: n, gapMs: gap, deadline: phaseDeadline) }
+            _ = try await onThread("bench-kiosk-warmup") {
+                BenchCheckin.scanLoop(
+                    kiosk, results: results, topic: topic, qrs: codes, idPrefix: "w\(tag)", count: warm, gapMs: gap, deadline: phaseDeadline)
+            }
+            let run = try await onThread("bench-kiosk") {
+                BenchCheckin.scanLoop(
+                    kiosk, results: results, topic: topic, qrs: codes, idPrefix: "s\(tag)", count: n, gapMs: gap, deadline: phaseDeadline)
+            }
             let lag = background.sent.load(ordering: .relaxed) - background.acks.count
             let cpu = daemonCPU?.percent() ?? .nan
             background.stop()
@@ -104,9 +113,10 @@ struct BenchCheckin: AsyncParsableCommand {
             let settled = loaded ? await background.settle(timeout: 120) : true
             let bgSent = background.sent.load(ordering: .relaxed) - bg0
             let bgAcked = background.acks.count - ack0
-            return PhaseResult(label: label, lat: run.0, outcomes: run.1, lost: run.2, loaded: loaded,
-                               bgRate: loaded ? Double(bgSent) / bgSecs : 0, bgSent: bgSent, bgAcked: bgAcked, bgSettled: settled,
-                               daemonCPU: cpu, rssKB: daemon.pid.flatMap(Proc.rssKB), bgLag: loaded ? lag : 0)
+            return PhaseResult(
+                label: label, lat: run.0, outcomes: run.1, lost: run.2, loaded: loaded,
+                bgRate: loaded ? Double(bgSent) / bgSecs : 0, bgSent: bgSent, bgAcked: bgAcked, bgSettled: settled,
+                daemonCPU: cpu, rssKB: daemon.pid.flatMap(Proc.rssKB), bgLag: loaded ? lag : 0)
         }
 
         func teardown() async {
@@ -150,19 +160,21 @@ struct BenchCheckin: AsyncParsableCommand {
         let hwm = daemon.pid.flatMap(Proc.hwmKB)
         await teardown()
 
-
         // Report.
         say("")
         say("limit, measured in this run (\(ls) samples each; ms):")
         say("  " + Fmt.pad("condition", 34) + Fmt.pad("MQTT QoS-1 round trip p50/p99", 32) + Fmt.pad("fsync'd commit p50/p99", 26) + "sum p50/p99")
         for (label, m, s) in limits {
-            say("  " + Fmt.pad(label, 34) + Fmt.pad("\(Fmt.ms(m.p50)) / \(Fmt.ms(m.p99))", 32)
-                  + Fmt.pad("\(Fmt.ms(s.p50)) / \(Fmt.ms(s.p99))", 26) + "\(Fmt.ms(m.p50 + s.p50)) / \(Fmt.ms(m.p99 + s.p99))")
+            say(
+                "  " + Fmt.pad(label, 34) + Fmt.pad("\(Fmt.ms(m.p50)) / \(Fmt.ms(m.p99))", 32)
+                    + Fmt.pad("\(Fmt.ms(s.p50)) / \(Fmt.ms(s.p99))", 26) + "\(Fmt.ms(m.p50 + s.p50)) / \(Fmt.ms(m.p99 + s.p99))")
         }
         say("")
         say("check-in: kiosk publish → result received (\(n) scans per phase after \(warm) warm-up, \(Fmt.f(gapMs)) ms between scans; ms)")
-        say("  " + Fmt.pad("phase", 24) + Fmt.lpad("n", 6) + Fmt.lpad("p50", 9) + Fmt.lpad("p99", 9) + Fmt.lpad("max", 9)
-              + Fmt.lpad("lost", 6) + Fmt.lpad("p99/limit", 11) + Fmt.lpad("daemon CPU", 12) + "  background (sent/acked, rate, unacked at end)  outcomes")
+        say(
+            "  " + Fmt.pad("phase", 24) + Fmt.lpad("n", 6) + Fmt.lpad("p50", 9) + Fmt.lpad("p99", 9) + Fmt.lpad("max", 9)
+                + Fmt.lpad("lost", 6) + Fmt.lpad("p99/limit", 11) + Fmt.lpad("daemon CPU", 12)
+                + "  background (sent/acked, rate, unacked at end)  outcomes")
         for p in phases {
             let lim = p.loaded ? limits[1] : limits[0]
             let limP99 = lim.1.p99 + lim.2.p99
@@ -170,15 +182,19 @@ struct BenchCheckin: AsyncParsableCommand {
             let outcomes: String = p.outcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let ratio: String = Fmt.f(p.lat.p99 / limP99, 2) + "×"
             let cpu: String = Fmt.f(p.daemonCPU) + " %"
-            let cols: [String] = [Fmt.pad(p.label, 24), Fmt.lpad(String(p.lat.count), 6), Fmt.lpad(Fmt.ms(p.lat.p50), 9),
-                                  Fmt.lpad(Fmt.ms(p.lat.p99), 9), Fmt.lpad(Fmt.ms(p.lat.max), 9), Fmt.lpad(String(p.lost), 6),
-                                  Fmt.lpad(ratio, 11), Fmt.lpad(cpu, 12), "  ", Fmt.pad(bg, 40), outcomes]
+            let cols: [String] = [
+                Fmt.pad(p.label, 24), Fmt.lpad(String(p.lat.count), 6), Fmt.lpad(Fmt.ms(p.lat.p50), 9),
+                Fmt.lpad(Fmt.ms(p.lat.p99), 9), Fmt.lpad(Fmt.ms(p.lat.max), 9), Fmt.lpad(String(p.lost), 6),
+                Fmt.lpad(ratio, 11), Fmt.lpad(cpu, 12), "  ", Fmt.pad(bg, 40), outcomes,
+            ]
             say("  " + cols.joined())
         }
         say("")
         let worst = phases.map(\.lat.p99).max() ?? .nan
         let lost = phases.map(\.lost).reduce(0, +)
-        say("target: p99 ≤ 5 ms in every phase → worst p99 \(Fmt.ms(worst)) ms: \(Fmt.verdict(worst <= 5 && lost == 0))\(lost > 0 ? " (\(lost) scans got no result within 5 s)" : "")")
+        say(
+            "target: p99 ≤ 5 ms in every phase → worst p99 \(Fmt.ms(worst)) ms: \(Fmt.verdict(worst <= 5 && lost == 0))\(lost > 0 ? " (\(lost) scans got no result within 5 s)" : "")"
+        )
         say("background acks with an error: \(errors); daemon VmHWM \(Fmt.mib(hwm)); cloud state at the end: \(cloudState)")
         BenchEnv.finish()
     }
@@ -200,8 +216,10 @@ struct BenchCheckin: AsyncParsableCommand {
     }
 
     /// Publishes scans one at a time and waits for each result (5 s at most).
-    static func scanLoop(_ kiosk: BenchMQTT, results: Arrivals, topic: String, qrs: [String], idPrefix: String,
-                         count: Int, gapMs: Double, deadline: Double) -> (Latencies, [String: Int], Int) {
+    static func scanLoop(
+        _ kiosk: BenchMQTT, results: Arrivals, topic: String, qrs: [String], idPrefix: String,
+        count: Int, gapMs: Double, deadline: Double
+    ) -> (Latencies, [String: Int], Int) {
         var lat: [UInt64] = []
         lat.reserveCapacity(count)
         var outcomes: [String: Int] = [:]

@@ -36,7 +36,8 @@ struct BenchDrain: AsyncParsableCommand {
             return
         }
         guard events >= 1, events <= 20_000_000, maxBatch >= 1, maxBatch <= 5000, capacitySeconds > 0, capacitySeconds <= 600,
-              probeRate >= 0, probeRate <= 1000, timeout > 0, readyRuns >= 1, readyRuns <= 20 else {
+            probeRate >= 0, probeRate <= 1000, timeout > 0, readyRuns >= 1, readyRuns <= 20
+        else {
             throw ValidationError("--events 1…20000000, --max-batch 1…5000, --capacity-seconds 0…600, --probe-rate 0…1000, --ready-runs 1…20")
         }
         let broker = try await BenchEnv.broker()
@@ -78,8 +79,9 @@ struct BenchDrain: AsyncParsableCommand {
         say("filling the outbox with \(n) events (10 % clinical, data 300–500 bytes)…")
         let fill = try await BenchDrain.fill(dataDir: daemon.dataDir, count: n)
         let dbBytes = BenchDrain.fileBytes(daemon.dataDir)
-        say("fill: \(n) events in \(Fmt.f(fill.seconds)) s (\(Fmt.int(Double(n) / fill.seconds))/s); data mean \(Fmt.int(Double(fill.dataBytes) / Double(n))) B; "
-              + "as Inngest JSON \(Fmt.f(Double(fill.jsonBytes) / 1e6)) MB; database on disk \(Fmt.f(Double(dbBytes) / 1e6)) MB")
+        say(
+            "fill: \(n) events in \(Fmt.f(fill.seconds)) s (\(Fmt.int(Double(n) / fill.seconds))/s); data mean \(Fmt.int(Double(fill.dataBytes) / Double(n))) B; "
+                + "as Inngest JSON \(Fmt.f(Double(fill.jsonBytes) / 1e6)) MB; database on disk \(Fmt.f(Double(dbBytes) / 1e6)) MB")
 
         // 3. The limit: the stub's own capacity, pre-built batches of the same size, one connection.
         say("limit: the stub's capacity (pre-built batches of \(maxBatch), \(Fmt.f(capacitySeconds)) s)…")
@@ -122,8 +124,9 @@ struct BenchDrain: AsyncParsableCommand {
             if st.uniqueIds >= n { tDone = benchNowNs(); break }
             if benchNowNs() - lastPrint >= 10_000_000_000 {
                 let dt = Double(benchNowNs() - lastPrint) / 1e9
-                say("  t+\(Fmt.f(Double(benchNowNs() - tReady) / 1e9, 0)) s: \(st.uniqueIds) delivered (\(Fmt.int(Double(st.uniqueIds - lastCount) / dt))/s), "
-                      + "VmRSS \(Fmt.mib(Proc.rssKB(pid))), requests \(st.eventRequests)")
+                say(
+                    "  t+\(Fmt.f(Double(benchNowNs() - tReady) / 1e9, 0)) s: \(st.uniqueIds) delivered (\(Fmt.int(Double(st.uniqueIds - lastCount) / dt))/s), "
+                        + "VmRSS \(Fmt.mib(Proc.rssKB(pid))), requests \(st.eventRequests)")
                 lastPrint = benchNowNs(); lastCount = st.uniqueIds
             }
             if let p = daemon.process, !p.isRunning { throw BenchError("the daemon died while draining: \(daemon.log().suffix(1500))") }
@@ -166,33 +169,48 @@ struct BenchDrain: AsyncParsableCommand {
         let capRate = Double(cap.events) / cap.seconds
         let capMB = Double(cap.bytes) / 1e6 / cap.seconds
         say("")
-        say("limit: cloud stub capacity, \(cap.requests) pre-built requests of \(maxBatch) events (\(Fmt.f(Double(cap.bytes) / Double(max(cap.requests, 1)) / 1024)) KiB each), one connection, \(Fmt.f(cap.seconds)) s:")
-        say("  \(Fmt.int(capRate)) events/s, \(Fmt.f(capMB)) MB/s, statuses \(cap.statuses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))")
+        say(
+            "limit: cloud stub capacity, \(cap.requests) pre-built requests of \(maxBatch) events (\(Fmt.f(Double(cap.bytes) / Double(max(cap.requests, 1)) / 1024)) KiB each), one connection, \(Fmt.f(cap.seconds)) s:"
+        )
+        say(
+            "  \(Fmt.int(capRate)) events/s, \(Fmt.f(capMB)) MB/s, statuses \(cap.statuses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))"
+        )
         if let tDone {
             let secs = Double(tDone - tReady) / 1e9
             let rate = Double(n) / secs
             let mbs = Double(fill.jsonBytes) / 1e6 / secs
-            say("drain: \(n) events delivered in \(Fmt.f(secs)) s after ready (\(Fmt.f(Double(tDone - tSpawn) / 1e9)) s after spawn): "
-                  + "\(Fmt.int(rate)) events/s, \(Fmt.f(mbs)) MB/s")
+            say(
+                "drain: \(n) events delivered in \(Fmt.f(secs)) s after ready (\(Fmt.f(Double(tDone - tSpawn) / 1e9)) s after spawn): "
+                    + "\(Fmt.int(rate)) events/s, \(Fmt.f(mbs)) MB/s")
             say("  ratio drain / stub capacity: \(Fmt.pct(rate / capRate)) — target ≥ 50 %: \(Fmt.verdict(rate / capRate >= 0.5))")
-            say("  outbox.pending = 0 \(tPendingZero.map { "after \(Fmt.f(Double($0 - tReady) / 1e9)) s" } ?? "NOT reached within 120 s after the backlog was delivered")")
+            say(
+                "  outbox.pending = 0 \(tPendingZero.map { "after \(Fmt.f(Double($0 - tReady) / 1e9)) s" } ?? "NOT reached within 120 s after the backlog was delivered")"
+            )
         } else {
             say("drain: NOT finished within \(Fmt.f(timeout)) s: \(st.uniqueIds) of \(n) delivered")
         }
         say("  daemon CPU while draining \(Fmt.f(cpuD)) % of one core; this process (stub + probe) \(Fmt.f(cpuB)) %")
-        say("stub: events received \(st.eventsReceived), unique ids \(st.uniqueIds), duplicates \(st.duplicateIds), requests \(st.eventRequests) "
-              + "(\(st.requestsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
-        say("  backlog ids received: \(backlogSeen) of \(n) (each once: \(Fmt.verdict(backlogSeen == n && repeats == 0))); other events (the probe's): \(others); repeated ids: \(repeats)")
+        say(
+            "stub: events received \(st.eventsReceived), unique ids \(st.uniqueIds), duplicates \(st.duplicateIds), requests \(st.eventRequests) "
+                + "(\(st.requestsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
+        say(
+            "  backlog ids received: \(backlogSeen) of \(n) (each once: \(Fmt.verdict(backlogSeen == n && repeats == 0))); other events (the probe's): \(others); repeated ids: \(repeats)"
+        )
         say("  daemon status at the end: outbox \(status?["outbox"]?.text ?? "?"), storage \(status?["storage"]?["state"]?.stringValue ?? "?")")
         let readyMax = (readyEmpty + readyBacklog).max() ?? .nan
-        say("ready: empty database max \(Fmt.f((readyEmpty.max() ?? .nan) * 1000, 0)) ms, with \(pendingBefore) pending max \(Fmt.f((readyBacklog.max() ?? .nan) * 1000, 0)) ms — "
-              + "ratio \(Fmt.f((readyBacklog.max() ?? .nan) / (readyEmpty.max() ?? .nan), 2))×; target ≤ 1 s either way: \(Fmt.verdict(readyMax <= 1))")
+        say(
+            "ready: empty database max \(Fmt.f((readyEmpty.max() ?? .nan) * 1000, 0)) ms, with \(pendingBefore) pending max \(Fmt.f((readyBacklog.max() ?? .nan) * 1000, 0)) ms — "
+                + "ratio \(Fmt.f((readyBacklog.max() ?? .nan) / (readyEmpty.max() ?? .nan), 2))×; target ≤ 1 s either way: \(Fmt.verdict(readyMax <= 1))"
+        )
         let sorted = rssSamples.sorted()
         let median = sorted.isEmpty ? nil : sorted[sorted.count / 2]
-        say("memory while draining: peak VmRSS sampled \(Fmt.mib(rssMax)) (median \(Fmt.mib(median)), at the end \(Fmt.mib(rssEnd))), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))")
+        say(
+            "memory while draining: peak VmRSS sampled \(Fmt.mib(rssMax)) (median \(Fmt.mib(median)), at the end \(Fmt.mib(rssEnd))), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
+        )
         if probe != nil {
-            say("ingest during the drain: \(probeSent) probe messages at \(Fmt.f(probeRate)) msgs/s, acked \(probeLat.count), lost \(probeLost); "
-                  + "publish → ack p50 \(Fmt.ms(probeLat.p50)) ms, p99 \(Fmt.ms(probeLat.p99)) ms, max \(Fmt.ms(probeLat.max)) ms")
+            say(
+                "ingest during the drain: \(probeSent) probe messages at \(Fmt.f(probeRate)) msgs/s, acked \(probeLat.count), lost \(probeLost); "
+                    + "publish → ack p50 \(Fmt.ms(probeLat.p50)) ms, p99 \(Fmt.ms(probeLat.p99)) ms, max \(Fmt.ms(probeLat.max)) ms")
         }
     }
 
@@ -248,7 +266,8 @@ struct BenchDrain: AsyncParsableCommand {
             }
             let dev = "env-\(String(format: "%02d", i % 40))"
             let room = "sala-\(i % 10 + 1)"
-            var payload = "{\"ts\":\"\(at)\",\"temperature_c\":\(JSONText.number(20 + Double(r % 80) / 10)),\"humidity_pct\":\(JSONText.number(40 + Double(r % 300) / 10)),\"co2_ppm\":\(450 + Int(r % 700)),\"msg_id\":\"\(dev)-\(i)\""
+            var payload =
+                "{\"ts\":\"\(at)\",\"temperature_c\":\(JSONText.number(20 + Double(r % 80) / 10)),\"humidity_pct\":\(JSONText.number(40 + Double(r % 300) / 10)),\"co2_ppm\":\(450 + Int(r % 700)),\"msg_id\":\"\(dev)-\(i)\""
             let base = 330 + payload.utf8.count
             if target > base + 12 { payload += ",\"fw_diag\":\"" + String(repeating: "d", count: target - base - 12) + "\"" }
             payload += "}"
@@ -305,7 +324,9 @@ struct BenchDrain: AsyncParsableCommand {
     static func fileBytes(_ dataDir: String) -> Int64 {
         var total: Int64 = 0
         for s in ["", "-wal", "-shm"] {
-            if let a = try? FileManager.default.attributesOfItem(atPath: dataDir + "/medic-edge.sqlite" + s), let n = a[.size] as? NSNumber { total += n.int64Value }
+            if let a = try? FileManager.default.attributesOfItem(atPath: dataDir + "/medic-edge.sqlite" + s), let n = a[.size] as? NSNumber {
+                total += n.int64Value
+            }
         }
         return total
     }
@@ -331,7 +352,9 @@ struct BenchDrain: AsyncParsableCommand {
             for j in 0..<batch {
                 let i = b * batch + j
                 let r = gen.row(i, ms: now - 1000 + Int64(i % 1000))
-                parts.append(OutboxEvent(seq: 0, id: ids.next(nowMs: r.ms), name: r.name, eventClass: r.cls, source: r.source, data: r.data, createdMs: r.ms).json)
+                parts.append(
+                    OutboxEvent(seq: 0, id: ids.next(nowMs: r.ms), name: r.name, eventClass: r.cls, source: r.source, data: r.data, createdMs: r.ms)
+                        .json)
             }
             return Array(("[" + parts.joined(separator: ",") + "]").utf8)
         }
@@ -339,13 +362,15 @@ struct BenchDrain: AsyncParsableCommand {
         let url = "http://127.0.0.1:\(port)/e/test-key"
         var cap = Capacity()
         // Warm the connection.
-        _ = try await http.send(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: bodies[0], connectTimeout: 2, timeout: 15))
+        _ = try await http.send(
+            HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: bodies[0], connectTimeout: 2, timeout: 15))
         let t0 = benchNowNs()
         let end = t0 + UInt64(seconds * 1e9)
         var k = 1
         while benchNowNs() < end {
             let body = bodies[k % bodies.count]
-            let r = try await http.send(HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: body, connectTimeout: 2, timeout: 15))
+            let r = try await http.send(
+                HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: body, connectTimeout: 2, timeout: 15))
             cap.statuses[r.status, default: 0] += 1
             cap.requests += 1
             if r.status == 200 { cap.events += batch; cap.bytes += body.count }

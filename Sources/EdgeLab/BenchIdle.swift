@@ -31,11 +31,13 @@ struct BenchIdle: AsyncParsableCommand {
         do {
             try await BenchEnv.start(daemon)
             let t0 = benchNowNs()
-            try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count,
-                                          timeout: 60 + Double(patients) / 100)
+            try await BenchEnv.waitRoster(
+                daemon, patients: day.patients.count, appointments: day.appointments.count,
+                timeout: 60 + Double(patients) / 100)
             let pid = daemon.pid ?? 0
-            say("set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(pid); roster \(day.patients.count) patients, "
-                + "\(day.appointments.count) appointments, synced in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s; idling \(Fmt.f(seconds)) s…")
+            say(
+                "set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(pid); roster \(day.patients.count) patients, "
+                    + "\(day.appointments.count) appointments, synced in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s; idling \(Fmt.f(seconds)) s…")
             let end = Date().addingTimeInterval(seconds)
             while Date() < end {
                 if let r = Proc.rssKB(pid) { samples.append(r) }
@@ -65,8 +67,9 @@ struct BenchIdle: AsyncParsableCommand {
         say("resident memory (kB from /proc/PID/status)")
         say("  " + Fmt.pad("process", 58) + Fmt.lpad("VmRSS", 11) + Fmt.lpad("VmHWM", 11) + Fmt.lpad("RssAnon", 11) + Fmt.lpad("RssFile", 11))
         func row(_ label: String, _ s: [String: Int]?) {
-            say("  " + Fmt.pad(label, 58) + Fmt.lpad(Fmt.mib(s?["VmRSS"]), 11) + Fmt.lpad(Fmt.mib(s?["VmHWM"]), 11)
-                  + Fmt.lpad(Fmt.mib(s?["RssAnon"]), 11) + Fmt.lpad(Fmt.mib(s?["RssFile"]), 11))
+            say(
+                "  " + Fmt.pad(label, 58) + Fmt.lpad(Fmt.mib(s?["VmRSS"]), 11) + Fmt.lpad(Fmt.mib(s?["VmHWM"]), 11)
+                    + Fmt.lpad(Fmt.mib(s?["RssAnon"]), 11) + Fmt.lpad(Fmt.mib(s?["RssFile"]), 11))
         }
         row("daemon, idle \(Fmt.f(seconds)) s, roster \(day.patients.count) patients", rss)
         row("limit: `medic-edge baseline-rss` (the daemon binary)", baseline)
@@ -75,8 +78,9 @@ struct BenchIdle: AsyncParsableCommand {
             say("  daemon VmRSS sampled every 0.5 s while idling: \(Fmt.mib(lo)) … \(Fmt.mib(hi))")
         }
         if !mappings.isEmpty {
-            say("  daemon's resident memory by mapping (largest first): "
-                + mappings.prefix(14).map { "\(($0.0 as NSString).lastPathComponent) \(Fmt.mib($0.1))" }.joined(separator: ", "))
+            say(
+                "  daemon's resident memory by mapping (largest first): "
+                    + mappings.prefix(14).map { "\(($0.0 as NSString).lastPathComponent) \(Fmt.mib($0.1))" }.joined(separator: ", "))
         }
         if code != 0 { say("  baseline-rss failed (exit \(code)): \(out.suffix(400))") }
         let d = rss?["VmRSS"]
@@ -90,8 +94,9 @@ struct BenchIdle: AsyncParsableCommand {
         let anon = rss?["RssAnon"], file = rss?["RssFile"], peak = rss?["VmHWM"]
         say("")
         say("daemon with \(day.patients.count) patients and \(day.appointments.count) appointments synced:")
-        say("  RssAnon \(Fmt.mib(anon)) + RssFile \(Fmt.mib(file)) = \(Fmt.mib(anon.flatMap { a in file.map { a + $0 } })) (VmRSS \(Fmt.mib(d))), "
-            + "peak VmHWM \(Fmt.mib(peak)) (the roster's sync included)")
+        say(
+            "  RssAnon \(Fmt.mib(anon)) + RssFile \(Fmt.mib(file)) = \(Fmt.mib(anon.flatMap { a in file.map { a + $0 } })) (VmRSS \(Fmt.mib(d))), "
+                + "peak VmHWM \(Fmt.mib(peak)) (the roster's sync included)")
         say("target: ≤ 40 MiB idle → \(Fmt.mib(d)): \(Fmt.verdict((d ?? .max) <= 40 * 1024))")
         say("target: ≤ 64 MiB peak → \(Fmt.mib(peak)): \(Fmt.verdict((peak ?? .max) <= 64 * 1024))")
         BenchEnv.finish()
@@ -107,11 +112,13 @@ struct BenchIdle: AsyncParsableCommand {
         day.patients.reserveCapacity(day.patients.count + patients)
         day.appointments.reserveCapacity(day.appointments.count + patients)
         for i in 0..<patients {
-            let p = ClinicDay.Patient(id: String(format: "9b000000-0000-4000-8000-%012d", i), name: "Paciente \(i) Bench",
-                                      phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:idle\(i):\(String(format: "%010d", i))")
+            let p = ClinicDay.Patient(
+                id: String(format: "9b000000-0000-4000-8000-%012d", i), name: "Paciente \(i) Bench",
+                phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:idle\(i):\(String(format: "%010d", i))")
             day.patients.append(p)
-            day.book(p, startMinutes: 30 + Double(i % 7) * 1440 + Double(i / 7 % 600), minutes: 30,
-                     id: String(format: "ab000000-0000-4000-8000-%012d", i))
+            day.book(
+                p, startMinutes: 30 + Double(i % 7) * 1440 + Double(i / 7 % 600), minutes: 30,
+                id: String(format: "ab000000-0000-4000-8000-%012d", i))
         }
         return day
     }
@@ -119,24 +126,25 @@ struct BenchIdle: AsyncParsableCommand {
     /// Compiles a program that only loads Foundation, the clinic's zone and a pt-BR
     /// formatter; runs it; returns its /proc status figures.
     static func bareFoundation() async -> ([String: Int]?, String) {
-        let swiftc = ["/usr/bin/swiftc", "/usr/local/bin/swiftc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let swiftc =
+            ["/usr/bin/swiftc", "/usr/local/bin/swiftc"].first { FileManager.default.isExecutableFile(atPath: $0) }
             ?? ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { "\($0)/swiftc" }
-                .first { FileManager.default.isExecutableFile(atPath: $0) }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let swiftc else { return (nil, "swiftc not found") }
         let dir = Harness.tempDir("bench-bare")
         BenchCleanup.shared.track(dir: dir)
         let src = """
-        import Foundation
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "pt_BR")
-        f.timeZone = TimeZone(identifier: "America/Sao_Paulo")!
-        f.dateStyle = .full; f.timeStyle = .short
-        let text = f.string(from: Date())
-        Thread.sleep(forTimeInterval: 0.2)
-        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-        print(text)
-        print(status)
-        """
+            import Foundation
+            let f = DateFormatter()
+            f.locale = Locale(identifier: "pt_BR")
+            f.timeZone = TimeZone(identifier: "America/Sao_Paulo")!
+            f.dateStyle = .full; f.timeStyle = .short
+            let text = f.string(from: Date())
+            Thread.sleep(forTimeInterval: 0.2)
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            print(text)
+            print(status)
+            """
         do {
             try src.write(toFile: dir + "/main.swift", atomically: true, encoding: .utf8)
             let build = try await Harness.runProgram(swiftc, ["-O", dir + "/main.swift", "-o", dir + "/bare"], timeout: 300)

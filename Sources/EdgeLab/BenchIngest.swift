@@ -50,8 +50,9 @@ struct BenchIngest: AsyncParsableCommand {
         say("limit: the broker delivering to a discarding subscriber (window \(win), \(Fmt.f(warm)) s warm-up, \(Fmt.f(secs)) s)…")
         let brokerPid = broker.pid
         let limit = try await onThread("bench-limit") {
-            BenchIngest.windowed(label: "limit", pub: limitPub, topics: limitTopics, completed: received, window: win,
-                                 warmup: warm, seconds: secs, pids: [("mosquitto", brokerPid), ("bench", getpid())])
+            BenchIngest.windowed(
+                label: "limit", pub: limitPub, topics: limitTopics, completed: received, window: win,
+                warmup: warm, seconds: secs, pids: [("mosquitto", brokerPid), ("bench", getpid())])
         }
         _ = try? await Harness.waitUntil("limit drained", timeout: 10, poll: 0.02) { received.count >= limit.published }
         sub.close(); limitPub.close()
@@ -78,7 +79,9 @@ struct BenchIngest: AsyncParsableCommand {
             }
             try await dev.subscribe(["clinic/\(site)/device/+/ack"])
             let topics = SensorPayload.topics(site: site, devices: devs)
-            say("daemon (pid \(pid), cloud \(cloud ? "stub up" : "not configured")): durable acked ingest (window \(win), \(Fmt.f(warm)) s warm-up, \(Fmt.f(secs)) s)…")
+            say(
+                "daemon (pid \(pid), cloud \(cloud ? "stub up" : "not configured")): durable acked ingest (window \(win), \(Fmt.f(warm)) s warm-up, \(Fmt.f(secs)) s)…"
+            )
             let sampler = Task {
                 var m = 0
                 while !Task.isCancelled {
@@ -88,8 +91,9 @@ struct BenchIngest: AsyncParsableCommand {
                 return m
             }
             let side = try await onThread("bench-ingest") {
-                BenchIngest.windowed(label: "daemon", pub: dev, topics: topics, completed: acks, window: win, warmup: warm, seconds: secs,
-                                     pids: [("medic-edge", pid), ("mosquitto", brokerPid), ("bench", getpid())])
+                BenchIngest.windowed(
+                    label: "daemon", pub: dev, topics: topics, completed: acks, window: win, warmup: warm, seconds: secs,
+                    pids: [("medic-edge", pid), ("mosquitto", brokerPid), ("bench", getpid())])
             }
             daemonSide = side
             let t0 = benchNowNs()
@@ -119,24 +123,32 @@ struct BenchIngest: AsyncParsableCommand {
         say("  " + Fmt.pad("side", 50) + Fmt.lpad("msgs/s", 10) + Fmt.lpad("min/s", 9) + Fmt.lpad("max/s", 9) + "   CPU (% of one core)")
         for s in [limit, d] {
             let cpu: String = s.cpu.map { "\($0.0) \(Fmt.f($0.1)) %" }.joined(separator: ", ")
-            let cols: [String] = [Fmt.pad(s.label, 50), Fmt.lpad(Fmt.int(s.rate), 10), Fmt.lpad(String(s.perSecond.min() ?? 0), 9),
-                                  Fmt.lpad(String(s.perSecond.max() ?? 0), 9), "   ", cpu]
+            let cols: [String] = [
+                Fmt.pad(s.label, 50), Fmt.lpad(Fmt.int(s.rate), 10), Fmt.lpad(String(s.perSecond.min() ?? 0), 9),
+                Fmt.lpad(String(s.perSecond.max() ?? 0), 9), "   ", cpu,
+            ]
             say("  " + cols.joined())
         }
         let ratio = d.rate / limit.rate
         say("")
         say("ratio daemon / limit: \(Fmt.pct(ratio)) — target ≥ 60 %: \(Fmt.verdict(ratio >= 0.6))")
-        say("daemon memory: peak VmRSS sampled \(Fmt.mib(rssMax)), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))")
-        say("acks with an error: \(ackErrors.count); published \(d.published), acked \(acks.count)"
-              + (drainedAfter.map { "; in-flight window acked \(Fmt.f($0 * 1000, 0)) ms after the publisher stopped" } ?? "; NOT all acked within 60 s")
-              + "; outbox pending at the end: \(pendingAtEnd.map(String.init) ?? "?")")
+        say(
+            "daemon memory: peak VmRSS sampled \(Fmt.mib(rssMax)), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
+        )
+        say(
+            "acks with an error: \(ackErrors.count); published \(d.published), acked \(acks.count)"
+                + (drainedAfter.map { "; in-flight window acked \(Fmt.f($0 * 1000, 0)) ms after the publisher stopped" }
+                    ?? "; NOT all acked within 60 s")
+                + "; outbox pending at the end: \(pendingAtEnd.map(String.init) ?? "?")")
         BenchEnv.finish()
     }
 
     /// Keeps `window` messages in flight (published − completed) for `warmup + seconds`;
     /// counts completions per second. Blocking: runs on its own thread.
-    static func windowed(label: String, pub: BenchMQTT, topics: [(topic: String, device: String)], completed: BenchCounter, window: Int,
-                         warmup: Double, seconds: Double, pids: [(String, Int32?)]) -> Side {
+    static func windowed(
+        label: String, pub: BenchMQTT, topics: [(topic: String, device: String)], completed: BenchCounter, window: Int,
+        warmup: Double, seconds: Double, pids: [(String, Int32?)]
+    ) -> Side {
         let clock = TimestampCache()
         let tag = String(UUID().uuidString.prefix(6)).lowercased()
         var published = 0
@@ -181,7 +193,8 @@ struct BenchIngest: AsyncParsableCommand {
         }
         let measured = completed.count - startCount
         let cpu = meters.map { ($0.0, $0.1.percent()) }
-        return Side(label: label == "limit" ? "limit: broker → discarding subscriber" : "daemon: durable ingest, acked after commit",
-                    measured: measured, seconds: seconds, perSecond: perSecond, published: published, completed: completed.count, cpu: cpu)
+        return Side(
+            label: label == "limit" ? "limit: broker → discarding subscriber" : "daemon: durable ingest, acked after commit",
+            measured: measured, seconds: seconds, perSecond: perSecond, published: published, completed: completed.count, cpu: cpu)
     }
 }

@@ -115,7 +115,8 @@ enum Proc {
     /// utime + stime in clock ticks (fields 14 and 15 of /proc/PID/stat).
     static func cpuTicks(_ pid: Int32) -> Int? {
         guard let text = readProcFile("/proc/\(pid)/stat"),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         // After "pid (comm) ": field 3 is the state; utime is field 14, stime field 15.
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let u = Int(fields[11]), let s = Int(fields[12]) else { return nil }
@@ -167,7 +168,9 @@ final class BenchCleanup: Sendable {
     func track(dir: String) { dirs.withLock { $0.append(dir) } }
 
     func removeDirs() {
-        let all = dirs.withLock { d -> [String] in defer { d = [] }; return d }
+        let all = dirs.withLock { d -> [String] in
+            defer { d = [] }; return d
+        }
         for d in all { try? FileManager.default.removeItem(atPath: d) }
     }
 
@@ -192,7 +195,9 @@ enum BenchEnv {
         BenchCleanup.shared.installSignalHandlers()
         let bin = Harness.binaryPath()
         say("== medic-edge bench \(title)")
-        say("date: \(Time.rfc3339(Date()))  host: nproc=\(ProcessInfo.processInfo.activeProcessorCount) mem=\(Proc.memTotal()) load(1/5/15 min)=\(Proc.loadAverage())")
+        say(
+            "date: \(Time.rfc3339(Date()))  host: nproc=\(ProcessInfo.processInfo.activeProcessorCount) mem=\(Proc.memTotal()) load(1/5/15 min)=\(Proc.loadAverage())"
+        )
         say("daemon binary: \(bin)\(bin.contains("/debug/") ? "  (WARNING: a debug build; measure the release build)" : "")")
     }
 
@@ -223,16 +228,23 @@ enum BenchEnv {
     }
 
     /// The daemon's config: the harness's, with production-like intervals.
-    static func daemonConfig(mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,
-                             extra: String = "") -> String {
-        DaemonProcess.standardConfig(mqttPort: mqttPort, cloudPort: cloudPort, rosterSyncSeconds: rosterSyncSeconds,
-                                     connectTimeout: 2, requestTimeout: 15, cloudExtra: ["max_batch: \(maxBatch)"], extra: extra)
+    static func daemonConfig(
+        mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,
+        extra: String = ""
+    ) -> String {
+        DaemonProcess.standardConfig(
+            mqttPort: mqttPort, cloudPort: cloudPort, rosterSyncSeconds: rosterSyncSeconds,
+            connectTimeout: 2, requestTimeout: 15, cloudExtra: ["max_batch: \(maxBatch)"], extra: extra)
     }
 
-    static func daemon(mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,
-                       extra: String = "") throws -> DaemonProcess {
-        let d = try DaemonProcess(configYAML: daemonConfig(mqttPort: mqttPort, cloudPort: cloudPort, maxBatch: maxBatch,
-                                                           rosterSyncSeconds: rosterSyncSeconds, extra: extra))
+    static func daemon(
+        mqttPort: Int, cloudPort: Int?, maxBatch: Int = 500, rosterSyncSeconds: Double = 60,
+        extra: String = ""
+    ) throws -> DaemonProcess {
+        let d = try DaemonProcess(
+            configYAML: daemonConfig(
+                mqttPort: mqttPort, cloudPort: cloudPort, maxBatch: maxBatch,
+                rosterSyncSeconds: rosterSyncSeconds, extra: extra))
         BenchCleanup.shared.track(dir: d.dir)
         return d
     }
@@ -336,7 +348,9 @@ final class BenchMQTT: Sendable {
     }
 
     func close() {
-        pump.withLock { $0?.cancel(); $0 = nil }
+        pump.withLock {
+            $0?.cancel(); $0 = nil
+        }
         client.disconnect()
     }
 }
@@ -376,7 +390,8 @@ enum SensorPayload {
     static func environment(msgId: String, n: Int, ts: String) -> String {
         let t = 21.0 + Double(n % 40) / 10
         let h = 45.0 + Double(n % 100) / 10
-        return "{\"ts\":\"\(ts)\",\"temperature_c\":\(JSONText.number(t)),\"humidity_pct\":\(JSONText.number(h)),\"co2_ppm\":\(500 + n % 400),\"msg_id\":\"\(msgId)\"}"
+        return
+            "{\"ts\":\"\(ts)\",\"temperature_c\":\(JSONText.number(t)),\"humidity_pct\":\(JSONText.number(h)),\"co2_ppm\":\(500 + n % 400),\"msg_id\":\"\(msgId)\"}"
     }
     /// `clinic/{site}/room/{room}/environment/{device}` for `devices` sensors spread over ten rooms.
     static func topics(site: String, devices: Int, prefix: String = "env") -> [(topic: String, device: String)] {

@@ -49,10 +49,11 @@ struct DemoRunner {
         let log = StoryLog(zone: DemoRunner.zone)
         let world = DemoWorld()
         let story = Task { try await self.story(log, world) }
-        let interrupt = InterruptHandler(onSignal: { sig in
-            log.line("stop", sig == SIGINT ? "Ctrl-C: stopping…" : "SIGTERM: stopping…")
-            story.cancel()
-        }, onForce: { world.forceKill() })
+        let interrupt = InterruptHandler(
+            onSignal: { sig in
+                log.line("stop", sig == SIGINT ? "Ctrl-C: stopping…" : "SIGTERM: stopping…")
+                story.cancel()
+            }, onForce: { world.forceKill() })
         let result = await story.result
         await world.cleanup(log)
         switch result {
@@ -92,24 +93,27 @@ struct DemoRunner {
 
         // The clinic day: appointments around now, one that will be a no-show.
         var day = ClinicDay(now: launch)
-        let helena = ClinicDay.Patient(id: "9a000000-0000-4000-8000-000000000005", name: "Helena Prado Lima",
-                                       phone: "+5511990000005", qr: "medic-qr:v1:helena:5e5e5e5e5e")
+        let helena = ClinicDay.Patient(
+            id: "9a000000-0000-4000-8000-000000000005", name: "Helena Prado Lima",
+            phone: "+5511990000005", qr: "medic-qr:v1:helena:5e5e5e5e5e")
         day.patients.append(helena)
         day.book(day.maria, startMinutes: 20)
         day.book(day.joao, startMinutes: 35, professional: day.draAna, room: day.sala3, service: day.nutricao)
         day.book(day.beatriz, startMinutes: 50)
         let noShowStart = launch.addingTimeInterval(pace.noShowAt - pace.graceMinutes * 60)
-        let noShowAppt = day.book(day.carlos, startMinutes: noShowStart.timeIntervalSince(launch) / 60, minutes: 40,
-                                  professional: day.draAna, room: day.sala3, service: day.nutricao)
-        day.book(helena, startMinutes: 26 * 60) // tomorrow
+        let noShowAppt = day.book(
+            day.carlos, startMinutes: noShowStart.timeIntervalSince(launch) / 60, minutes: 40,
+            professional: day.draAna, room: day.sala3, service: day.nutricao)
+        day.book(helena, startMinutes: 26 * 60)  // tomorrow
         var seed = day.seed
         seed.eventKey = "demo-key"
         seed.directusToken = "demo-token"
-        seed.collections["rooms", default: []].append(.object([
-            "id": .string(DemoRunner.fridgeRoomId), "name": "Geladeira de vacinas",
-            "iot_config": .object(["mqtt_room_id": "geladeira-vacinas"]),
-            "created_at": .string(ClinicDay.iso(launch.addingTimeInterval(-86400 * 60))), "updated_at": .null,
-        ]))
+        seed.collections["rooms", default: []].append(
+            .object([
+                "id": .string(DemoRunner.fridgeRoomId), "name": "Geladeira de vacinas",
+                "iot_config": .object(["mqtt_room_id": "geladeira-vacinas"]),
+                "created_at": .string(ClinicDay.iso(launch.addingTimeInterval(-86400 * 60))), "updated_at": .null,
+            ]))
 
         // The real parts.
         let root = Harness.tempDir("medic-edge-demo")
@@ -128,43 +132,48 @@ struct DemoRunner {
         let stub = CloudStub(seed: seed, logger: Logger(label: "cloud-stub", factory: { _ in SwiftLogNoOpLogHandler() }))
         world.set { $0.stub = stub }
         let cloudPort = try await stub.start()
-        log.line("setup", "cloud stub (Inngest Event API + Directus REST) on http://127.0.0.1:\(cloudPort): "
-                 + "\(day.patients.count) patients, \(day.appointments.count) appointments, 3 rooms")
+        log.line(
+            "setup",
+            "cloud stub (Inngest Event API + Directus REST) on http://127.0.0.1:\(cloudPort): "
+                + "\(day.patients.count) patients, \(day.appointments.count) appointments, 3 rooms")
 
         let yaml = """
-        site_id: \(DemoRunner.site)
-        tenant_id: \(DemoRunner.tenant)
-        timezone: America/Sao_Paulo
-        data_dir: {DATA_DIR}
-        log_level: notice
-        mqtt: {host: 127.0.0.1, port: \(broker.port), client_id: medic-edge-demo}
-        http: {listen: "127.0.0.1:{HTTP_PORT}"}
-        cloud:
-          events_url: http://127.0.0.1:\(cloudPort)/e/demo-key
-          directus_url: http://127.0.0.1:\(cloudPort)
-          directus_token: demo-token
-          roster_sync_seconds: 1
-          connect_timeout_seconds: 1
-          request_timeout_seconds: 2
-        checkin: {open_before_minutes: 120}
-        noshow: {grace_minutes: \(pace.graceMinutes), check_interval_seconds: 1}
-        rooms:
-          geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+            site_id: \(DemoRunner.site)
+            tenant_id: \(DemoRunner.tenant)
+            timezone: America/Sao_Paulo
+            data_dir: {DATA_DIR}
+            log_level: notice
+            mqtt: {host: 127.0.0.1, port: \(broker.port), client_id: medic-edge-demo}
+            http: {listen: "127.0.0.1:{HTTP_PORT}"}
+            cloud:
+              events_url: http://127.0.0.1:\(cloudPort)/e/demo-key
+              directus_url: http://127.0.0.1:\(cloudPort)
+              directus_token: demo-token
+              roster_sync_seconds: 1
+              connect_timeout_seconds: 1
+              request_timeout_seconds: 2
+            checkin: {open_before_minutes: 120}
+            noshow: {grace_minutes: \(pace.graceMinutes), check_interval_seconds: 1}
+            rooms:
+              geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
 
-        """
+            """
         try FileManager.default.createDirectory(atPath: root + "/daemon", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let daemon = try DaemonProcess(configYAML: yaml, dir: root + "/daemon")
         world.set { $0.daemon = daemon }
         do { try await daemon.start() } catch is CancellationError { throw CancellationError() } catch {
-            throw StepFailed(step: "setup", detail: "the daemon did not become ready: \(error)\n--- daemon log (last lines) ---\n"
-                             + daemon.log().split(separator: "\n").suffix(15).joined(separator: "\n"))
+            throw StepFailed(
+                step: "setup",
+                detail: "the daemon did not become ready: \(error)\n--- daemon log (last lines) ---\n"
+                    + daemon.log().split(separator: "\n").suffix(15).joined(separator: "\n"))
         }
         let console = "http://127.0.0.1:\(daemon.httpPort)/"
         log.line("setup", "medic-edge daemon ready (site \(DemoRunner.site), pid \(daemon.pid ?? 0)); console \(console)")
         // A reception account for the console (best effort; the demo does not need it).
         let staff = Task { () -> Bool in
-            let r = try? await DaemonProcess.runCLI(["staff", "add", DemoRunner.staffName, "--config", daemon.configPath],
-                                                   stdin: "\(DemoRunner.staffPassword)\n\(DemoRunner.staffPassword)\n", timeout: 30)
+            let r = try? await DaemonProcess.runCLI(
+                ["staff", "add", DemoRunner.staffName, "--config", daemon.configPath],
+                stdin: "\(DemoRunner.staffPassword)\n\(DemoRunner.staffPassword)\n", timeout: 30)
             return r?.0 == 0
         }
         world.set { $0.staff = staff }
@@ -172,11 +181,14 @@ struct DemoRunner {
         let roster = try await waitFor("roster sync", timeout: 20) { () -> JSON? in
             let s = try await daemon.status()
             guard s["roster"]?["last_sync_at"]?.stringValue != nil,
-                  Int(s["roster"]?["appointments"]?.doubleValue ?? 0) >= day.appointments.count else { return nil }
+                Int(s["roster"]?["appointments"]?.doubleValue ?? 0) >= day.appointments.count
+            else { return nil }
             return s["roster"]
         }
-        log.line("setup", "roster synced from the cloud: \(Int(roster["patients"]?.doubleValue ?? 0)) patients, "
-                 + "\(Int(roster["appointments"]?.doubleValue ?? 0)) appointments (kept locally for offline check-in)")
+        log.line(
+            "setup",
+            "roster synced from the cloud: \(Int(roster["patients"]?.doubleValue ?? 0)) patients, "
+                + "\(Int(roster["appointments"]?.doubleValue ?? 0)) appointments (kept locally for offline check-in)")
 
         // The devices.
         var settings = SimSettings(port: broker.port, site: DemoRunner.site, rate: pace.ambientRate)
@@ -207,7 +219,8 @@ struct DemoRunner {
         do { try await sim.start() } catch is CancellationError { throw CancellationError() } catch {
             throw StepFailed(step: "devices", detail: "\(error)")
         }
-        log.line("devices", "\(sim.deviceIds.count) simulated devices online (retained status, will offline): \(sim.deviceIds.joined(separator: ", "))")
+        log.line(
+            "devices", "\(sim.deviceIds.count) simulated devices online (retained status, will offline): \(sim.deviceIds.joined(separator: ", "))")
 
         // Check-ins at the kiosk.
         var latencies: [Double] = []
@@ -224,7 +237,8 @@ struct DemoRunner {
         func at(_ minutes: Double) -> String { log.clock(launch.addingTimeInterval(minutes * 60)).prefix(5).description }
         try await scan(day.maria.qr, "QR scanned (appointment at \(at(20)))", expect: "checked_in")
         try await scan(day.joao.qr, "QR scanned (appointment at \(at(35)))", expect: "checked_in")
-        try await scan("medic-qr:v1:outra-clinica:" + String(UInt32.random(in: 0...UInt32.max), radix: 16), "QR from another clinic", expect: "unknown_code")
+        try await scan(
+            "medic-qr:v1:outra-clinica:" + String(UInt32.random(in: 0...UInt32.max), radix: 16), "QR from another clinic", expect: "unknown_code")
         try await scan(day.maria.qr, "the same patient scans again", expect: "already_checked_in")
 
         // An occupancy change.
@@ -243,14 +257,18 @@ struct DemoRunner {
             $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" && $0["data"]?["state"]?.stringValue == "raised"
         }
         let active = Int((try? await daemon.status())?["alerts"]?["active"]?.doubleValue ?? -1)
-        log.line("alert", "RAISED: Geladeira de vacinas at \(SimText.celsius(raised["data"]?["value"]?.doubleValue ?? 0)), above 8 °C "
-                 + "→ clinic/environment.alert (raised) at the cloud; active alerts on the appliance: \(active)")
+        log.line(
+            "alert",
+            "RAISED: Geladeira de vacinas at \(SimText.celsius(raised["data"]?["value"]?.doubleValue ?? 0)), above 8 °C "
+                + "→ clinic/environment.alert (raised) at the cloud; active alerts on the appliance: \(active)")
         let cleared = try await waitForCloud(stub, "clinic/environment.alert", step: "fridge alert", timeout: 40) {
             $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" && $0["data"]?["state"]?.stringValue == "cleared"
         }
         watchFridge.set(false)
-        log.line("alert", "CLEARED: back to \(SimText.celsius(cleared["data"]?["value"]?.doubleValue ?? 0)), inside 2.5–7.5 °C "
-                 + "→ clinic/environment.alert (cleared); one raise and one clear, no flapping")
+        log.line(
+            "alert",
+            "CLEARED: back to \(SimText.celsius(cleared["data"]?["value"]?.doubleValue ?? 0)), inside 2.5–7.5 °C "
+                + "→ clinic/environment.alert (cleared); one raise and one clear, no flapping")
 
         // The internet goes down.
         stub.setFaults(CloudStubFaults(mode: .down))
@@ -289,31 +307,40 @@ struct DemoRunner {
             return m.isEmpty ? m : nil
         }
         _ = missing
-        log.line("cloud", "backlog drained to 0 in \(String(format: "%.1f", drainSeconds)) s; all \(held.count) events held during the outage "
-                 + "are at the cloud (checked id by id)")
+        log.line(
+            "cloud",
+            "backlog drained to 0 in \(String(format: "%.1f", drainSeconds)) s; all \(held.count) events held during the outage "
+                + "are at the cloud (checked id by id)")
 
         // The no-show.
         if cloudEvents(stub, "clinic/noshow.detected").isEmpty {
-            log.line("noshow", "waiting for the \(log.clock(noShowStart).prefix(5)) appointment (Dra. Ana, Sala 3): "
-                     + "no check-in yet, no-show grace \(SimText.number(pace.graceMinutes * 60)) s")
+            log.line(
+                "noshow",
+                "waiting for the \(log.clock(noShowStart).prefix(5)) appointment (Dra. Ana, Sala 3): "
+                    + "no check-in yet, no-show grace \(SimText.number(pace.graceMinutes * 60)) s")
         }
-        let noshow = try await waitForCloud(stub, "clinic/noshow.detected", step: "no-show",
-                                            timeout: max(20, pace.noShowAt - Date().timeIntervalSince(launch) + 20)) { _ in true }
+        let noshow = try await waitForCloud(
+            stub, "clinic/noshow.detected", step: "no-show",
+            timeout: max(20, pace.noShowAt - Date().timeIntervalSince(launch) + 20)
+        ) { _ in true }
         let detected = noshow["data"]?["detected_at"]?.stringValue.flatMap(Time.parseMs).map { Date(timeIntervalSince1970: Double($0) / 1000) }
         let offline = detected.map { $0 >= downAt && $0 < backAt } ?? false
         guard noshow["data"]?["appointment_id"]?.stringValue == noShowAppt else {
             throw StepFailed(step: "no-show", detail: "a no-show for an unexpected appointment")
         }
-        log.line("noshow", "no-show: the \(log.clock(noShowStart).prefix(5)) appointment with Dra. Ana (Nutrição, Sala 3) had no check-in "
-                 + "\(SimText.number(pace.graceMinutes * 60)) s after its start → clinic/noshow.detected at the cloud"
-                 + (detected.map { " (detected \(log.clock($0))\(offline ? ", while the cloud was down" : ""))" } ?? ""))
+        log.line(
+            "noshow",
+            "no-show: the \(log.clock(noShowStart).prefix(5)) appointment with Dra. Ana (Nutrição, Sala 3) had no check-in "
+                + "\(SimText.number(pace.graceMinutes * 60)) s after its start → clinic/noshow.detected at the cloud"
+                + (detected.map { " (detected \(log.clock($0))\(offline ? ", while the cloud was down" : ""))" } ?? ""))
 
         // The devices go off; their offline statuses are facts too.
         await sim.stop()
         world.set { $0.simStopped = true }
         let deviceCount = sim.deviceIds.count
         _ = try await waitFor("offline statuses at the cloud", timeout: 20) { () -> Bool? in
-            cloudEvents(stub, "integration/device.status_changed").filter { $0["data"]?["state"]?.stringValue == "offline" }.count >= deviceCount ? true : nil
+            cloudEvents(stub, "integration/device.status_changed").filter { $0["data"]?["state"]?.stringValue == "offline" }.count >= deviceCount
+                ? true : nil
         }
         log.line("devices", "devices switched off: each published its offline status (\(deviceCount) device.status_changed events at the cloud)")
 
@@ -351,12 +378,15 @@ struct DemoRunner {
         log.plain("  pending / refused by the cloud      \(pad(t.pending)) / \(t.dead)")
         log.plain("  lost = recorded − delivered         \(pad(lost))")
         log.plain("  by event: " + byName.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", "))
-        log.plain("  device messages: \(msgs.accepted) accepted, \(msgs.duplicate) resent copies stored once, \(msgs.rejected) rejected; "
-                  + "wearable batches \(gw?.acked ?? 0) acked (\(gw?.resent ?? 0) resends); kiosk answers, median \(SimText.ms(median))")
+        log.plain(
+            "  device messages: \(msgs.accepted) accepted, \(msgs.duplicate) resent copies stored once, \(msgs.rejected) rejected; "
+                + "wearable batches \(gw?.acked ?? 0) acked (\(gw?.resent ?? 0) resends); kiosk answers, median \(SimText.ms(median))")
         let staffOK = await staff.value
         log.plain("console: \(console)" + (staffOK ? " (sign in as \(DemoRunner.staffName) / \(DemoRunner.staffPassword))" : ""))
         if lost != 0 || t.pending != 0 || t.dead != 0 || t.dropped != 0 {
-            throw StepFailed(step: "totals", detail: "lost \(lost), pending \(t.pending), refused \(t.dead), dropped \(t.dropped): every recorded event must reach the cloud")
+            throw StepFailed(
+                step: "totals",
+                detail: "lost \(lost), pending \(t.pending), refused \(t.dead), dropped \(t.dropped): every recorded event must reach the cloud")
         }
         if byName["clinic/noshow.detected"]?.count != 1 {
             throw StepFailed(step: "totals", detail: "expected exactly one no-show signal, got \(byName["clinic/noshow.detected"]?.count ?? 0)")
@@ -404,7 +434,13 @@ struct DemoRunner {
         var a = 0, d = 0, r = 0
         for line in metrics.split(separator: "\n") where line.hasPrefix("medic_edge_mqtt_messages_total{") {
             let n = Int(Double(line.split(separator: " ").last ?? "") ?? 0)
-            if line.contains(#"result="accepted""#) { a += n } else if line.contains(#"result="duplicate""#) { d += n } else if line.contains(#"result="rejected""#) { r += n }
+            if line.contains(#"result="accepted""#) {
+                a += n
+            } else if line.contains(#"result="duplicate""#) {
+                d += n
+            } else if line.contains(#"result="rejected""#) {
+                r += n
+            }
         }
         return (a, d, r)
     }
@@ -426,7 +462,11 @@ final class DemoFlag: Sendable {
     var isOn: Bool { value.withLock { $0 } }
     func set(_ v: Bool) { value.withLock { $0 = v } }
     /// True the first time only.
-    func setOnce() -> Bool { value.withLock { v in defer { v = true }; return !v } }
+    func setOnce() -> Bool {
+        value.withLock { v in
+            defer { v = true }; return !v
+        }
+    }
 }
 
 /// What the demo started, for the cleanup (also after Ctrl-C or a failed step).
@@ -457,7 +497,7 @@ final class DemoWorld: Sendable {
     func cleanup(_ log: StoryLog) async {
         let p = parts.withLock { $0 }
         if let sim = p.sim, !p.simStopped { await sim.stop() }
-        _ = await p.staff?.value // a short-lived `medic-edge staff add` child (bounded by its own time-out)
+        _ = await p.staff?.value  // a short-lived `medic-edge staff add` child (bounded by its own time-out)
         try? p.reader?.close()
         var stopped: [String] = []
         if let d = p.daemon, d.process != nil {

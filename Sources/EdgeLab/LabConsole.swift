@@ -16,15 +16,21 @@ final class InterruptHandler: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
     private let count = Mutex(0)
 
-    init(signals: [Int32] = [SIGINT, SIGTERM], onSignal: @escaping @Sendable (Int32) -> Void,
-         onForce: @escaping @Sendable () -> Void = {}) {
+    init(
+        signals: [Int32] = [SIGINT, SIGTERM], onSignal: @escaping @Sendable (Int32) -> Void,
+        onForce: @escaping @Sendable () -> Void = {}
+    ) {
         for sig in signals {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler { [weak self] in
                 guard let self else { return }
-                let n = self.count.withLock { $0 += 1; return $0 }
-                if n == 1 { onSignal(sig) } else {
+                let n = self.count.withLock {
+                    $0 += 1; return $0
+                }
+                if n == 1 {
+                    onSignal(sig)
+                } else {
                     onForce()
                     FileHandle.standardError.write(Data("medic-edge: stopped at once (second signal)\n".utf8))
                     _exit(130)
@@ -98,7 +104,9 @@ enum SimText {
         case .applianceStatus(let j):
             let state = j["state"]?.stringValue ?? "?"
             if state == "offline" { return ("appliance", "offline: check-in unavailable, \"fale com a recepção\"") }
-            return ("appliance", "\(state), cloud \(j["cloud"]?.stringValue ?? "?"), backlog \(j["backlog"]?.doubleValue.map { String(Int($0)) } ?? "?")")
+            return (
+                "appliance", "\(state), cloud \(j["cloud"]?.stringValue ?? "?"), backlog \(j["backlog"]?.doubleValue.map { String(Int($0)) } ?? "?")"
+            )
         case .stopped(let d): return verbose ? (d, "stopped (offline status published)") : nil
         }
     }

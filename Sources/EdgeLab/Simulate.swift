@@ -6,16 +6,17 @@ import Foundation
 /// `medic-edge simulate`: clinic devices against an MQTT broker (docs/simulators.md).
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Simulate clinic devices (kiosks, presence sensors, environment monitors, the vaccine fridge, wearable gateways, device status) against an MQTT broker.",
+        abstract:
+            "Simulate clinic devices (kiosks, presence sensors, environment monitors, the vaccine fridge, wearable gateways, device status) against an MQTT broker.",
         discussion: """
-        Types: kiosk, presence, environment, fridge, wearable, status, or all (comma list or repeated --type).
-        Rates multiply the devices' real rates (a room monitor reads every 60 s; --rate 60 makes that every second):
-        --rate 30 sets every type, --rate wearable=120 one type. Examples:
-          medic-edge simulate --type all --site pleno-cuidado --rate 30 --clinic-day
-          medic-edge simulate --type fridge --rate 60 --duration 120
-          medic-edge simulate --type kiosk --qr-file codes.txt --rush
-        QR texts are credentials: prefer --qr-file (a command line is visible to other users); they are never printed.
-        """)
+            Types: kiosk, presence, environment, fridge, wearable, status, or all (comma list or repeated --type).
+            Rates multiply the devices' real rates (a room monitor reads every 60 s; --rate 60 makes that every second):
+            --rate 30 sets every type, --rate wearable=120 one type. Examples:
+              medic-edge simulate --type all --site pleno-cuidado --rate 30 --clinic-day
+              medic-edge simulate --type fridge --rate 60 --duration 120
+              medic-edge simulate --type kiosk --qr-file codes.txt --rush
+            QR texts are credentials: prefer --qr-file (a command line is visible to other users); they are never printed.
+            """)
 
     @Option(name: .customLong("type"), help: "Device types (kiosk, presence, environment, fridge, wearable, status, all).")
     var types: [String] = ["all"]
@@ -69,7 +70,9 @@ struct Simulate: AsyncParsableCommand {
         }
         s.username = username
         if let passwordFile {
-            guard let p = try? String(contentsOfFile: passwordFile, encoding: .utf8) else { throw ValidationError("--password-file: cannot read \(passwordFile)") }
+            guard let p = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                throw ValidationError("--password-file: cannot read \(passwordFile)")
+            }
             s.password = p.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         if let seed { s.seed = seed }
@@ -112,8 +115,10 @@ struct Simulate: AsyncParsableCommand {
         }
         let rateText = ([("all", s.rate)] + s.rates.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key.rawValue, $0.value) })
             .map { "\($0.0)=\(SimText.number($0.1))" }.joined(separator: " ")
-        log.line("simulate", "\(sim.deviceIds.count) devices → mqtt://\(host):\(port), topics clinic/\(site)/…, rates \(rateText), seed \(s.seed)"
-                 + (kinds.contains(.kiosk) ? ", \(codes.count) known QR codes" : ""))
+        log.line(
+            "simulate",
+            "\(sim.deviceIds.count) devices → mqtt://\(host):\(port), topics clinic/\(site)/…, rates \(rateText), seed \(s.seed)"
+                + (kinds.contains(.kiosk) ? ", \(codes.count) known QR codes" : ""))
 
         let work = Task {
             try await sim.start()

@@ -23,8 +23,10 @@ public struct MQTTMessageOf<Prepared: Sendable>: Sendable {
     /// The intake bound it counts against.
     var origin: IntakeBound? = nil
 
-    public init(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, urgent: Bool = false,
-                prepared: Prepared) {
+    public init(
+        topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, urgent: Bool = false,
+        prepared: Prepared
+    ) {
         self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain
         self.receivedAtNs = receivedAtNs; self.urgent = urgent; self.prepared = prepared
     }
@@ -127,9 +129,11 @@ final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {  // @un
     let prepare: @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared
     let isUrgent: (@Sendable (MQTTMessageOf<Prepared>) -> Bool)?
 
-    init(_ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil,
-         prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
-         urgent: (@Sendable (MQTTMessageOf<Prepared>) -> Bool)?) {
+    init(
+        _ c: AsyncStream<Void>.Continuation, alsoWake: AsyncStream<Void>.Continuation? = nil, limit: Int? = nil,
+        prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
+        urgent: (@Sendable (MQTTMessageOf<Prepared>) -> Bool)?
+    ) {
         wake = c; self.alsoWake = alsoWake; self.prepare = prepare; self.isUrgent = urgent
         super.init(limit: limit)
     }
@@ -137,8 +141,9 @@ final class Sink<Prepared: Sendable>: IntakeBound, @unchecked Sendable {  // @un
         put(up ? .connected(code: code) : .disconnected(code: code))
     }
     override func received(topic: String, payload: [UInt8], qos: Int32, retain: Bool, receivedAtNs: UInt64, cost: Int) {
-        var message = MQTTMessageOf(topic: topic, payload: payload, qos: qos, retain: retain, receivedAtNs: receivedAtNs,
-                                    prepared: prepare(topic, payload))
+        var message = MQTTMessageOf(
+            topic: topic, payload: payload, qos: qos, retain: retain, receivedAtNs: receivedAtNs,
+            prepared: prepare(topic, payload))
         if cost > 0 { message.intakeCost = cost; message.origin = self }
         message.urgent = isUrgent?(message) ?? false
         put(.message(message), urgent: message.urgent)
@@ -232,7 +237,7 @@ final class LoopThread: @unchecked Sendable {  // @unchecked: the libmosquitto p
     func wait(timeout: Double) -> Bool {
         if flags.withLock({ $0.finished }) { return true }
         guard done.wait(timeout: .now() + timeout) == .success else { return false }
-        done.signal()   // later waits see it at once
+        done.signal()  // later waits see it at once
         return true
     }
 }
@@ -296,11 +301,13 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {  // @
     /// - `alsoWake`: yielded with this client's own `wakeups`, for a consumer draining
     ///   several clients.
     /// - `onLoopEnd`: libmosquitto's loop ended for good (a fatal code), not on a `disconnect()`.
-    public init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                will: MQTTWill? = nil, prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
-                urgent: (@Sendable (Message) -> Bool)? = nil, maxPendingBytes: Int? = nil,
-                alsoWake: AsyncStream<Void>.Continuation? = nil, onLoopEnd: (@Sendable (Int32) -> Void)? = nil,
-                logger: Logger) throws {
+    public init(
+        clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
+        will: MQTTWill? = nil, prepare: @escaping @Sendable (_ topic: String, _ payload: [UInt8]) -> Prepared,
+        urgent: (@Sendable (Message) -> Bool)? = nil, maxPendingBytes: Int? = nil,
+        alsoWake: AsyncStream<Void>.Continuation? = nil, onLoopEnd: (@Sendable (Int32) -> Void)? = nil,
+        logger: Logger
+    ) throws {
         _ = MQTTLibrary.initialized
         self.logger = logger
         var cont: AsyncStream<Void>.Continuation!
@@ -323,9 +330,10 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {  // @
         mosquitto_reconnect_delay_set(m, 1, 10, true)
         if let username { try check(mosquitto_username_pw_set(m, username, password), "username_pw_set") }
         if let will {
-            try check(will.payload.withUnsafeBytes {
-                mosquitto_will_set(m, will.topic, Int32($0.count), $0.baseAddress, will.qos, will.retain)
-            }, "will_set")
+            try check(
+                will.payload.withUnsafeBytes {
+                    mosquitto_will_set(m, will.topic, Int32($0.count), $0.baseAddress, will.qos, will.retain)
+                }, "will_set")
         }
         mosquitto_connect_callback_set(m) { _, ud, rc in
             Unmanaged<IntakeBound>.fromOpaque(ud!).takeUnretainedValue().connection(up: true, code: rc)
@@ -342,10 +350,12 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {  // @
             let cost = sink.limit == nil ? 0 : IntakeBound.cost(payloadBytes: n, topicBytes: strlen(t))
             sink.admit(cost)
             let topic = String(cString: t)
-            let payload: [UInt8] = n > 0 && msg.payload != nil
+            let payload: [UInt8] =
+                n > 0 && msg.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: msg.payload, count: n)) : []
-            sink.received(topic: topic, payload: payload, qos: msg.qos, retain: msg.retain,
-                          receivedAtNs: DispatchTime.now().uptimeNanoseconds, cost: cost)
+            sink.received(
+                topic: topic, payload: payload, qos: msg.qos, retain: msg.retain,
+                receivedAtNs: DispatchTime.now().uptimeNanoseconds, cost: cost)
         }
     }
 
@@ -437,12 +447,15 @@ public final class MQTTClientOf<Prepared: Sendable>: @unchecked Sendable {  // @
 
 extension MQTTClientOf where Prepared == Void {
     /// A plain client: nothing prepared on the network thread, nothing urgent.
-    public convenience init(clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
-                            will: MQTTWill? = nil, maxPendingBytes: Int? = nil, alsoWake: AsyncStream<Void>.Continuation? = nil,
-                            onLoopEnd: (@Sendable (Int32) -> Void)? = nil, logger: Logger) throws {
-        try self.init(clientId: clientId, cleanSession: cleanSession, username: username, password: password, will: will,
-                      prepare: { _, _ in () }, maxPendingBytes: maxPendingBytes, alsoWake: alsoWake, onLoopEnd: onLoopEnd,
-                      logger: logger)
+    public convenience init(
+        clientId: String, cleanSession: Bool = true, username: String? = nil, password: String? = nil,
+        will: MQTTWill? = nil, maxPendingBytes: Int? = nil, alsoWake: AsyncStream<Void>.Continuation? = nil,
+        onLoopEnd: (@Sendable (Int32) -> Void)? = nil, logger: Logger
+    ) throws {
+        try self.init(
+            clientId: clientId, cleanSession: cleanSession, username: username, password: password, will: will,
+            prepare: { _, _ in () }, maxPendingBytes: maxPendingBytes, alsoWake: alsoWake, onLoopEnd: onLoopEnd,
+            logger: logger)
     }
 }
 /// The plain client (nothing prepared).
@@ -450,7 +463,9 @@ public typealias MQTTClient = MQTTClientOf<Void>
 
 /// libmosquitto's one-time initialisation (shared by every client type).
 enum MQTTLibrary {
-    static let initialized: Void = { mosquitto_lib_init(); return () }()
+    static let initialized: Void = {
+        mosquitto_lib_init(); return ()
+    }()
 }
 
 extension Sink where Prepared == Void {

@@ -37,8 +37,10 @@ public final class AppDatabase: Sendable {
     }
 
     /// Opens (or creates) `data_dir/medic-edge.sqlite` with 0700/0600 permissions.
-    public static func open(dataDir: String, readonly: Bool = false, budgetBytes: Int64 = 2_147_483_648,
-                            backgroundCheckpoints: Bool = false) throws -> AppDatabase {
+    public static func open(
+        dataDir: String, readonly: Bool = false, budgetBytes: Int64 = 2_147_483_648,
+        backgroundCheckpoints: Bool = false
+    ) throws -> AppDatabase {
         let fm = FileManager.default
         if !fm.fileExists(atPath: dataDir) {
             try fm.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -67,63 +69,64 @@ public final class AppDatabase: Sendable {
     public static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
-            try db.execute(sql: """
-            CREATE TABLE outbox (
-              seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
-              class INTEGER NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL,
-              bytes INTEGER NOT NULL);
-            CREATE INDEX outbox_class_seq ON outbox(class, seq);
-            CREATE TABLE outbox_dead (
-              seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, class INTEGER NOT NULL,
-              source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL,
-              status INTEGER NOT NULL, reason TEXT NOT NULL, failed_ms INTEGER NOT NULL);
-            CREATE TABLE rejects (
-              id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, topic TEXT NOT NULL,
-              kind TEXT NOT NULL, device_id TEXT, msg_id TEXT, reason TEXT NOT NULL, detail TEXT NOT NULL);
-            CREATE TABLE device_msgs (
-              device_id TEXT NOT NULL, msg_id TEXT NOT NULL, received_ms INTEGER NOT NULL, ack TEXT NOT NULL,
-              PRIMARY KEY (device_id, msg_id)) WITHOUT ROWID;
-            CREATE INDEX device_msgs_time ON device_msgs(received_ms);
-            CREATE TABLE kiosk_results (
-              device_id TEXT NOT NULL, scan_id TEXT NOT NULL, outcome TEXT NOT NULL, result TEXT NOT NULL,
-              created_ms INTEGER NOT NULL, PRIMARY KEY (device_id, scan_id)) WITHOUT ROWID;
-            CREATE TABLE patients (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT, qr_code_hash TEXT,
-              created_at TEXT, updated_at TEXT);
-            CREATE INDEX patients_qr ON patients(qr_code_hash);
-            CREATE TABLE professionals (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
-            CREATE TABLE services (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
-            CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT, mqtt_room_id TEXT, created_at TEXT, updated_at TEXT);
-            CREATE INDEX rooms_key ON rooms(mqtt_room_id);
-            CREATE TABLE appointments (
-              id TEXT PRIMARY KEY, patient_id TEXT, professional_id TEXT, service_id TEXT, room_id TEXT,
-              start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, scheduled_start TEXT NOT NULL,
-              scheduled_end TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, updated_at TEXT);
-            CREATE INDEX appointments_patient ON appointments(patient_id, start_ms);
-            CREATE INDEX appointments_start ON appointments(start_ms);
-            CREATE TABLE checkins (
-              appointment_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, checked_in_ms INTEGER NOT NULL,
-              method TEXT NOT NULL, device_id TEXT NOT NULL, staff TEXT, event_id TEXT NOT NULL);
-            CREATE TABLE noshows (appointment_id TEXT PRIMARY KEY, detected_ms INTEGER NOT NULL, event_id TEXT NOT NULL);
-            CREATE TABLE presence (device_id TEXT PRIMARY KEY, room_key TEXT NOT NULL, occupied INTEGER NOT NULL,
-              online INTEGER NOT NULL DEFAULT 1, updated_ms INTEGER NOT NULL);
-            CREATE TABLE room_state (room_key TEXT PRIMARY KEY, occupied INTEGER NOT NULL, changed_ms INTEGER NOT NULL);
-            CREATE TABLE readings (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
-              at_ms INTEGER NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
-            CREATE TABLE alerts (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, min REAL NOT NULL,
-              max REAL NOT NULL, since_ms INTEGER NOT NULL, device_id TEXT NOT NULL,
-              PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
-            CREATE TABLE devices (device_id TEXT PRIMARY KEY, type TEXT, room_id TEXT, fw TEXT, state TEXT,
-              last_seen_ms INTEGER NOT NULL);
-            CREATE TABLE staff (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
-              iterations INTEGER NOT NULL, created_ms INTEGER NOT NULL);
-            CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_ms INTEGER NOT NULL);
-            CREATE TABLE staff_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, name TEXT NOT NULL,
-              action TEXT NOT NULL, target TEXT);
-            CREATE TABLE sync_state (collection TEXT PRIMARY KEY, cursor TEXT, last_sync_ms INTEGER, last_full_ms INTEGER);
-            CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE dropped (id INTEGER PRIMARY KEY AUTOINCREMENT, class TEXT NOT NULL, count INTEGER NOT NULL,
-              oldest_ms INTEGER NOT NULL, newest_ms INTEGER NOT NULL, at_ms INTEGER NOT NULL);
-            """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox (
+                      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+                      class INTEGER NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL,
+                      bytes INTEGER NOT NULL);
+                    CREATE INDEX outbox_class_seq ON outbox(class, seq);
+                    CREATE TABLE outbox_dead (
+                      seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, class INTEGER NOT NULL,
+                      source TEXT NOT NULL, data TEXT NOT NULL, created_ms INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                      status INTEGER NOT NULL, reason TEXT NOT NULL, failed_ms INTEGER NOT NULL);
+                    CREATE TABLE rejects (
+                      id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, topic TEXT NOT NULL,
+                      kind TEXT NOT NULL, device_id TEXT, msg_id TEXT, reason TEXT NOT NULL, detail TEXT NOT NULL);
+                    CREATE TABLE device_msgs (
+                      device_id TEXT NOT NULL, msg_id TEXT NOT NULL, received_ms INTEGER NOT NULL, ack TEXT NOT NULL,
+                      PRIMARY KEY (device_id, msg_id)) WITHOUT ROWID;
+                    CREATE INDEX device_msgs_time ON device_msgs(received_ms);
+                    CREATE TABLE kiosk_results (
+                      device_id TEXT NOT NULL, scan_id TEXT NOT NULL, outcome TEXT NOT NULL, result TEXT NOT NULL,
+                      created_ms INTEGER NOT NULL, PRIMARY KEY (device_id, scan_id)) WITHOUT ROWID;
+                    CREATE TABLE patients (id TEXT PRIMARY KEY, name TEXT NOT NULL, phone TEXT, qr_code_hash TEXT,
+                      created_at TEXT, updated_at TEXT);
+                    CREATE INDEX patients_qr ON patients(qr_code_hash);
+                    CREATE TABLE professionals (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
+                    CREATE TABLE services (id TEXT PRIMARY KEY, name TEXT, created_at TEXT, updated_at TEXT);
+                    CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT, mqtt_room_id TEXT, created_at TEXT, updated_at TEXT);
+                    CREATE INDEX rooms_key ON rooms(mqtt_room_id);
+                    CREATE TABLE appointments (
+                      id TEXT PRIMARY KEY, patient_id TEXT, professional_id TEXT, service_id TEXT, room_id TEXT,
+                      start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, scheduled_start TEXT NOT NULL,
+                      scheduled_end TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT, updated_at TEXT);
+                    CREATE INDEX appointments_patient ON appointments(patient_id, start_ms);
+                    CREATE INDEX appointments_start ON appointments(start_ms);
+                    CREATE TABLE checkins (
+                      appointment_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, checked_in_ms INTEGER NOT NULL,
+                      method TEXT NOT NULL, device_id TEXT NOT NULL, staff TEXT, event_id TEXT NOT NULL);
+                    CREATE TABLE noshows (appointment_id TEXT PRIMARY KEY, detected_ms INTEGER NOT NULL, event_id TEXT NOT NULL);
+                    CREATE TABLE presence (device_id TEXT PRIMARY KEY, room_key TEXT NOT NULL, occupied INTEGER NOT NULL,
+                      online INTEGER NOT NULL DEFAULT 1, updated_ms INTEGER NOT NULL);
+                    CREATE TABLE room_state (room_key TEXT PRIMARY KEY, occupied INTEGER NOT NULL, changed_ms INTEGER NOT NULL);
+                    CREATE TABLE readings (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
+                      at_ms INTEGER NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
+                    CREATE TABLE alerts (room_key TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, min REAL NOT NULL,
+                      max REAL NOT NULL, since_ms INTEGER NOT NULL, device_id TEXT NOT NULL,
+                      PRIMARY KEY (room_key, metric)) WITHOUT ROWID;
+                    CREATE TABLE devices (device_id TEXT PRIMARY KEY, type TEXT, room_id TEXT, fw TEXT, state TEXT,
+                      last_seen_ms INTEGER NOT NULL);
+                    CREATE TABLE staff (name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL,
+                      iterations INTEGER NOT NULL, created_ms INTEGER NOT NULL);
+                    CREATE TABLE sessions (token_hash TEXT PRIMARY KEY, name TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+                    CREATE TABLE staff_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, name TEXT NOT NULL,
+                      action TEXT NOT NULL, target TEXT);
+                    CREATE TABLE sync_state (collection TEXT PRIMARY KEY, cursor TEXT, last_sync_ms INTEGER, last_full_ms INTEGER);
+                    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    CREATE TABLE dropped (id INTEGER PRIMARY KEY AUTOINCREMENT, class TEXT NOT NULL, count INTEGER NOT NULL,
+                      oldest_ms INTEGER NOT NULL, newest_ms INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+                    """)
         }
         // Bounded device dead letters (CONTRACT §5): repeated rejections of one device for one
         // kind and reason within an hour are one row with a count; the dead-letter tables are
@@ -131,13 +134,14 @@ public final class AppDatabase: Sendable {
         // Drops evicted before this version were reported when made: `dropped_reported` starts
         // past them (`StorageBudget.reportDrops` reports newer rows).
         m.registerMigration("v2-bounded-rejects") { db in
-            try db.execute(sql: """
-            ALTER TABLE rejects ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
-            ALTER TABLE rejects ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0;
-            UPDATE rejects SET last_ms = received_ms;
-            CREATE INDEX rejects_repeat ON rejects(device_id, kind, reason, id);
-            INSERT OR REPLACE INTO kv (key, value) SELECT 'dropped_reported', CAST(coalesce(max(id), 0) AS TEXT) FROM dropped;
-            """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE rejects ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE rejects ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0;
+                    UPDATE rejects SET last_ms = received_ms;
+                    CREATE INDEX rejects_repeat ON rejects(device_id, kind, reason, id);
+                    INSERT OR REPLACE INTO kv (key, value) SELECT 'dropped_reported', CAST(coalesce(max(id), 0) AS TEXT) FROM dropped;
+                    """)
         }
         // The outbox's figures kept by triggers, so the status API and metrics read one row
         // instead of counting a table of up to millions of rows (CONTRACT §4: a request never
@@ -145,20 +149,21 @@ public final class AppDatabase: Sendable {
         // outbox_dead at most once (dead-lettering deletes it from the outbox in the same
         // transaction), so no REPLACE skips a delete trigger.
         m.registerMigration("v3-outbox-figures") { db in
-            try db.execute(sql: """
-            CREATE TABLE outbox_figures (id INTEGER PRIMARY KEY CHECK (id = 1), clinical INTEGER NOT NULL,
-              telemetry INTEGER NOT NULL, dead INTEGER NOT NULL);
-            INSERT INTO outbox_figures SELECT 1, (SELECT count(*) FROM outbox WHERE class = 0),
-              (SELECT count(*) FROM outbox WHERE class = 1), (SELECT count(*) FROM outbox_dead);
-            CREATE TRIGGER outbox_figures_ins AFTER INSERT ON outbox BEGIN
-              UPDATE outbox_figures SET clinical = clinical + (NEW.class = 0), telemetry = telemetry + (NEW.class = 1) WHERE id = 1; END;
-            CREATE TRIGGER outbox_figures_del AFTER DELETE ON outbox BEGIN
-              UPDATE outbox_figures SET clinical = clinical - (OLD.class = 0), telemetry = telemetry - (OLD.class = 1) WHERE id = 1; END;
-            CREATE TRIGGER outbox_figures_dead_ins AFTER INSERT ON outbox_dead BEGIN
-              UPDATE outbox_figures SET dead = dead + 1 WHERE id = 1; END;
-            CREATE TRIGGER outbox_figures_dead_del AFTER DELETE ON outbox_dead BEGIN
-              UPDATE outbox_figures SET dead = dead - 1 WHERE id = 1; END;
-            """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox_figures (id INTEGER PRIMARY KEY CHECK (id = 1), clinical INTEGER NOT NULL,
+                      telemetry INTEGER NOT NULL, dead INTEGER NOT NULL);
+                    INSERT INTO outbox_figures SELECT 1, (SELECT count(*) FROM outbox WHERE class = 0),
+                      (SELECT count(*) FROM outbox WHERE class = 1), (SELECT count(*) FROM outbox_dead);
+                    CREATE TRIGGER outbox_figures_ins AFTER INSERT ON outbox BEGIN
+                      UPDATE outbox_figures SET clinical = clinical + (NEW.class = 0), telemetry = telemetry + (NEW.class = 1) WHERE id = 1; END;
+                    CREATE TRIGGER outbox_figures_del AFTER DELETE ON outbox BEGIN
+                      UPDATE outbox_figures SET clinical = clinical - (OLD.class = 0), telemetry = telemetry - (OLD.class = 1) WHERE id = 1; END;
+                    CREATE TRIGGER outbox_figures_dead_ins AFTER INSERT ON outbox_dead BEGIN
+                      UPDATE outbox_figures SET dead = dead + 1 WHERE id = 1; END;
+                    CREATE TRIGGER outbox_figures_dead_del AFTER DELETE ON outbox_dead BEGIN
+                      UPDATE outbox_figures SET dead = dead - 1 WHERE id = 1; END;
+                    """)
         }
         return m
     }

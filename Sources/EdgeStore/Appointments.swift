@@ -60,34 +60,48 @@ extension StoreTransaction {
     /// The patient's appointments whose check-in window `[start − openBefore, end)` holds `nowMs`,
     /// each with whether it is checked in here.
     public func appointmentsOpenForCheckin(patientId: String, openBeforeMs: Int64, nowMs: Int64) throws -> [AppointmentInfo] {
-        try Row.fetchAll(db, sql: """
-            SELECT a.id, a.start_ms, a.end_ms, a.status, c.appointment_id IS NOT NULL AS checked
-            FROM appointments a LEFT JOIN checkins c ON c.appointment_id = a.id
-            WHERE a.patient_id = ? AND a.start_ms - ? <= ? AND ? < a.end_ms
-            """, arguments: [patientId, openBeforeMs, nowMs, nowMs])
-            .map { AppointmentInfo(id: $0["id"], startMs: $0["start_ms"], endMs: $0["end_ms"], status: $0["status"], checkedInLocally: $0["checked"]) }
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.id, a.start_ms, a.end_ms, a.status, c.appointment_id IS NOT NULL AS checked
+                FROM appointments a LEFT JOIN checkins c ON c.appointment_id = a.id
+                WHERE a.patient_id = ? AND a.start_ms - ? <= ? AND ? < a.end_ms
+                """, arguments: [patientId, openBeforeMs, nowMs, nowMs]
+        )
+        .map { AppointmentInfo(id: $0["id"], startMs: $0["start_ms"], endMs: $0["end_ms"], status: $0["status"], checkedInLocally: $0["checked"]) }
     }
     /// Keeps a check-in (with the id of its `clinic/checkin.recorded` event).
-    public func recordCheckin(appointmentId: String, patientId: String, nowMs: Int64, method: String, device: String,
-                              staff: String?, eventId: String) throws {
-        try db.execute(sql: "INSERT INTO checkins (appointment_id, patient_id, checked_in_ms, method, device_id, staff, event_id) VALUES (?,?,?,?,?,?,?)",
-                       arguments: [appointmentId, patientId, nowMs, method, device, staff, eventId])
+    public func recordCheckin(
+        appointmentId: String, patientId: String, nowMs: Int64, method: String, device: String,
+        staff: String?, eventId: String
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO checkins (appointment_id, patient_id, checked_in_ms, method, device_id, staff, event_id) VALUES (?,?,?,?,?,?,?)",
+            arguments: [appointmentId, patientId, nowMs, method, device, staff, eventId])
     }
     /// An appointment with its professional's and service's names.
     public func appointmentDetails(_ id: String) throws -> AppointmentDetails? {
-        guard let r = try Row.fetchOne(db, sql: """
-            SELECT a.id, a.start_ms, a.scheduled_start, p.name AS professional, s.name AS service, a.room_id
-            FROM appointments a LEFT JOIN professionals p ON p.id = a.professional_id
-            LEFT JOIN services s ON s.id = a.service_id WHERE a.id = ?
-            """, arguments: [id]) else { return nil }
+        guard
+            let r = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT a.id, a.start_ms, a.scheduled_start, p.name AS professional, s.name AS service, a.room_id
+                    FROM appointments a LEFT JOIN professionals p ON p.id = a.professional_id
+                    LEFT JOIN services s ON s.id = a.service_id WHERE a.id = ?
+                    """, arguments: [id])
+        else { return nil }
         return AppointmentDetails(id: r["id"], startMs: r["start_ms"], professional: r["professional"], service: r["service"], roomId: r["room_id"])
     }
     /// An appointment's patient, status and local check-in (nil: unknown appointment).
     public func checkinState(appointmentId: String) throws -> CheckinState? {
-        guard let a = try Row.fetchOne(db, sql: """
-            SELECT a.patient_id, a.status, c.checked_in_ms, c.method FROM appointments a
-            LEFT JOIN checkins c ON c.appointment_id = a.id WHERE a.id = ?
-            """, arguments: [appointmentId]) else { return nil }
+        guard
+            let a = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT a.patient_id, a.status, c.checked_in_ms, c.method FROM appointments a
+                    LEFT JOIN checkins c ON c.appointment_id = a.id WHERE a.id = ?
+                    """, arguments: [appointmentId])
+        else { return nil }
         return CheckinState(patientId: a["patient_id"], status: a["status"], checkedInMs: a["checked_in_ms"], method: a["method"])
     }
 
@@ -99,13 +113,16 @@ extension StoreTransaction {
     public func dueNoShows(nowMs: Int64, graceMs: Int64) throws -> [NoShowCandidate] {
         let statuses = NoShowRule.statuses.map(\.rawValue)
         let marks = Array(repeating: "?", count: statuses.count).joined(separator: ", ")
-        return try Row.fetchAll(db, sql: """
-            SELECT a.id, a.patient_id, a.professional_id, a.start_ms, a.status FROM appointments a
-            WHERE a.status IN (\(marks)) AND a.start_ms + ? <= ?
-              AND NOT EXISTS (SELECT 1 FROM checkins c WHERE c.appointment_id = a.id)
-              AND NOT EXISTS (SELECT 1 FROM noshows n WHERE n.appointment_id = a.id)
-            """, arguments: StatementArguments(statuses.map { $0 as any DatabaseValueConvertible } + [graceMs, nowMs]))
-            .map { NoShowCandidate(id: $0["id"], patientId: $0["patient_id"], professionalId: $0["professional_id"], startMs: $0["start_ms"]) }
+        return try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.id, a.patient_id, a.professional_id, a.start_ms, a.status FROM appointments a
+                WHERE a.status IN (\(marks)) AND a.start_ms + ? <= ?
+                  AND NOT EXISTS (SELECT 1 FROM checkins c WHERE c.appointment_id = a.id)
+                  AND NOT EXISTS (SELECT 1 FROM noshows n WHERE n.appointment_id = a.id)
+                """, arguments: StatementArguments(statuses.map { $0 as any DatabaseValueConvertible } + [graceMs, nowMs])
+        )
+        .map { NoShowCandidate(id: $0["id"], patientId: $0["patient_id"], professionalId: $0["professional_id"], startMs: $0["start_ms"]) }
     }
     /// Remembers the appointment as judged: with its event's id, or "" when no signal was sent
     /// (a clock jump skipped its moment). Never looked at again.
@@ -118,23 +135,27 @@ extension StoreTransaction {
     /// The appointments starting in `[fromMs, toMs)` with their patient, professional, service
     /// and local check-in, by start then id.
     public func agenda(fromMs: Int64, toMs: Int64) throws -> [AgendaRow] {
-        try Row.fetchAll(db, sql: """
-            SELECT a.id, a.start_ms, a.end_ms, a.status, a.patient_id, p.name AS patient_name, p.phone,
-                   a.professional_id, pr.name AS professional_name, a.room_id, a.service_id, s.name AS service_name,
-                   c.checked_in_ms, c.method
-            FROM appointments a
-            LEFT JOIN patients p ON p.id = a.patient_id
-            LEFT JOIN professionals pr ON pr.id = a.professional_id
-            LEFT JOIN services s ON s.id = a.service_id
-            LEFT JOIN checkins c ON c.appointment_id = a.id
-            WHERE a.start_ms >= ? AND a.start_ms < ?
-            ORDER BY a.start_ms, a.id
-            """, arguments: [fromMs, toMs]).map { r in
-            AgendaRow(id: r["id"], startMs: r["start_ms"], endMs: r["end_ms"], status: r["status"],
-                      patientId: r["patient_id"], patientName: r["patient_name"], patientPhone: r["phone"],
-                      professionalId: r["professional_id"], professionalName: r["professional_name"],
-                      roomId: r["room_id"], serviceId: r["service_id"], serviceName: r["service_name"],
-                      checkedInMs: r["checked_in_ms"], checkinMethod: r["method"])
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT a.id, a.start_ms, a.end_ms, a.status, a.patient_id, p.name AS patient_name, p.phone,
+                       a.professional_id, pr.name AS professional_name, a.room_id, a.service_id, s.name AS service_name,
+                       c.checked_in_ms, c.method
+                FROM appointments a
+                LEFT JOIN patients p ON p.id = a.patient_id
+                LEFT JOIN professionals pr ON pr.id = a.professional_id
+                LEFT JOIN services s ON s.id = a.service_id
+                LEFT JOIN checkins c ON c.appointment_id = a.id
+                WHERE a.start_ms >= ? AND a.start_ms < ?
+                ORDER BY a.start_ms, a.id
+                """, arguments: [fromMs, toMs]
+        ).map { r in
+            AgendaRow(
+                id: r["id"], startMs: r["start_ms"], endMs: r["end_ms"], status: r["status"],
+                patientId: r["patient_id"], patientName: r["patient_name"], patientPhone: r["phone"],
+                professionalId: r["professional_id"], professionalName: r["professional_name"],
+                roomId: r["room_id"], serviceId: r["service_id"], serviceName: r["service_name"],
+                checkedInMs: r["checked_in_ms"], checkinMethod: r["method"])
         }
     }
 }

@@ -14,7 +14,9 @@ extension Ledger {
     /// Remembers `(device, msg_id)` with its ack unless seen before; true when it is new.
     static func rememberFirstSight(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws -> Bool {
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?) -- raw")
-            .runRaw { b in b.text(deviceId); b.text(msgId); b.int(nowMs); b.text(ack) } > 0
+            .runRaw { b in
+                b.text(deviceId); b.text(msgId); b.int(nowMs); b.text(ack)
+            } > 0
     }
     static func rememberMessage(_ db: Database, deviceId: String, msgId: String, ack: String, nowMs: Int64) throws {
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO device_msgs (device_id, msg_id, received_ms, ack) VALUES (?,?,?,?)")
@@ -52,7 +54,8 @@ extension StoreTransaction {
     }
     /// Keeps a kiosk scan's result (its JSON as sent).
     public func saveKioskResult(deviceId: String, scanId: String, outcome: String, result: String, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
-                       arguments: [deviceId, scanId, outcome, result, nowMs])
+        try db.execute(
+            sql: "INSERT INTO kiosk_results (device_id, scan_id, outcome, result, created_ms) VALUES (?,?,?,?,?)",
+            arguments: [deviceId, scanId, outcome, result, nowMs])
     }
 }

@@ -30,10 +30,12 @@ public final class StoreInspector: Sendable {
     /// when committed), the events pending, the dead letters and the telemetry dropped.
     public func totals() async throws -> (recorded: Int, pending: Int, dead: Int, dropped: Int) {
         try await queue.read { db in
-            (try Int.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM dropped") ?? 0)
+            (
+                try Int.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(count), 0) FROM dropped") ?? 0
+            )
         }
     }
 

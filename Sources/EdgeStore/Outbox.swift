@@ -21,7 +21,8 @@ public struct OutboxEvent: Sendable, Equatable {
     public var data: String
     public var createdMs: Int64
     public init(seq: Int64, id: String, name: String, eventClass: EventClass, source: String, data: String, createdMs: Int64) {
-        self.seq = seq; self.id = id; self.name = name; self.eventClass = eventClass; self.source = source; self.data = data; self.createdMs = createdMs
+        self.seq = seq; self.id = id; self.name = name; self.eventClass = eventClass; self.source = source; self.data = data;
+        self.createdMs = createdMs
     }
     /// The Inngest event JSON: {"id","name","ts","data"}.
     public var json: String {
@@ -34,8 +35,10 @@ public struct OutboxEvent: Sendable, Equatable {
 public enum Ledger {
     /// Adds an event to the outbox; returns its id.
     @discardableResult
-    static func enqueue(_ db: Database, name: String, eventClass: EventClass, source: String, data: String,
-                        nowMs: Int64, ids: UUIDv7 = .shared) throws -> String {
+    static func enqueue(
+        _ db: Database, name: String, eventClass: EventClass, source: String, data: String,
+        nowMs: Int64, ids: UUIDv7 = .shared
+    ) throws -> String {
         let e = Pending(name: name, eventClass: eventClass, source: source, data: data, nowMs: nowMs, ids: ids)
         try enqueueAll(db, [e])
         return e.id
@@ -60,8 +63,9 @@ public enum Ledger {
         }
         var i = 0
         if events.count >= rowsPerInsert {
-            let many = try db.cachedStatement(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES "
-                + Array(repeating: "(?,?,?,?,?,?,?)", count: rowsPerInsert).joined(separator: ",") + " -- raw")
+            let many = try db.cachedStatement(
+                sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES "
+                    + Array(repeating: "(?,?,?,?,?,?,?)", count: rowsPerInsert).joined(separator: ",") + " -- raw")
             while events.count - i >= rowsPerInsert {
                 try many.runRaw { b in for e in events[i..<(i + rowsPerInsert)] { bind(&b, e) } }
                 i += rowsPerInsert
@@ -82,13 +86,15 @@ public enum Ledger {
         let count = try Int.fetchOne(db.cachedStatement(sql: "SELECT dead FROM outbox_figures WHERE id = 1")) ?? 0
         var n = 0
         if count > maxRows {
-            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?)",
-                           arguments: [min(limit, count - maxRows)])
+            try db.execute(
+                sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?)",
+                arguments: [min(limit, count - maxRows)])
             n += db.changesCount
         }
         if n < limit {
-            try db.execute(sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?) AND failed_ms < ?",
-                           arguments: [limit - n, nowMs - keepMs])
+            try db.execute(
+                sql: "DELETE FROM outbox_dead WHERE seq IN (SELECT seq FROM outbox_dead ORDER BY seq LIMIT ?) AND failed_ms < ?",
+                arguments: [limit - n, nowMs - keepMs])
             n += db.changesCount
         }
         return n
@@ -113,8 +119,9 @@ public enum Ledger {
         }
         guard count > 0 else { return (0, 0) }
         try db.execute(sql: "DELETE FROM outbox WHERE class = 1 AND seq <= ?", arguments: [after])
-        try db.execute(sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)",
-                       arguments: [count, oldest, newest, nowMs])
+        try db.execute(
+            sql: "INSERT INTO dropped (class, count, oldest_ms, newest_ms, at_ms) VALUES ('telemetry', ?, ?, ?, ?)",
+            arguments: [count, oldest, newest, nowMs])
         return (count, freed)
     }
 }
@@ -157,8 +164,10 @@ public struct DropSummary: Sendable, Equatable {
 extension StoreTransaction {
     /// Adds an event to the outbox; returns its id.
     @discardableResult
-    public func enqueue(name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64,
-                        ids: UUIDv7 = .shared) throws -> String {
+    public func enqueue(
+        name: String, eventClass: EventClass, source: String, data: String, nowMs: Int64,
+        ids: UUIDv7 = .shared
+    ) throws -> String {
         try Ledger.enqueue(db, name: name, eventClass: eventClass, source: source, data: data, nowMs: nowMs, ids: ids)
     }
     /// Adds the events to the outbox in their order (multi-row inserts, bound through the C API).
@@ -174,9 +183,12 @@ extension StoreTransaction {
 
     /// The evictions recorded after `dropped` row `afterId`, summed (nil: none).
     public func drops(afterId: Int64) throws -> DropSummary? {
-        guard let r = try Row.fetchOne(db, sql: "SELECT max(id) AS id, sum(count) AS c, min(oldest_ms) AS o, max(newest_ms) AS n FROM dropped WHERE id > ?",
-                                       arguments: [afterId]),
-              let maxId: Int64 = r["id"] else { return nil }
+        guard
+            let r = try Row.fetchOne(
+                db, sql: "SELECT max(id) AS id, sum(count) AS c, min(oldest_ms) AS o, max(newest_ms) AS n FROM dropped WHERE id > ?",
+                arguments: [afterId]),
+            let maxId: Int64 = r["id"]
+        else { return nil }
         return DropSummary(lastId: maxId, count: r["c"], oldestMs: r["o"], newestMs: r["n"])
     }
 
@@ -202,8 +214,9 @@ extension AppDatabase {
         // min(created_ms) would read the whole table.
         let f = try Row.fetchOne(db.cachedStatement(sql: "SELECT clinical, telemetry, dead FROM outbox_figures WHERE id = 1"))
         let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1"))
-        return OutboxStats(pendingClinical: f?["clinical"] ?? 0, pendingTelemetry: f?["telemetry"] ?? 0, oldestPendingMs: oldest,
-                           deadLetters: f?["dead"] ?? 0)
+        return OutboxStats(
+            pendingClinical: f?["clinical"] ?? 0, pendingTelemetry: f?["telemetry"] ?? 0, oldestPendingMs: oldest,
+            deadLetters: f?["dead"] ?? 0)
     }
 
     /// The next events for the uplink, clinical first, then by seq: at most `limit`, each with
@@ -212,16 +225,23 @@ extension AppDatabase {
         try writer.read { db in
             let rows: [Row]
             if excluding.isEmpty {
-                rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?"),
-                                        arguments: [limit])
+                rows = try Row.fetchAll(
+                    db.cachedStatement(sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox ORDER BY class, seq LIMIT ?"),
+                    arguments: [limit])
             } else {
                 let marks = Array(repeating: "?", count: excluding.count).joined(separator: ",")
-                rows = try Row.fetchAll(db, sql: "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq LIMIT ?",
-                                        arguments: StatementArguments(excluding.map { $0 as any DatabaseValueConvertible } + [limit]))
+                rows = try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq LIMIT ?",
+                    arguments: StatementArguments(excluding.map { $0 as any DatabaseValueConvertible } + [limit]))
             }
             return rows.map { r in
-                (OutboxEvent(seq: r["seq"], id: r["id"], name: r["name"], eventClass: EventClass(rawValue: r["class"]) ?? .telemetry,
-                             source: r["source"], data: r["data"], createdMs: r["created_ms"]), r["bytes"])
+                (
+                    OutboxEvent(
+                        seq: r["seq"], id: r["id"], name: r["name"], eventClass: EventClass(rawValue: r["class"]) ?? .telemetry,
+                        source: r["source"], data: r["data"], createdMs: r["created_ms"]), r["bytes"]
+                )
             }
         }
     }
@@ -239,10 +259,11 @@ extension AppDatabase {
     public func deadLetter(_ seqs: [Int64], status: Int, reason: String, nowMs: Int64) throws {
         try writer.write { db in
             for seq in seqs {
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
-                    SELECT seq, id, name, class, source, data, created_ms, bytes, ?, ?, ? FROM outbox WHERE seq = ?
-                    """, arguments: [status, String(reason.prefix(1000)), nowMs, seq])
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
+                        SELECT seq, id, name, class, source, data, created_ms, bytes, ?, ?, ? FROM outbox WHERE seq = ?
+                        """, arguments: [status, String(reason.prefix(1000)), nowMs, seq])
                 try db.execute(sql: "DELETE FROM outbox WHERE seq = ?", arguments: [seq])
             }
         }
@@ -251,10 +272,11 @@ extension AppDatabase {
     /// Puts every dead letter back in the outbox (same seq and id); returns how many.
     public func requeueDeadLetters() async throws -> Int {
         try await writer.write { d -> Int in
-            try d.execute(sql: """
-                INSERT OR IGNORE INTO outbox (seq, id, name, class, source, data, created_ms, bytes)
-                SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox_dead
-                """)
+            try d.execute(
+                sql: """
+                    INSERT OR IGNORE INTO outbox (seq, id, name, class, source, data, created_ms, bytes)
+                    SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox_dead
+                    """)
             let n = d.changesCount
             try d.execute(sql: "DELETE FROM outbox_dead")
             return n
@@ -264,8 +286,12 @@ extension AppDatabase {
     /// Pending events by class and name, with the oldest of each.
     public func pendingGroups() throws -> [OutboxGroup] {
         try writer.read { d in
-            try Row.fetchAll(d, sql: "SELECT class, name, count(*) AS n, min(created_ms) AS oldest FROM outbox GROUP BY class, name ORDER BY class, name")
-                .map { OutboxGroup(eventClass: ($0["class"] as Int) == 0 ? .clinical : .telemetry, name: $0["name"], count: $0["n"], oldestMs: $0["oldest"]) }
+            try Row.fetchAll(
+                d, sql: "SELECT class, name, count(*) AS n, min(created_ms) AS oldest FROM outbox GROUP BY class, name ORDER BY class, name"
+            )
+            .map {
+                OutboxGroup(eventClass: ($0["class"] as Int) == 0 ? .clinical : .telemetry, name: $0["name"], count: $0["n"], oldestMs: $0["oldest"])
+            }
         }
     }
 

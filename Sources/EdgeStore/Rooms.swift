@@ -66,15 +66,19 @@ extension StoreTransaction {
 
     /// Keeps a presence sensor's report (online again).
     public func recordPresence(device: String, room: String, occupied: Bool, nowMs: Int64) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
-            ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
-              online = 1, updated_ms = excluded.updated_ms
-            """).execute(arguments: [device, room, occupied, nowMs])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO presence (device_id, room_key, occupied, online, updated_ms) VALUES (?,?,?,1,?)
+                ON CONFLICT(device_id) DO UPDATE SET room_key = excluded.room_key, occupied = excluded.occupied,
+                  online = 1, updated_ms = excluded.updated_ms
+                """
+        ).execute(arguments: [device, room, occupied, nowMs])
     }
     /// Whether an online presence sensor of the room reports it occupied.
     public func sensorsSayOccupied(room: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ? AND occupied = 1 AND online = 1)"), arguments: [room]) ?? false
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ? AND occupied = 1 AND online = 1)"), arguments: [room])
+            ?? false
     }
     /// The room's occupancy as last signalled (false: never).
     public func signalledOccupancy(room: String) throws -> Bool {
@@ -100,16 +104,20 @@ extension StoreTransaction {
         guard !rows.isEmpty else { return }
         let st = try db.cachedStatement(sql: "INSERT OR REPLACE INTO readings (room_key, metric, value, at_ms, device_id) VALUES (?,?,?,?,?) -- raw")
         for r in rows {
-            try st.runRaw { b in b.text(r.room); b.text(r.metric); b.double(r.value); b.int(r.atMs); b.text(r.device) }
+            try st.runRaw { b in
+                b.text(r.room); b.text(r.metric); b.double(r.value); b.int(r.atMs); b.text(r.device)
+            }
         }
     }
     /// Whether an alert on the room's metric is active.
     public func alertActive(room: String, metric: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM alerts WHERE room_key = ? AND metric = ?)"), arguments: [room, metric]) ?? false
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS(SELECT 1 FROM alerts WHERE room_key = ? AND metric = ?)"), arguments: [room, metric]) ?? false
     }
     public func raiseAlert(room: String, metric: String, value: Double, min: Double, max: Double, nowMs: Int64, device: String) throws {
-        try db.execute(sql: "INSERT INTO alerts (room_key, metric, value, min, max, since_ms, device_id) VALUES (?,?,?,?,?,?,?)",
-                       arguments: [room, metric, value, min, max, nowMs, device])
+        try db.execute(
+            sql: "INSERT INTO alerts (room_key, metric, value, min, max, since_ms, device_id) VALUES (?,?,?,?,?,?,?)",
+            arguments: [room, metric, value, min, max, nowMs, device])
     }
     public func clearAlert(room: String, metric: String) throws {
         try db.execute(sql: "DELETE FROM alerts WHERE room_key = ? AND metric = ?", arguments: [room, metric])
@@ -128,11 +136,12 @@ extension StoreTransaction {
     }
     /// Keeps a device's status (type, room and firmware kept when not said).
     public func recordDeviceStatus(device: String, type: String?, roomId: String?, fw: String?, state: String, nowMs: Int64) throws {
-        try db.execute(sql: """
-            INSERT INTO devices (device_id, type, room_id, fw, state, last_seen_ms) VALUES (?,?,?,?,?,?)
-            ON CONFLICT(device_id) DO UPDATE SET type = coalesce(excluded.type, type), room_id = coalesce(excluded.room_id, room_id),
-              fw = coalesce(excluded.fw, fw), state = excluded.state, last_seen_ms = excluded.last_seen_ms
-            """, arguments: [device, type, roomId, fw, state, nowMs])
+        try db.execute(
+            sql: """
+                INSERT INTO devices (device_id, type, room_id, fw, state, last_seen_ms) VALUES (?,?,?,?,?,?)
+                ON CONFLICT(device_id) DO UPDATE SET type = coalesce(excluded.type, type), room_id = coalesce(excluded.room_id, room_id),
+                  fw = coalesce(excluded.fw, fw), state = excluded.state, last_seen_ms = excluded.last_seen_ms
+                """, arguments: [device, type, roomId, fw, state, nowMs])
     }
 
     // MARK: the rooms board
@@ -151,8 +160,10 @@ extension StoreTransaction {
         let sensors = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM presence WHERE room_key = ?)", arguments: [key]) ?? false
         let readings = try Row.fetchAll(db, sql: "SELECT metric, value, at_ms FROM readings WHERE room_key = ?", arguments: [key])
             .map { (metric: $0["metric"] as String, value: $0["value"] as Double, atMs: $0["at_ms"] as Int64) }
-        let alerts = try Row.fetchAll(db, sql: "SELECT metric, value, min, max, since_ms FROM alerts WHERE room_key = ? ORDER BY since_ms, metric",
-                                      arguments: [key]).map {
+        let alerts = try Row.fetchAll(
+            db, sql: "SELECT metric, value, min, max, since_ms FROM alerts WHERE room_key = ? ORDER BY since_ms, metric",
+            arguments: [key]
+        ).map {
             AlertRow(metric: $0["metric"], value: $0["value"], min: $0["min"], max: $0["max"], sinceMs: $0["since_ms"])
         }
         return RoomBoardRow(occupied: occ, hasSensors: sensors, readings: readings, alerts: alerts)

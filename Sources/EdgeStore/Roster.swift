@@ -25,8 +25,10 @@ public struct AppointmentRow: Sendable, Equatable {
     public var status: String
     public var createdAt: String?
     public var updatedAt: String?
-    public init(id: String, patientId: String?, professionalId: String?, serviceId: String?, roomId: String?, startMs: Int64, endMs: Int64,
-                scheduledStart: String, scheduledEnd: String, status: String, createdAt: String?, updatedAt: String?) {
+    public init(
+        id: String, patientId: String?, professionalId: String?, serviceId: String?, roomId: String?, startMs: Int64, endMs: Int64,
+        scheduledStart: String, scheduledEnd: String, status: String, createdAt: String?, updatedAt: String?
+    ) {
         self.id = id; self.patientId = patientId; self.professionalId = professionalId; self.serviceId = serviceId; self.roomId = roomId
         self.startMs = startMs; self.endMs = endMs; self.scheduledStart = scheduledStart; self.scheduledEnd = scheduledEnd
         self.status = status; self.createdAt = createdAt; self.updatedAt = updatedAt
@@ -37,25 +39,32 @@ extension StoreTransaction {
     // MARK: one roster page
 
     public func upsertPatient(id: String, name: String, phone: String?, qrCodeHash: String?, createdAt: String?, updatedAt: String?) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO patients (id, name, phone, qr_code_hash, created_at, updated_at) VALUES (?,?,?,?,?,?)",
-                       arguments: [id, name, phone, qrCodeHash, createdAt, updatedAt])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO patients (id, name, phone, qr_code_hash, created_at, updated_at) VALUES (?,?,?,?,?,?)",
+            arguments: [id, name, phone, qrCodeHash, createdAt, updatedAt])
     }
     /// A professional or a service (both: id and name).
     public func upsertNamed(_ collection: RosterCollection, id: String, name: String?, createdAt: String?, updatedAt: String?) throws {
         precondition(collection == .professionals || collection == .services, "upsertNamed: professionals or services only")
-        try db.execute(sql: "INSERT OR REPLACE INTO \(collection.rawValue) (id, name, created_at, updated_at) VALUES (?,?,?,?)",
-                       arguments: [id, name, createdAt, updatedAt])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO \(collection.rawValue) (id, name, created_at, updated_at) VALUES (?,?,?,?)",
+            arguments: [id, name, createdAt, updatedAt])
     }
     public func upsertRoom(id: String, name: String?, mqttRoomId: String?, createdAt: String?, updatedAt: String?) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO rooms (id, name, mqtt_room_id, created_at, updated_at) VALUES (?,?,?,?,?)",
-                       arguments: [id, name, mqttRoomId, createdAt, updatedAt])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO rooms (id, name, mqtt_room_id, created_at, updated_at) VALUES (?,?,?,?,?)",
+            arguments: [id, name, mqttRoomId, createdAt, updatedAt])
     }
     public func upsertAppointment(_ a: AppointmentRow) throws {
-        try db.execute(sql: """
-            INSERT OR REPLACE INTO appointments (id, patient_id, professional_id, service_id, room_id, start_ms, end_ms,
-              scheduled_start, scheduled_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-            """, arguments: [a.id, a.patientId, a.professionalId, a.serviceId, a.roomId, a.startMs, a.endMs, a.scheduledStart,
-                             a.scheduledEnd, a.status, a.createdAt, a.updatedAt])
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO appointments (id, patient_id, professional_id, service_id, room_id, start_ms, end_ms,
+                  scheduled_start, scheduled_end, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                """,
+            arguments: [
+                a.id, a.patientId, a.professionalId, a.serviceId, a.roomId, a.startMs, a.endMs, a.scheduledStart,
+                a.scheduledEnd, a.status, a.createdAt, a.updatedAt,
+            ])
     }
 
     // MARK: reconciling a full pull
@@ -79,25 +88,29 @@ extension StoreTransaction {
     /// After a full pull: the cursor (kept when nil), the pull's time, and the full pull's time
     /// unless it was held back (`full` false).
     public func recordFullPull(_ collection: RosterCollection, cursor: String?, nowMs: Int64, full: Bool) throws {
-        try db.execute(sql: """
-            INSERT INTO sync_state (collection, cursor, last_sync_ms, last_full_ms) VALUES (?,?,?,?)
-            ON CONFLICT(collection) DO UPDATE SET cursor = coalesce(excluded.cursor, cursor), last_sync_ms = excluded.last_sync_ms,
-              last_full_ms = coalesce(excluded.last_full_ms, last_full_ms)
-            """, arguments: [collection.rawValue, cursor, nowMs, full ? nowMs : nil])
+        try db.execute(
+            sql: """
+                INSERT INTO sync_state (collection, cursor, last_sync_ms, last_full_ms) VALUES (?,?,?,?)
+                ON CONFLICT(collection) DO UPDATE SET cursor = coalesce(excluded.cursor, cursor), last_sync_ms = excluded.last_sync_ms,
+                  last_full_ms = coalesce(excluded.last_full_ms, last_full_ms)
+                """, arguments: [collection.rawValue, cursor, nowMs, full ? nowMs : nil])
     }
     /// After an incremental pull: the cursor moves forward only, the pull's time is kept.
     public func recordIncrementalPull(_ collection: RosterCollection, cursor: String?, nowMs: Int64) throws {
-        try db.execute(sql: """
-            INSERT INTO sync_state (collection, cursor, last_sync_ms) VALUES (?,?,?)
-            ON CONFLICT(collection) DO UPDATE SET cursor = CASE WHEN excluded.cursor IS NOT NULL AND (cursor IS NULL OR excluded.cursor > cursor)
-              THEN excluded.cursor ELSE cursor END, last_sync_ms = excluded.last_sync_ms
-            """, arguments: [collection.rawValue, cursor, nowMs])
+        try db.execute(
+            sql: """
+                INSERT INTO sync_state (collection, cursor, last_sync_ms) VALUES (?,?,?)
+                ON CONFLICT(collection) DO UPDATE SET cursor = CASE WHEN excluded.cursor IS NOT NULL AND (cursor IS NULL OR excluded.cursor > cursor)
+                  THEN excluded.cursor ELSE cursor END, last_sync_ms = excluded.last_sync_ms
+                """, arguments: [collection.rawValue, cursor, nowMs])
     }
 }
 
 extension AppDatabase {
     /// A collection's cursor: the newest `updated_at`/`created_at` pulled (nil: never pulled).
     public func syncCursor(_ collection: RosterCollection) async throws -> String? {
-        try await writer.read { db in try String.fetchOne(db, sql: "SELECT cursor FROM sync_state WHERE collection = ?", arguments: [collection.rawValue]) }
+        try await writer.read { db in
+            try String.fetchOne(db, sql: "SELECT cursor FROM sync_state WHERE collection = ?", arguments: [collection.rawValue])
+        }
     }
 }

@@ -27,8 +27,9 @@ extension StoreTransaction {
     }
     /// Creates or replaces an account.
     public func saveStaffAccount(name: String, salt: [UInt8], hash: [UInt8], iterations: Int, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO staff (name, salt, hash, iterations, created_ms) VALUES (?,?,?,?,?)",
-                       arguments: [name, Data(salt), Data(hash), iterations, nowMs])
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO staff (name, salt, hash, iterations, created_ms) VALUES (?,?,?,?,?)",
+            arguments: [name, Data(salt), Data(hash), iterations, nowMs])
     }
     /// Removes an account; false when there was none.
     public func deleteStaffAccount(_ name: String) throws -> Bool {
@@ -49,8 +50,9 @@ extension StoreTransaction {
     }
     /// One line of the staff audit.
     public func audit(name: String, action: String, target: String?, nowMs: Int64) throws {
-        try db.execute(sql: "INSERT INTO staff_audit (at_ms, name, action, target) VALUES (?,?,?,?)",
-                       arguments: [nowMs, name, action, target])
+        try db.execute(
+            sql: "INSERT INTO staff_audit (at_ms, name, action, target) VALUES (?,?,?,?)",
+            arguments: [nowMs, name, action, target])
     }
 }
 
@@ -58,11 +60,14 @@ extension AppDatabase {
     /// Every account by name, with its sessions live at `nowMs`.
     public func staffAccounts(nowMs: Int64) throws -> [StaffAccountRow] {
         try writer.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT s.name, s.created_ms, s.iterations,
-                  (SELECT count(*) FROM sessions x WHERE x.name = s.name AND x.expires_ms > ?) AS n
-                FROM staff s ORDER BY s.name
-                """, arguments: [nowMs]).map { StaffAccountRow(name: $0["name"], createdMs: $0["created_ms"], iterations: $0["iterations"], liveSessions: $0["n"]) }
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT s.name, s.created_ms, s.iterations,
+                      (SELECT count(*) FROM sessions x WHERE x.name = s.name AND x.expires_ms > ?) AS n
+                    FROM staff s ORDER BY s.name
+                    """, arguments: [nowMs]
+            ).map { StaffAccountRow(name: $0["name"], createdMs: $0["created_ms"], iterations: $0["iterations"], liveSessions: $0["n"]) }
         }
     }
     /// An account's stored password (nil: no such account).
@@ -76,10 +81,14 @@ extension AppDatabase {
     /// The live session of a token's hash (of an account that still exists): its name and end.
     public func liveSession(tokenHash: String, nowMs: Int64) throws -> (name: String, expiresMs: Int64)? {
         try writer.read { db in
-            guard let r = try Row.fetchOne(db, sql: """
-                SELECT x.name, x.expires_ms FROM sessions x JOIN staff s ON s.name = x.name
-                WHERE x.token_hash = ? AND x.expires_ms > ?
-                """, arguments: [tokenHash, nowMs]) else { return nil }
+            guard
+                let r = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT x.name, x.expires_ms FROM sessions x JOIN staff s ON s.name = x.name
+                        WHERE x.token_hash = ? AND x.expires_ms > ?
+                        """, arguments: [tokenHash, nowMs])
+            else { return nil }
             return (r["name"], r["expires_ms"])
         }
     }

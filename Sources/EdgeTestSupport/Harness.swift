@@ -9,7 +9,9 @@ import Synchronization
 /// subprocess of the built binary, an MQTT client that records what it receives. Every wait
 /// is bounded.
 public enum Harness {
-    public struct Timeout: Error, CustomStringConvertible { public let what: String; public var description: String { "timed out waiting for \(what)" } }
+    public struct Timeout: Error, CustomStringConvertible {
+        public let what: String; public var description: String { "timed out waiting for \(what)" }
+    }
 
     /// A free TCP port on 127.0.0.1 (bound and released).
     public static func freePort() -> Int {
@@ -42,7 +44,9 @@ public enum Harness {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 
     public static func waitUntil(_ what: String, timeout: Double = 10, poll: Double = 0.02, _ cond: () async throws -> Bool) async throws {
@@ -94,7 +98,9 @@ public enum Harness {
     }
 
     public static func mosquittoPath() -> String {
-        for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] where FileManager.default.isExecutableFile(atPath: p) { return p }
+        for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] where FileManager.default.isExecutableFile(atPath: p) {
+            return p
+        }
         return "mosquitto"
     }
 }
@@ -109,17 +115,17 @@ public final class Broker: @unchecked Sendable {
         self.port = port
         dir = Harness.tempDir("mosquitto")
         let conf = """
-        listener \(port) 127.0.0.1
-        allow_anonymous true
-        set_tcp_nodelay true
-        persistence false
-        max_queued_messages 100000
-        message_size_limit 262144
-        log_dest stderr
-        log_type error
-        log_type warning
-        \(extraConfig)
-        """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            set_tcp_nodelay true
+            persistence false
+            max_queued_messages 100000
+            message_size_limit 262144
+            log_dest stderr
+            log_type error
+            log_type warning
+            \(extraConfig)
+            """
         try conf.write(toFile: dir + "/mosquitto.conf", atomically: true, encoding: .utf8)
     }
 
@@ -161,37 +167,40 @@ public final class DaemonProcess: @unchecked Sendable {
         self.httpPort = httpPort
         configPath = dir + "/config.yaml"
         logPath = dir + "/daemon.log"
-        let text = configYAML.replacingOccurrences(of: "{HTTP_PORT}", with: String(httpPort)).replacingOccurrences(of: "{DATA_DIR}", with: dir + "/data")
+        let text = configYAML.replacingOccurrences(of: "{HTTP_PORT}", with: String(httpPort)).replacingOccurrences(
+            of: "{DATA_DIR}", with: dir + "/data")
         try text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     /// A config for a test: site `test-site`, the given broker and (optionally) cloud.
     /// Test intervals by default (roster every 0.3 s, 1 s / 2 s time-outs); the benchmarks
     /// pass production-like ones. `httpExtra`: more `http` keys (e.g. `tls_listen: "…"`).
-    public static func standardConfig(mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
-                                      rosterSyncSeconds: Double = 0.3, connectTimeout: Double = 1, requestTimeout: Double = 2,
-                                      cloudExtra: [String] = [], httpExtra: [String] = [], extra: String = "") -> String {
+    public static func standardConfig(
+        mqttPort: Int, cloudPort: Int? = nil, eventKey: String = "test-key", token: String = "test-token",
+        rosterSyncSeconds: Double = 0.3, connectTimeout: Double = 1, requestTimeout: Double = 2,
+        cloudExtra: [String] = [], httpExtra: [String] = [], extra: String = ""
+    ) -> String {
         var s = """
-        site_id: test-site
-        tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
-        timezone: America/Sao_Paulo
-        data_dir: {DATA_DIR}
-        log_level: info
-        mqtt: {host: 127.0.0.1, port: \(mqttPort), client_id: medic-edge-test}
-        http: {listen: "127.0.0.1:{HTTP_PORT}"\(httpExtra.map { ", " + $0 }.joined())}
+            site_id: test-site
+            tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
+            timezone: America/Sao_Paulo
+            data_dir: {DATA_DIR}
+            log_level: info
+            mqtt: {host: 127.0.0.1, port: \(mqttPort), client_id: medic-edge-test}
+            http: {listen: "127.0.0.1:{HTTP_PORT}"\(httpExtra.map { ", " + $0 }.joined())}
 
-        """
+            """
         if let cloudPort {
             s += """
-            cloud:
-              events_url: http://127.0.0.1:\(cloudPort)/e/\(eventKey)
-              directus_url: http://127.0.0.1:\(cloudPort)
-              directus_token: \(token)
-              roster_sync_seconds: \(rosterSyncSeconds)
-              connect_timeout_seconds: \(connectTimeout)
-              request_timeout_seconds: \(requestTimeout)
-            \(cloudExtra.map { "  " + $0 + "\n" }.joined())
-            """
+                cloud:
+                  events_url: http://127.0.0.1:\(cloudPort)/e/\(eventKey)
+                  directus_url: http://127.0.0.1:\(cloudPort)
+                  directus_token: \(token)
+                  roster_sync_seconds: \(rosterSyncSeconds)
+                  connect_timeout_seconds: \(connectTimeout)
+                  request_timeout_seconds: \(requestTimeout)
+                \(cloudExtra.map { "  " + $0 + "\n" }.joined())
+                """
         }
         return s + extra
     }
@@ -234,11 +243,15 @@ public final class DaemonProcess: @unchecked Sendable {
         try await http.send(HTTPRequest(url: baseURL + path, headers: headers, connectTimeout: 1, timeout: 5))
     }
     /// `from`: the local address to connect from (any 127.0.0.x is another client).
-    public func send(_ method: String, _ path: String, body: String? = nil, headers: [(String, String)] = [], from: String? = nil) async throws -> HTTPResponse {
+    public func send(_ method: String, _ path: String, body: String? = nil, headers: [(String, String)] = [], from: String? = nil) async throws
+        -> HTTPResponse
+    {
         var h = headers
         if body != nil { h.append(("Content-Type", "application/json")) }
-        return try await http.send(HTTPRequest(method: method, url: baseURL + path, headers: h, body: body.map { Array($0.utf8) },
-                                               connectTimeout: 1, timeout: 5, localAddress: from))
+        return try await http.send(
+            HTTPRequest(
+                method: method, url: baseURL + path, headers: h, body: body.map { Array($0.utf8) },
+                connectTimeout: 1, timeout: 5, localAddress: from))
     }
     public func status() async throws -> JSON { try JSON.parse(try await get("/api/v1/status").body) }
 
@@ -258,7 +271,9 @@ public final class DaemonProcess: @unchecked Sendable {
     deinit { if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
     /// Runs the binary with arguments to completion: (exit status, stdout+stderr).
-    public static func runCLI(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 20) async throws -> (Int32, String) {
+    public static func runCLI(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, timeout: Double = 20) async throws -> (
+        Int32, String
+    ) {
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "MEDIC_EDGE_CONFIG")
         for (k, v) in environment { env[k] = v }
@@ -270,8 +285,10 @@ extension Harness {
     /// Runs a program to completion with a time limit: (exit status, stdout+stderr). Past the
     /// limit it is stopped, and `Timeout` says so with the end of its output. Polls instead of
     /// `waitUntilExit` (which spins a run loop).
-    public static func runProgram(_ path: String, _ args: [String], environment: [String: String]? = nil, stdin: String? = nil,
-                                  timeout: Double) async throws -> (Int32, String) {
+    public static func runProgram(
+        _ path: String, _ args: [String], environment: [String: String]? = nil, stdin: String? = nil,
+        timeout: Double
+    ) async throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
@@ -289,7 +306,10 @@ extension Harness {
         if p.isRunning {
             await Harness.stop(p, timeout: 1)
             let tail = String(decoding: await reader.value, as: UTF8.self).suffix(800)
-            throw Harness.Timeout(what: "\((path as NSString).lastPathComponent) \(args.joined(separator: " ").prefix(200)) to finish within \(Int(timeout)) s; its output ended: \(tail)")
+            throw Harness.Timeout(
+                what:
+                    "\((path as NSString).lastPathComponent) \(args.joined(separator: " ").prefix(200)) to finish within \(Int(timeout)) s; its output ended: \(tail)"
+            )
         }
         let data = await reader.value
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
@@ -365,7 +385,9 @@ public final class TestMQTT: Sendable {
 
     /// Waits until `count` messages on `topic` satisfy `match`; returns them.
     @discardableResult
-    public func waitFor(_ topic: String, count: Int = 1, timeout: Double = 10, where match: @escaping (JSON) -> Bool = { _ in true }) async throws -> [JSON] {
+    public func waitFor(_ topic: String, count: Int = 1, timeout: Double = 10, where match: @escaping (JSON) -> Bool = { _ in true }) async throws
+        -> [JSON]
+    {
         var found: [JSON] = []
         try await Harness.waitUntil("\(count) message(s) on \(topic)", timeout: timeout, poll: 0.005) {
             found = self.json(on: topic).filter(match)
@@ -391,7 +413,9 @@ final class TempDirs: Sendable {
     func add(_ p: String) { paths.withLock { $0.append(p) } }
     func removeAll() {
         if ProcessInfo.processInfo.environment["MEDIC_EDGE_KEEP_TEMP"] == "1" { return }
-        let all = paths.withLock { ps in defer { ps = [] }; return ps }
+        let all = paths.withLock { ps in
+            defer { ps = [] }; return ps
+        }
         for p in all { try? FileManager.default.removeItem(atPath: p) }
     }
 }

@@ -6,8 +6,9 @@ import Testing
 struct ControlTests {
     @Test func upsertAndDeleteOverHTTP() async throws {
         try await withStub(seed: rosterSeed) { (c: StubClient) async throws in
-            let added = try await c.post("/_stub/collections/patients",
-                                         #"[{"id":"p2","name":"João"},{"id":"p1","name":"Maria S."}]"#)
+            let added = try await c.post(
+                "/_stub/collections/patients",
+                #"[{"id":"p2","name":"João"},{"id":"p1","name":"Maria S."}]"#)
             #expect(added.status == 200)
             #expect(try added.json() == ["upserted": 2])
             let rows = try await c.items("/items/patients?fields=id,name")
@@ -65,11 +66,12 @@ struct ControlTests {
             _ = try await c.items("/items/patients", token: "bad")
             _ = try await c.get("/nowhere")
             let stats = try await c.get("/_stub/stats").json()
-            #expect(stats == [
-                "requests_by_status": ["200": 2, "401": 1, "404": 1],
-                "events_received": 1, "unique_ids": 1, "duplicate_ids": 0,
-                "directus_requests": 2, "event_requests": 1,
-            ])
+            #expect(
+                stats == [
+                    "requests_by_status": ["200": 2, "401": 1, "404": 1],
+                    "events_received": 1, "unique_ids": 1, "duplicate_ids": 0,
+                    "directus_requests": 2, "event_requests": 1,
+                ])
             let decoded = try JSONDecoder().decode(CloudStubStats.self, from: try await c.get("/_stub/stats").body)
             #expect(decoded == c.stub.stats())
             #expect(try await c.get("/_stub/nothing").status == 404)
@@ -80,12 +82,14 @@ struct ControlTests {
         try await withStub(seed: rosterSeed) { (c: StubClient) async throws in
             let raw = try RawConnection(port: c.port)
             let body = JSONValue.array([event("k1")]).serialized()
-            try raw.send("POST /e/test-key HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            try raw.send(
+                "POST /e/test-key HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
             let first = try raw.readResponse()
             #expect(first.status == 200)
             #expect(first.headers["connection"] != "close")
             // Pipelined: two requests written at once, answered in order on the same socket.
-            try raw.send("GET /items/patients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-token\r\n\r\nGET /server/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            try raw.send(
+                "GET /items/patients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-token\r\n\r\nGET /server/ping HTTP/1.1\r\nHost: x\r\n\r\n")
             let second = try raw.readResponse()
             #expect(second.status == 200)
             #expect(try second.json()["data"]?.arrayValue?.count == 1)
@@ -137,11 +141,13 @@ struct ControlTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let full = dir.appendingPathComponent("seed.json")
-        try Data(#"""
-        {"event_key": "k", "directus_token": "t",
-         "collections": {"rooms": [{"id": "r1", "name": "Sala 2", "iot_config": {"mqtt_room_id": "sala-2"}, "capacity": 3}],
-                         "patients": []}}
-        """#.utf8).write(to: full)
+        try Data(
+            #"""
+            {"event_key": "k", "directus_token": "t",
+             "collections": {"rooms": [{"id": "r1", "name": "Sala 2", "iot_config": {"mqtt_room_id": "sala-2"}, "capacity": 3}],
+                             "patients": []}}
+            """#.utf8
+        ).write(to: full)
         let seed = try CloudStubSeed.load(path: full.path)
         #expect(seed.eventKey == "k")
         #expect(seed.directusToken == "t")

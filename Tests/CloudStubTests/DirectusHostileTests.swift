@@ -5,8 +5,10 @@ import Testing
 /// 1,200 rows with UUID ids, stored out of id order.
 private let uuidRows: [JSONValue] = (0..<1200).map { i -> JSONValue in
     let n = (i * 7919) % 1200
-    return .object(["id": .string(String(format: "9a000000-0000-4000-8000-%012x", n)), "name": .string("p\(n)"),
-                    "created_at": .string("2026-11-01T10:00:00Z"), "kind": .string(n % 2 == 0 ? "even" : "odd")])
+    return .object([
+        "id": .string(String(format: "9a000000-0000-4000-8000-%012x", n)), "name": .string("p\(n)"),
+        "created_at": .string("2026-11-01T10:00:00Z"), "kind": .string(n % 2 == 0 ? "even" : "odd"),
+    ])
 }
 
 @Suite("Directus hostile answers and paging by id")
@@ -69,8 +71,12 @@ struct DirectusHostileTests {
     @Test("Scripted answers are served in order, one per items request, then normal service")
     func scriptedAnswers() async throws {
         try await withStub(seed: CloudStubSeed(collections: ["rooms": [["id": "r1"]]])) { c in
-            c.stub.queueDirectusAnswers([DirectusScriptedAnswer(status: 418, headers: [("X-Odd", "1"), ("Content-Type", "text/plain")], body: Array("tea".utf8))])
-            let queued = try await c.post("/_stub/directus/answers", #"""
+            c.stub.queueDirectusAnswers([
+                DirectusScriptedAnswer(status: 418, headers: [("X-Odd", "1"), ("Content-Type", "text/plain")], body: Array("tea".utf8))
+            ])
+            let queued = try await c.post(
+                "/_stub/directus/answers",
+                #"""
                 [{"status": 200, "headers": {"Retry-After": "nan"}, "body": "{\"data\":"},
                  {"status": 502, "body_base64": "AAEC"}]
                 """#)

@@ -5,14 +5,22 @@ import Testing
 /// Four appointments; a2 and a4 are written with a -03:00 offset, so comparing them as text
 /// against `Z` bounds would give the wrong answer.
 let appointments: [JSONValue] = [
-    ["id": "a1", "status": "scheduled", "scheduled_start": "2026-11-29T13:00:00Z", "price": 100,
-     "room_id": "r1", "created_at": "2026-11-01T10:00:00Z", "updated_at": .null, "meta": ["kiosk": "k1"]],
-    ["id": "a2", "status": "confirmed", "scheduled_start": "2026-11-29T10:30:00-03:00", "price": 250,
-     "room_id": "r2", "created_at": "2026-11-02T10:00:00Z", "updated_at": "2026-11-28T12:00:00Z", "meta": ["kiosk": "k2"]],
-    ["id": "a3", "status": "cancelled", "scheduled_start": "2026-11-30T09:00:00Z", "price": 50.5,
-     "room_id": .null, "created_at": "2026-11-03T10:00:00Z", "updated_at": "2026-11-29T08:00:00.500Z"],
-    ["id": "a4", "status": "no_show", "scheduled_start": "2026-11-28T23:00:00-03:00", "price": 0,
-     "room_id": "r1", "created_at": "2026-11-28T10:00:00Z"],
+    [
+        "id": "a1", "status": "scheduled", "scheduled_start": "2026-11-29T13:00:00Z", "price": 100,
+        "room_id": "r1", "created_at": "2026-11-01T10:00:00Z", "updated_at": .null, "meta": ["kiosk": "k1"],
+    ],
+    [
+        "id": "a2", "status": "confirmed", "scheduled_start": "2026-11-29T10:30:00-03:00", "price": 250,
+        "room_id": "r2", "created_at": "2026-11-02T10:00:00Z", "updated_at": "2026-11-28T12:00:00Z", "meta": ["kiosk": "k2"],
+    ],
+    [
+        "id": "a3", "status": "cancelled", "scheduled_start": "2026-11-30T09:00:00Z", "price": 50.5,
+        "room_id": .null, "created_at": "2026-11-03T10:00:00Z", "updated_at": "2026-11-29T08:00:00.500Z",
+    ],
+    [
+        "id": "a4", "status": "no_show", "scheduled_start": "2026-11-28T23:00:00-03:00", "price": 0,
+        "room_id": "r1", "created_at": "2026-11-28T10:00:00Z",
+    ],
 ]
 
 let rosterSeed = CloudStubSeed(collections: [
@@ -88,10 +96,13 @@ struct DirectusTests {
             let bracket = try await c.items("/items/patients?fields[]=id&fields[]=name")
             #expect(try bracket.json() == ["data": [["id": "p1", "name": "Maria Souza"]]])
             let nested = try await c.items("/items/appointments?fields=id,meta.kiosk,updated_at&filter=\(q(#"{"id":{"_in":["a1","a4"]}}"#))")
-            #expect(try nested.json() == ["data": [
-                ["id": "a1", "meta": ["kiosk": "k1"], "updated_at": .null],
-                ["id": "a4", "meta": .null, "updated_at": .null],
-            ]])
+            #expect(
+                try nested.json() == [
+                    "data": [
+                        ["id": "a1", "meta": ["kiosk": "k1"], "updated_at": .null],
+                        ["id": "a4", "meta": .null, "updated_at": .null],
+                    ]
+                ])
         }
     }
 
@@ -123,7 +134,9 @@ struct DirectusTests {
         FilterCase(#"{"status":{"_neq":"cancelled"},"room_id":{"_eq":"r1"}}"#, ["a1", "a4"]),
         FilterCase(#"{"_or":[{"status":{"_eq":"cancelled"}},{"price":{"_gte":250}}]}"#, ["a2", "a3"]),
         FilterCase(#"{"_and":[{"room_id":{"_eq":"r1"}},{"_or":[{"status":{"_eq":"no_show"}},{"price":{"_gt":99}}]}]}"#, ["a1", "a4"]),
-        FilterCase(#"{"_or":[{"_and":[{"status":{"_eq":"scheduled"}},{"price":{"_lt":10}}]},{"_and":[{"status":{"_eq":"no_show"}},{"price":{"_lt":10}}]}]}"#, ["a4"]),
+        FilterCase(
+            #"{"_or":[{"_and":[{"status":{"_eq":"scheduled"}},{"price":{"_lt":10}}]},{"_and":[{"status":{"_eq":"no_show"}},{"price":{"_lt":10}}]}]}"#,
+            ["a4"]),
         // The roster's incremental pull: created or updated after a cursor.
         FilterCase(#"{"_or":[{"created_at":{"_gt":"2026-11-27T00:00:00Z"}},{"updated_at":{"_gt":"2026-11-27T00:00:00Z"}}]}"#, ["a2", "a3", "a4"]),
         FilterCase(#"{"status":{"_starts_with":"con"}}"#, ["a2"]),

@@ -101,9 +101,11 @@ struct EventAPITests {
     @Test func eventsBeforeARejectedNameAreStillAccepted() async throws {
         try await withStub { (c: StubClient) async throws in
             c.stub.setFaults(CloudStubFaults(rejectEventNames: ["integration/iot.event"]))
-            let answer = try await c.post("/e/test-key", json: [
-                event("a"), event("b"), event("c", "integration/iot.event"), event("d"),
-            ])
+            let answer = try await c.post(
+                "/e/test-key",
+                json: [
+                    event("a"), event("b"), event("c", "integration/iot.event"), event("d"),
+                ])
             #expect(answer.status == 400)
             #expect(answer.text == #"{"error":"event c rejected by stub","status":400}"#)
             #expect(c.stub.receivedEvents() == [event("a"), event("b")])

@@ -1,7 +1,7 @@
 import CloudStub
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import Testing
 
@@ -140,8 +140,9 @@ struct FaultTests {
             let clock = ContinuousClock()
             let start = clock.now
             await #expect(throws: (any Error).self) {
-                _ = try await impatient.request("POST", "/e/test-key",
-                                                body: Data(JSONValue.array([event("a")]).serialized().utf8), timeout: 1)
+                _ = try await impatient.request(
+                    "POST", "/e/test-key",
+                    body: Data(JSONValue.array([event("a")]).serialized().utf8), timeout: 1)
             }
             #expect(clock.now - start < .milliseconds(3500))
             #expect(c.stub.receivedEvents() == [event("a")])

@@ -10,9 +10,11 @@ struct HostileEventsTests {
     static func post(_ http: CurlHTTPClient? = nil, port: Int, id: String) async throws -> HTTPResponse {
         let http = http ?? CurlHTTPClient(label: "hostile-test")
         let body = JSONValue.array([event(id)]).serialized()
-        return try await http.send(HTTPRequest(method: "POST", url: "http://127.0.0.1:\(port)/e/test-key",
-                                               headers: [("Content-Type", "application/json")], body: Array(body.utf8),
-                                               connectTimeout: 2, timeout: 5))
+        return try await http.send(
+            HTTPRequest(
+                method: "POST", url: "http://127.0.0.1:\(port)/e/test-key",
+                headers: [("Content-Type", "application/json")], body: Array(body.utf8),
+                connectTimeout: 2, timeout: 5))
     }
 
     @Test("hostile_events answers in turn, one per request, cycling; nothing is recorded; {} restores service")

@@ -1,20 +1,20 @@
 import CloudStub
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 #if canImport(Glibc)
-import Glibc
-private let sysSend = Glibc.send
+    import Glibc
+    private let sysSend = Glibc.send
 #elseif canImport(Darwin)
-import Darwin
-private let sysSend = Darwin.send
+    import Darwin
+    private let sysSend = Darwin.send
 #endif
 
 /// An HTTP answer as the tests look at it.
 struct HTTPAnswer {
     var status: Int
-    var headers: [String: String]   // lowercased names
+    var headers: [String: String]  // lowercased names
     var body: Data
 
     var text: String { String(decoding: body, as: UTF8.self) }
@@ -35,8 +35,10 @@ struct StubClient {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    func request(_ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:],
-                 timeout: TimeInterval = 10) async throws -> HTTPAnswer {
+    func request(
+        _ method: String, _ path: String, body: Data? = nil, headers: [String: String] = [:],
+        timeout: TimeInterval = 10
+    ) async throws -> HTTPAnswer {
         guard let url = URL(string: base + path) else { throw TestFailure("bad URL \(path)") }
         var req = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         req.httpMethod = method
@@ -117,8 +119,8 @@ func event(_ id: String, _ name: String = "clinic/checkin.recorded", data: JSONV
 
 final class RawConnection {
     enum ReadError: Error, Equatable {
-        case reset      // ECONNRESET
-        case closed     // orderly EOF
+        case reset  // ECONNRESET
+        case closed  // orderly EOF
         case timeout
         case other(Int32)
     }
@@ -128,9 +130,9 @@ final class RawConnection {
 
     init(port: Int) throws {
         #if canImport(Glibc)
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        fd = socket(AF_INET, SOCK_STREAM, 0)
+            fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw TestFailure("socket() failed") }
         var tv = timeval(tv_sec: 5, tv_usec: 0)
@@ -160,9 +162,9 @@ final class RawConnection {
         var sent = 0
         while sent < bytes.count {
             #if canImport(Glibc)
-            let flags = Int32(MSG_NOSIGNAL)
+                let flags = Int32(MSG_NOSIGNAL)
             #else
-            let flags: Int32 = 0
+                let flags: Int32 = 0
             #endif
             let n = bytes[sent...].withUnsafeBytes { sysSend(fd, $0.baseAddress, $0.count, flags) }
             guard n > 0 else { throw TestFailure("send() failed: errno \(errno)") }

@@ -17,11 +17,14 @@ struct BoundedTablesTests {
     let now: Int64 = 1_800_000_000_000
 
     func reject(_ db: Database, device: String?, reason: RejectReason = .outOfRange, at ms: Int64) throws {
-        try Ledger.recordRejection(db, topic: "clinic/s/room/r/environment/\(device ?? "?")", kind: .environment, deviceId: device,
-                                   msgId: "m", rejection: Rejection(reason, "temperature_c out of range"), nowMs: ms)
+        try Ledger.recordRejection(
+            db, topic: "clinic/s/room/r/environment/\(device ?? "?")", kind: .environment, deviceId: device,
+            msgId: "m", rejection: Rejection(reason, "temperature_c out of range"), nowMs: ms)
     }
 
-    @Test("Given one device rejected 500 times for one reason within an hour, then one row with count 500; another reason or another hour is another row")
+    @Test(
+        "Given one device rejected 500 times for one reason within an hour, then one row with count 500; another reason or another hour is another row"
+    )
     func repeatsShareARow() throws {
         try withStore { store in
             try store.writer.write { db in
@@ -32,7 +35,9 @@ struct BoundedTablesTests {
                 try reject(db, device: nil, at: now)
                 try reject(db, device: nil, at: now + 1)
             }
-            let rows = try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT device_id, reason, count, received_ms, last_ms FROM rejects ORDER BY id") }
+            let rows = try store.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT device_id, reason, count, received_ms, last_ms FROM rejects ORDER BY id")
+            }
             #expect(rows.count == 5)
             #expect(rows[0]["count"] as Int == 500 && rows[0]["device_id"] as String? == "env-1")
             #expect(rows[0]["received_ms"] as Int64 == now && rows[0]["last_ms"] as Int64 == now + 499)
@@ -43,7 +48,9 @@ struct BoundedTablesTests {
         }
     }
 
-    @Test("Given 2,500 rejects (some 31 days old) and max 1,000 rows, when purged in steps of 300, then the newest 1,000 stay, none older than 30 days, each step at most 300 rows")
+    @Test(
+        "Given 2,500 rejects (some 31 days old) and max 1,000 rows, when purged in steps of 300, then the newest 1,000 stay, none older than 30 days, each step at most 300 rows"
+    )
     func rejectsPurge() throws {
         try withStore { store in
             try store.writer.write { db in
@@ -76,10 +83,11 @@ struct BoundedTablesTests {
             try store.writer.write { db in
                 for i in 0..<1500 {
                     let failed = (i < 300 ? now - 31 * day : now) + Int64(i)
-                    try db.execute(sql: """
-                        INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
-                        VALUES (?, ?, 'integration/iot.event', 1, 'device:x', '{}', ?, 40, 400, 'refused', ?)
-                        """, arguments: [i + 1, "id-\(i)", failed, failed])
+                    try db.execute(
+                        sql: """
+                            INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
+                            VALUES (?, ?, 'integration/iot.event', 1, 'device:x', '{}', ?, 40, 400, 'refused', ?)
+                            """, arguments: [i + 1, "id-\(i)", failed, failed])
                 }
             }
             var steps: [Int] = []

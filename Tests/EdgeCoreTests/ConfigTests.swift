@@ -18,8 +18,9 @@ private func configError(_ yaml: String, base: String = ".", sourceLocation: Sou
 
 @Suite("Config: defaults and the full example (CONTRACT §5)")
 struct ConfigParsingTests {
-    @Test("Given an empty config file, when parsed, then the built-in defaults apply",
-          arguments: ["", "\n", "# nothing configured yet\n# site_id: pleno-cuidado\n"])
+    @Test(
+        "Given an empty config file, when parsed, then the built-in defaults apply",
+        arguments: ["", "\n", "# nothing configured yet\n# site_id: pleno-cuidado\n"])
     func emptyFileGivesDefaults(_ yaml: String) throws {
         do {
             let c = try EdgeConfig.parse(yaml: yaml)
@@ -43,8 +44,9 @@ struct ConfigParsingTests {
         }
     }
 
-    @Test("Given a config that is only a document marker or a YAML null, when parsed, then the defaults apply like an empty file",
-          arguments: ["---\n# site_id: pleno-cuidado (all commented out)\n", "---\n", "~\n", "null\n"])
+    @Test(
+        "Given a config that is only a document marker or a YAML null, when parsed, then the defaults apply like an empty file",
+        arguments: ["---\n# site_id: pleno-cuidado (all commented out)\n", "---\n", "~\n", "null\n"])
     func nullDocumentGivesDefaults(_ yaml: String) throws {
         do {
             let c = try EdgeConfig.parse(yaml: yaml)
@@ -75,28 +77,28 @@ struct ConfigParsingTests {
         let crt = try dir.write("console.crt", "-----BEGIN CERTIFICATE-----\n")
         let key = try dir.write("console.key", "-----BEGIN PRIVATE KEY-----\n")
         let yaml = """
-        site_id: pleno-cuidado
-        tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
-        timezone: America/Sao_Paulo
-        data_dir: /var/lib/medic-edge
-        mqtt: {host: 127.0.0.1, port: 1883, client_id: medic-edge, username: medic-edge,
-               password_file: \(pw)}
-        cloud:                                   # omit to run offline-only
-          events_url_file: \(ev)
-          directus_url: https://api.example.com
-          directus_token_file: \(tok)
-          roster_sync_seconds: 60
-        http: {listen: 127.0.0.1:8080,                 # plain HTTP: loopback only
-               tls_listen: 0.0.0.0:8443, cert_file: \(crt),
-               key_file: \(key)}   # the console on the LAN
-        checkin: {open_before_minutes: 120}
-        noshow: {grace_minutes: 15, check_interval_seconds: 60}
-        sync: {days_ahead: 7}
-        storage: {max_bytes: 2147483648}         # database file + WAL on disk
-        rooms:
-          geladeira-vacinas: {name: Geladeira de vacinas,
-                              limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
-        """
+            site_id: pleno-cuidado
+            tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
+            timezone: America/Sao_Paulo
+            data_dir: /var/lib/medic-edge
+            mqtt: {host: 127.0.0.1, port: 1883, client_id: medic-edge, username: medic-edge,
+                   password_file: \(pw)}
+            cloud:                                   # omit to run offline-only
+              events_url_file: \(ev)
+              directus_url: https://api.example.com
+              directus_token_file: \(tok)
+              roster_sync_seconds: 60
+            http: {listen: 127.0.0.1:8080,                 # plain HTTP: loopback only
+                   tls_listen: 0.0.0.0:8443, cert_file: \(crt),
+                   key_file: \(key)}   # the console on the LAN
+            checkin: {open_before_minutes: 120}
+            noshow: {grace_minutes: 15, check_interval_seconds: 60}
+            sync: {days_ahead: 7}
+            storage: {max_bytes: 2147483648}         # database file + WAL on disk
+            rooms:
+              geladeira-vacinas: {name: Geladeira de vacinas,
+                                  limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+            """
         let path = try dir.write("config.yaml", yaml)
         let c = try EdgeConfig.load(path: path)
         #expect(c.siteId == "pleno-cuidado")
@@ -124,16 +126,21 @@ struct ConfigParsingTests {
         #expect(c.noshowCheckIntervalSeconds == 60)
         #expect(c.syncDaysAhead == 7)
         #expect(c.storageMaxBytes == 2_147_483_648)
-        #expect(c.rooms == ["geladeira-vacinas": RoomConfig(name: "Geladeira de vacinas",
-                                                             limits: ["temperature_c": MetricLimits(min: 2, max: 8, hysteresis: 0.5)])])
+        #expect(
+            c.rooms == [
+                "geladeira-vacinas": RoomConfig(
+                    name: "Geladeira de vacinas",
+                    limits: ["temperature_c": MetricLimits(min: 2, max: 8, hysteresis: 0.5)])
+            ])
     }
 
     @Test("Given inline secrets, when parsed, then they are used as given")
     func inlineSecrets() throws {
-        let c = try EdgeConfig.parse(yaml: """
-        mqtt: {password: pw-inline}
-        cloud: {events_url: "http://inngest:8288/e/KEY", directus_url: "http://directus:8055", directus_token: tok}
-        """)
+        let c = try EdgeConfig.parse(
+            yaml: """
+                mqtt: {password: pw-inline}
+                cloud: {events_url: "http://inngest:8288/e/KEY", directus_url: "http://directus:8055", directus_token: tok}
+                """)
         #expect(c.mqtt.password == "pw-inline")
         #expect(c.cloud?.eventsURL == "http://inngest:8288/e/KEY")
         #expect(c.cloud?.directusToken == "tok")
@@ -162,7 +169,8 @@ struct ConfigParsingTests {
 
     @Test("Given an uppercase tenant UUID, when parsed, then it is stored lowercase")
     func tenantLowercased() throws {
-        #expect(try EdgeConfig.parse(yaml: "tenant_id: 6F1C2A9E-0000-4000-8000-00000000000A").tenantId
+        #expect(
+            try EdgeConfig.parse(yaml: "tenant_id: 6F1C2A9E-0000-4000-8000-00000000000A").tenantId
                 == "6f1c2a9e-0000-4000-8000-00000000000a")
     }
 
@@ -221,21 +229,24 @@ struct ConfigErrorTests {
         Case(yaml: "http: {listen: \"127.0.0.1:http\"}", key: "http.listen", why: "listen port not a number"),
         Case(yaml: "http: {listen: \"[::1]\"}", key: "http.listen", why: "IPv6 listen without port"),
         Case(yaml: "http: {tls_listen: \"0.0.0.0:8443\"}", key: "http.cert_file", why: "TLS without a certificate"),
-        Case(yaml: "http: {tls_listen: \"0.0.0.0:8443\", cert_file: /nonexistent/edge.crt, key_file: /nonexistent/edge.key}",
-             key: "http.cert_file", why: "TLS certificate unreadable"),
+        Case(
+            yaml: "http: {tls_listen: \"0.0.0.0:8443\", cert_file: /nonexistent/edge.crt, key_file: /nonexistent/edge.key}",
+            key: "http.cert_file", why: "TLS certificate unreadable"),
         Case(yaml: "cloud: {}", key: "cloud", why: "empty cloud section"),
         Case(yaml: "cloud: {events_url: \"ftp://inn.gs/e/K\"}", key: "cloud.events_url", why: "events URL not http(s)"),
         Case(yaml: "cloud: {events_url: \"not a url\"}", key: "cloud.events_url", why: "events URL garbage"),
         Case(yaml: "cloud: {directus_url: \"https://api.example.com\"}", key: "cloud.directus_token", why: "Directus without a token"),
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", max_batch: 5001}", key: "cloud.max_batch", why: "batch over Inngest's cap"),
-        Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 0}", key: "cloud.roster_sync_seconds", why: "sync interval zero"),
+        Case(
+            yaml: "cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 0}", key: "cloud.roster_sync_seconds", why: "sync interval zero"),
         Case(yaml: "cloud: {events_url: \"https://inn.gs/e/K\", events_url_file: /x}", key: "cloud.events_url", why: "events URL inline and file"),
         Case(yaml: "mqtt: {password: pw, password_file: /run/credentials/pw}", key: "mqtt.password", why: "both inline and file"),
         Case(yaml: "mqtt: {password: \"  \"}", key: "mqtt.password", why: "inline password empty"),
         Case(yaml: "cloud: {events_url: \"\"}", key: "cloud.events_url", why: "inline events URL empty"),
         Case(yaml: "mqtt: {password_file: /nonexistent/medic-edge/mqtt-password}", key: "mqtt.password_file", why: "missing secret file"),
-        Case(yaml: "cloud: {directus_url: \"https://api.example.com\", directus_token_file: /nonexistent/tok}",
-             key: "cloud.directus_token_file", why: "missing token file"),
+        Case(
+            yaml: "cloud: {directus_url: \"https://api.example.com\", directus_token_file: /nonexistent/tok}",
+            key: "cloud.directus_token_file", why: "missing token file"),
         Case(yaml: "checkin: {open_before_minutes: -5}", key: "checkin.open_before_minutes", why: "negative open-before"),
         Case(yaml: "noshow: {grace_minutes: soon}", key: "noshow.grace_minutes", why: "grace not a number"),
         Case(yaml: "noshow: {check_interval_seconds: 0}", key: "noshow.check_interval_seconds", why: "no-show interval zero"),
@@ -246,37 +257,53 @@ struct ConfigErrorTests {
         Case(yaml: "rooms: {\"sala.2\": {name: Sala 2}}", key: "rooms.sala.2", why: "room key with a dot"),
         Case(yaml: "rooms: {sala-2: Sala 2}", key: "rooms.sala-2", why: "room is a bare name"),
         Case(yaml: "rooms: {sala-2: {nome: Sala 2}}", key: "rooms.sala-2.nome", why: "unknown room key"),
-        Case(yaml: "rooms: {sala-2: {limits: {pressure_hpa: {min: 900, max: 1100}}}}", key: "rooms.sala-2.limits.pressure_hpa", why: "unknown metric"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 8, hysteresis: 3.5}}}}",
-             key: "rooms.fridge.limits.temperature_c.hysteresis", why: "hysteresis too large"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 8, hysteresis: -0.5}}}}",
-             key: "rooms.fridge.limits.temperature_c.hysteresis", why: "negative hysteresis"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 8, max: 2}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min above max"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 8, max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min equal to max"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min missing"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2}}}}",
-             key: "rooms.fridge.limits.temperature_c.max", why: "max missing"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: cold, max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min not a number"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: -41, max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min below what a sensor may send (-40 °C)"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 1e300}}}}",
-             key: "rooms.fridge.limits.temperature_c.max", why: "max absurd (the console would trap formatting it)"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: -1e300, max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min absurd"),
-        Case(yaml: "rooms: {fridge: {limits: {temperature_c: {min: .nan, max: 8}}}}",
-             key: "rooms.fridge.limits.temperature_c.min", why: "min NaN"),
-        Case(yaml: "rooms: {sala: {limits: {humidity_pct: {min: 10, max: 101}}}}",
-             key: "rooms.sala.limits.humidity_pct.max", why: "humidity over 100 %"),
-        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 10001}}}}",
-             key: "rooms.sala.limits.co2_ppm.max", why: "CO2 over 10,000 ppm"),
-        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: 1e300}}}}",
-             key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis absurd"),
-        Case(yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: .inf}}}}",
-             key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis infinite"),
+        Case(
+            yaml: "rooms: {sala-2: {limits: {pressure_hpa: {min: 900, max: 1100}}}}", key: "rooms.sala-2.limits.pressure_hpa", why: "unknown metric"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 8, hysteresis: 3.5}}}}",
+            key: "rooms.fridge.limits.temperature_c.hysteresis", why: "hysteresis too large"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 8, hysteresis: -0.5}}}}",
+            key: "rooms.fridge.limits.temperature_c.hysteresis", why: "negative hysteresis"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 8, max: 2}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min above max"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 8, max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min equal to max"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min missing"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2}}}}",
+            key: "rooms.fridge.limits.temperature_c.max", why: "max missing"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: cold, max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min not a number"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: -41, max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min below what a sensor may send (-40 °C)"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: 2, max: 1e300}}}}",
+            key: "rooms.fridge.limits.temperature_c.max", why: "max absurd (the console would trap formatting it)"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: -1e300, max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min absurd"),
+        Case(
+            yaml: "rooms: {fridge: {limits: {temperature_c: {min: .nan, max: 8}}}}",
+            key: "rooms.fridge.limits.temperature_c.min", why: "min NaN"),
+        Case(
+            yaml: "rooms: {sala: {limits: {humidity_pct: {min: 10, max: 101}}}}",
+            key: "rooms.sala.limits.humidity_pct.max", why: "humidity over 100 %"),
+        Case(
+            yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 10001}}}}",
+            key: "rooms.sala.limits.co2_ppm.max", why: "CO2 over 10,000 ppm"),
+        Case(
+            yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: 1e300}}}}",
+            key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis absurd"),
+        Case(
+            yaml: "rooms: {sala: {limits: {co2_ppm: {min: 0, max: 1200, hysteresis: .inf}}}}",
+            key: "rooms.sala.limits.co2_ppm.hysteresis", why: "hysteresis infinite"),
         Case(yaml: "site_id: [unclosed", key: "(file)", why: "malformed YAML"),
         Case(yaml: "mqtt:\n  host: a\n port: 1\n", key: "(file)", why: "bad indentation"),
         Case(yaml: "- just\n- a list\n", key: "(file)", why: "top level is a list"),
@@ -383,9 +410,11 @@ struct ConfigBoundsTests {
     static let outOfRange: [Case] = EdgeConfig.bounds.keys.sorted().flatMap { key -> [Case] in
         let b = EdgeConfig.bounds[key]!
         let step = b.whole ? 1 : Swift.max(abs(b.range.lowerBound) * 0.01, 0.001)
-        var values = [text(b.range.lowerBound - step, whole: b.whole), text(b.range.upperBound + (b.whole ? 1 : 0.5), whole: b.whole),
-                      "1e300", "-1e300", "1e+300", ".inf", "-.inf", ".nan", "\"lots\"", "true", "[1]",
-                      "99999999999999999999999999"]
+        var values = [
+            text(b.range.lowerBound - step, whole: b.whole), text(b.range.upperBound + (b.whole ? 1 : 0.5), whole: b.whole),
+            "1e300", "-1e300", "1e+300", ".inf", "-.inf", ".nan", "\"lots\"", "true", "[1]",
+            "99999999999999999999999999",
+        ]
         if b.whole { values.append(text(b.range.lowerBound, whole: true) + ".5") }
         return values.map { Case(key: key, value: $0) }
     }
@@ -415,9 +444,11 @@ struct ConfigBoundsTests {
 
     @Test("The error for an absurd roster interval reads as one line a person can act on")
     func rosterSyncMessage() {
-        #expect(configError("cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 1e300}")?.description
+        #expect(
+            configError("cloud: {events_url: \"https://inn.gs/e/K\", roster_sync_seconds: 1e300}")?.description
                 == "config error: cloud.roster_sync_seconds: must be a number from 0.05 to 86400 (seconds), got 1e+300")
-        #expect(configError("storage: {max_bytes: 1099511627777}")?.description
+        #expect(
+            configError("storage: {max_bytes: 1099511627777}")?.description
                 == "config error: storage.max_bytes: must be a whole number from 1048576 to 1099511627776 (bytes), got 1099511627777")
     }
 }
@@ -429,22 +460,22 @@ struct ConfigSecretTests {
     /// The installer's config (provisioning/install.sh): secrets as files under
     /// /run/credentials, which a shell cannot read (here: they do not exist).
     static let installed = """
-    site_id: pleno-cuidado
-    tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
-    data_dir: /var/lib/medic-edge
-    mqtt: {host: 127.0.0.1, port: 1883, client_id: medic-edge, username: medic-edge,
-           password_file: /nonexistent/run/credentials/medic-edge.service/mqtt-password}
-    cloud:
-      events_url_file: /nonexistent/run/credentials/medic-edge.service/events-url
-      directus_url: https://api.example.com
-      directus_token_file: /nonexistent/run/credentials/medic-edge.service/directus-token
-      roster_sync_seconds: 60
-    http:
-      listen: 127.0.0.1:8080
-      tls_listen: 0.0.0.0:8443
-      cert_file: /etc/hostname
-      key_file: /nonexistent/run/credentials/medic-edge.service/console-key
-    """
+        site_id: pleno-cuidado
+        tenant_id: 6f1c2a9e-0000-4000-8000-000000000001
+        data_dir: /var/lib/medic-edge
+        mqtt: {host: 127.0.0.1, port: 1883, client_id: medic-edge, username: medic-edge,
+               password_file: /nonexistent/run/credentials/medic-edge.service/mqtt-password}
+        cloud:
+          events_url_file: /nonexistent/run/credentials/medic-edge.service/events-url
+          directus_url: https://api.example.com
+          directus_token_file: /nonexistent/run/credentials/medic-edge.service/directus-token
+          roster_sync_seconds: 60
+        http:
+          listen: 127.0.0.1:8080
+          tls_listen: 0.0.0.0:8443
+          cert_file: /etc/hostname
+          key_file: /nonexistent/run/credentials/medic-edge.service/console-key
+        """
 
     @Test("Given the installer's config with unreadable secret files, when loaded without secrets, then it loads and holds no secret value")
     func operatorLoadOfInstalledConfig() throws {
@@ -453,8 +484,9 @@ struct ConfigSecretTests {
         #expect(cloud.eventsURLSecret == .notRead(key: "cloud.events_url_file"))
         #expect(cloud.directusTokenSecret == .notRead(key: "cloud.directus_token_file"))
         #expect(c.mqtt.passwordSecret == .notRead(key: "mqtt.password_file"))
-        #expect(cloud.eventsURL == nil && cloud.directusToken == nil && c.mqtt.password == nil,
-                "an unread secret has no value that could be used as one (no placeholder text)")
+        #expect(
+            cloud.eventsURL == nil && cloud.directusToken == nil && c.mqtt.password == nil,
+            "an unread secret has no value that could be used as one (no placeholder text)")
         #expect(c.secretsNotRead == ["mqtt.password_file", "cloud.events_url_file", "cloud.directus_token_file"])
         #expect(cloud.directusURL == "https://api.example.com")
         #expect(c.siteId == "pleno-cuidado")
@@ -470,9 +502,9 @@ struct ConfigSecretTests {
     @Test("Given inline secrets with bad values, when loaded without secrets, then nothing about them is checked or kept")
     func operatorLoadIgnoresInlineValues() throws {
         let yaml = """
-        mqtt: {password: hunter2-inline}
-        cloud: {events_url: "not a url at all", directus_url: "https://api.example.com", directus_token: tok-inline}
-        """
+            mqtt: {password: hunter2-inline}
+            cloud: {events_url: "not a url at all", directus_url: "https://api.example.com", directus_token: tok-inline}
+            """
         let c = try EdgeConfig.parse(yaml: yaml, readSecrets: false)
         #expect(c.cloud?.eventsURLSecret == .notRead(key: "cloud.events_url"))
         #expect(c.mqtt.password == nil && c.cloud?.directusToken == nil)
@@ -484,12 +516,14 @@ struct ConfigSecretTests {
 
     @Test("Given a config error outside the secrets, when loaded without secrets, then it is still reported")
     func operatorLoadStillChecksTheRest() {
-        for (yaml, key) in [("cloud: {events_url_file: /nonexistent/x, max_batch: 0}", "cloud.max_batch"),
-                            ("mqtt: {password: a, password_file: /nonexistent/b}", "mqtt.password"),
-                            ("cloud: {directus_url: \"https://api.example.com\"}", "cloud.directus_token"),
-                            ("cloud: {directus_url: \"ftp://x\", directus_token_file: /nonexistent/t}", "cloud.directus_url"),
-                            ("cloud: {}", "cloud"),
-                            ("noshow: {grace_minutes: 1e300}", "noshow.grace_minutes")] {
+        for (yaml, key) in [
+            ("cloud: {events_url_file: /nonexistent/x, max_batch: 0}", "cloud.max_batch"),
+            ("mqtt: {password: a, password_file: /nonexistent/b}", "mqtt.password"),
+            ("cloud: {directus_url: \"https://api.example.com\"}", "cloud.directus_token"),
+            ("cloud: {directus_url: \"ftp://x\", directus_token_file: /nonexistent/t}", "cloud.directus_url"),
+            ("cloud: {}", "cloud"),
+            ("noshow: {grace_minutes: 1e300}", "noshow.grace_minutes"),
+        ] {
             do {
                 _ = try EdgeConfig.parse(yaml: yaml, readSecrets: false)
                 Issue.record("accepted \(yaml)")
@@ -512,10 +546,11 @@ struct ConfigSecretTests {
 
     @Test("Given read secrets, when the config is printed, then no secret value shows")
     func printedConfigHidesSecrets() throws {
-        let c = try EdgeConfig.parse(yaml: """
-        mqtt: {password: hunter2-inline}
-        cloud: {events_url: "https://inn.gs/e/EVENTKEY-SECRET", directus_url: "https://api.example.com", directus_token: tok-inline}
-        """)
+        let c = try EdgeConfig.parse(
+            yaml: """
+                mqtt: {password: hunter2-inline}
+                cloud: {events_url: "https://inn.gs/e/EVENTKEY-SECRET", directus_url: "https://api.example.com", directus_token: tok-inline}
+                """)
         #expect(c.cloud?.eventsURL == "https://inn.gs/e/EVENTKEY-SECRET")
         let printed = String(describing: c) + String(reflecting: c)
         #expect(!printed.contains("hunter2-inline") && !printed.contains("EVENTKEY-SECRET") && !printed.contains("tok-inline"))

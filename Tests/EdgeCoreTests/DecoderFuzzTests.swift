@@ -20,11 +20,17 @@ struct DecoderFuzzTests {
     }
 
     static let seeds: [(String, String)] = [
-        ("clinic/demo/kiosk/k1/scan", #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#),
+        (
+            "clinic/demo/kiosk/k1/scan",
+            #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#
+        ),
         ("clinic/demo/room/sala-2/presence/p1", #"{"occupied": true, "msg_id": "m-1", "ts": "2026-11-29T10:01:00Z", "battery": 88}"#),
         ("clinic/demo/room/geladeira-vacinas/environment/env-1", #"{"temperature_c": 4.5, "humidity_pct": 41, "co2_ppm": 612, "msg_id": "e-1"}"#),
         ("clinic/demo/device/p1/status", #"{"state": "online", "type": "presence_sensor", "room_id": "sala-2", "fw": "1.4.2"}"#),
-        ("clinic/demo/wearable/gw-1", #"{"msg_id": "w-1", "samples": [{"patient_id": "6f1c2a9e-0000-4000-8000-000000000001", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T09:55:00Z"}]}"#),
+        (
+            "clinic/demo/wearable/gw-1",
+            #"{"msg_id": "w-1", "samples": [{"patient_id": "6f1c2a9e-0000-4000-8000-000000000001", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T09:55:00Z"}]}"#
+        ),
     ]
     static let interesting: [UInt8] = Array(#"{}[]":,\ 0123456789.-+eEtrufalsn"#.utf8) + [0x00, 0x1f, 0x7f, 0xc3, 0xa9, 0xff, 0xed, 0xa0, 0x80]
 
@@ -37,7 +43,7 @@ struct DecoderFuzzTests {
             case 0 where !b.isEmpty: b[i] = interesting.randomElement(using: &rng)!
             case 1: b.insert(interesting.randomElement(using: &rng)!, at: i)
             case 2 where !b.isEmpty: b.remove(at: i)
-            case 3 where b.count > 2: b = Array(b[..<i])                                  // truncate
+            case 3 where b.count > 2: b = Array(b[..<i])  // truncate
             case 4: b.insert(contentsOf: Array(repeating: UInt8(ascii: "["), count: Int.random(in: 1...300, using: &rng)), at: i)  // deep nesting
             default: b.append(UInt8.random(in: 0...255, using: &rng))
             }
@@ -82,15 +88,18 @@ struct DecoderFuzzTests {
     @Test("5,000 random byte strings and random topics: no trap, rejected with a reason")
     func randomBytes() {
         var rng = Seeded(state: 42)
-        let topics = ["clinic/demo/kiosk/k1/scan", "clinic/demo/room/r/presence/d", "clinic/demo/wearable/g",
-                      "clinic/demo/device/d/status", "clinic/other/kiosk/k1/scan", "clinic/demo/kiosk/../scan", "", "clinic/demo/#"]
+        let topics = [
+            "clinic/demo/kiosk/k1/scan", "clinic/demo/room/r/presence/d", "clinic/demo/wearable/g",
+            "clinic/demo/device/d/status", "clinic/other/kiosk/k1/scan", "clinic/demo/kiosk/../scan", "", "clinic/demo/#",
+        ]
         for _ in 0..<5_000 {
             let n = Int.random(in: 0...512, using: &rng)
             let payload = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let topic = topics.randomElement(using: &rng)!
             let m = DeviceMessage.decode(topic: topic, payload: payload, site: "demo")
             if let problem = Self.check(m) { Issue.record("\(problem)"); return }
-            if case .reject = m {} else if !(payload.first == UInt8(ascii: "{")) {
+            if case .reject = m {
+            } else if !(payload.first == UInt8(ascii: "{")) {
                 Issue.record("random bytes not starting with { were accepted on \(topic)"); return
             }
         }

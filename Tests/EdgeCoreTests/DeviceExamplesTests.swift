@@ -16,7 +16,8 @@ struct DeviceExamplesTests {
 
     static let examples: [Example] = {
         guard let data = try? Data(contentsOf: root.appendingPathComponent("devices/examples.json")),
-              let list = try? JSON.parse([UInt8](data)).arrayValue else { return [] }
+            let list = try? JSON.parse([UInt8](data)).arrayValue
+        else { return [] }
         return list.compactMap { e in
             guard let f = e["file"]?.stringValue, let t = e["topic"]?.stringValue, let x = e["expect"]?.stringValue else { return nil }
             return Example(file: f, topic: t, expect: x, reason: e["reason"]?.stringValue, ack: e["ack"], result: e["result"])

@@ -4,14 +4,15 @@ import Testing
 
 @Suite("QRCode.hash (CONTRACT §1.2)")
 struct QRCodeTests {
-    @Test("Given a scanned text, when hashed, then it is the lowercase hex SHA-256 of its UTF-8 bytes",
-          arguments: [
+    @Test(
+        "Given a scanned text, when hashed, then it is the lowercase hex SHA-256 of its UTF-8 bytes",
+        arguments: [
             ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
             ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
             ("é", "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c"),
             ("MEDIC:patient:0001", "9e1ed87df1af051a7604d1d0f3fa072957a341ec2e0596ee31a6786408d787f7"),
             ("Olá", "5251c3c68010bca32f4dbedb142270f720fa84a0599816524c85d50c3f589365"),
-          ])
+        ])
     func knownHashes(_ text: String, _ hex: String) {
         #expect(QRCode.hash(text) == hex)
     }
@@ -31,8 +32,8 @@ struct CheckinPolicyTests {
         (-7_200_001, false), (-7_200_000, true), (0, true), (2_999_999, true), (3_000_000, false), (3_000_001, false),
     ]
     let open = 120 * Clinic.minute
-    let start = Clinic.mariaStartMs                 // 10:30 in São Paulo
-    var end: Int64 { start + 50 * Clinic.minute }   // 11:20
+    let start = Clinic.mariaStartMs  // 10:30 in São Paulo
+    var end: Int64 { start + 50 * Clinic.minute }  // 11:20
 
     func appt(_ id: String, start: Int64? = nil, minutes: Int64 = 50, status: String = "scheduled", local: Bool = false) -> AppointmentInfo {
         let s = start ?? self.start
@@ -44,12 +45,13 @@ struct CheckinPolicyTests {
         #expect(CheckinPolicy.choose([appt("a1")], nowMs: start - 28 * Clinic.minute, openBeforeMs: open) == .checkIn("a1"))
     }
 
-    @Test("Given each status, when the patient scans inside the window, then the choice follows the contract",
-          arguments: [
+    @Test(
+        "Given each status, when the patient scans inside the window, then the choice follows the contract",
+        arguments: [
             ("scheduled", "checkIn"), ("confirmed", "checkIn"), ("no_show", "checkIn"),
             ("arrived", "already"), ("in_progress", "already"), ("completed", "already"),
             ("cancelled", "none"), ("rescheduled", "none"), ("mystery", "none"),
-          ])
+        ])
     func statuses(_ status: String, _ expected: String) {
         let c = CheckinPolicy.choose([appt("a1", status: status)], nowMs: start, openBeforeMs: open)
         switch expected {
@@ -64,8 +66,9 @@ struct CheckinPolicyTests {
         #expect(CheckinPolicy.choose([appt("a1", status: "no_show")], nowMs: start + 40 * Clinic.minute, openBeforeMs: open) == .checkIn("a1"))
     }
 
-    @Test("Given window edges, when the patient scans, then [start − openBefore, end) decides",
-          arguments: CheckinPolicyTests.edgeOffsets)
+    @Test(
+        "Given window edges, when the patient scans, then [start − openBefore, end) decides",
+        arguments: CheckinPolicyTests.edgeOffsets)
     func windowEdges(_ offset: Int64, _ eligible: Bool) {
         let c = CheckinPolicy.choose([appt("a1")], nowMs: start + offset, openBeforeMs: open)
         #expect(c == (eligible ? .checkIn("a1") : .none))
@@ -93,8 +96,8 @@ struct CheckinPolicyTests {
 
     @Test("Given a morning appointment and an afternoon one, when the patient scans between them, then the second is picked only inside its window")
     func secondAppointmentOnlyInsideItsWindow() {
-        let morning = appt("morning", start: start)                           // 10:30–11:20
-        let afternoon = appt("afternoon", start: start + 6 * Clinic.hour)     // 16:30–17:20, opens 14:30
+        let morning = appt("morning", start: start)  // 10:30–11:20
+        let afternoon = appt("afternoon", start: start + 6 * Clinic.hour)  // 16:30–17:20, opens 14:30
         let appts = [morning, afternoon]
         #expect(CheckinPolicy.choose(appts, nowMs: start + 2 * Clinic.hour, openBeforeMs: open) == .none, "12:30: between windows")
         #expect(CheckinPolicy.choose(appts, nowMs: start + 4 * Clinic.hour - 1, openBeforeMs: open) == .none, "just before 14:30")
@@ -168,12 +171,13 @@ struct AlertRuleTests {
         #expect(AlertRule.evaluate(active: true, value: 2.4, limits: fridge) == nil)
     }
 
-    @Test("Given readings at the edges, when evaluated, then limits are inclusive",
-          arguments: [
+    @Test(
+        "Given readings at the edges, when evaluated, then limits are inclusive",
+        arguments: [
             (false, 8.0, AlertRule.Transition?.none), (false, 2.0, nil), (false, 8.01, .raised), (false, 1.99, .raised),
             (true, 7.5, .cleared), (true, 2.5, .cleared), (true, 7.51, nil), (true, 2.49, nil),
             (true, 9.0, nil), (true, 1.0, nil),
-          ])
+        ])
     func edges(_ active: Bool, _ value: Double, _ expected: AlertRule.Transition?) {
         #expect(AlertRule.evaluate(active: active, value: value, limits: fridge) == expected)
     }
@@ -192,8 +196,9 @@ struct NoShowRuleTests {
     let grace = 15 * Clinic.minute
     static let offsets: [(Int64, Bool)] = [(0, false), (899_999, false), (900_000, true), (3_600_000, true)]
 
-    @Test("Given the grace period, when time passes, then the no-show fires from start + grace",
-          arguments: NoShowRuleTests.offsets)
+    @Test(
+        "Given the grace period, when time passes, then the no-show fires from start + grace",
+        arguments: NoShowRuleTests.offsets)
     func grace(_ offset: Int64, _ expected: Bool) {
         #expect(NoShowRule.isNoShow(status: "scheduled", checkedIn: false, startMs: start, nowMs: start + offset, graceMs: grace) == expected)
         #expect(NoShowRule.isNoShow(status: "confirmed", checkedIn: false, startMs: start, nowMs: start + offset, graceMs: grace) == expected)
@@ -210,8 +215,9 @@ struct NoShowRuleTests {
         #expect(!NoShowRule.isNoShow(status: "scheduled", checkedIn: true, startMs: start, nowMs: start + Clinic.hour, graceMs: grace))
     }
 
-    @Test("Given other statuses, when grace has passed, then no no-show",
-          arguments: ["arrived", "in_progress", "completed", "no_show", "cancelled", "rescheduled", ""])
+    @Test(
+        "Given other statuses, when grace has passed, then no no-show",
+        arguments: ["arrived", "in_progress", "completed", "no_show", "cancelled", "rescheduled", ""])
     func otherStatuses(_ status: String) {
         #expect(!NoShowRule.isNoShow(status: status, checkedIn: false, startMs: start, nowMs: start + Clinic.hour, graceMs: grace))
     }
@@ -223,8 +229,9 @@ struct KioskMessagesTests {
 
     @Test("Given Maria checked in for 13:30Z, when the kiosk shows the result, then the contract's message appears")
     func checkedInMessage() {
-        let m = KioskMessages.message(outcome: .checkedIn, firstName: KioskMessages.firstName("Maria Aparecida da Silva"),
-                                      professional: "Dr. Erick", room: "Sala 2", startMs: Clinic.mariaStartMs, zone: sp)
+        let m = KioskMessages.message(
+            outcome: .checkedIn, firstName: KioskMessages.firstName("Maria Aparecida da Silva"),
+            professional: "Dr. Erick", room: "Sala 2", startMs: Clinic.mariaStartMs, zone: sp)
         #expect(m == "Olá, Maria! Check-in feito. Sua consulta com Dr. Erick é às 10:30, na Sala 2.")
         #expect(m.contains("Olá, Maria! Check-in feito."))
         #expect(m.contains("10:30"))
@@ -235,8 +242,9 @@ struct KioskMessagesTests {
 
     @Test("Given Maria scans again, when the kiosk answers, then it says the check-in was already done")
     func alreadyMessage() {
-        let m = KioskMessages.message(outcome: .alreadyCheckedIn, firstName: "Maria", professional: "Dr. Erick", room: "Sala 2",
-                                      startMs: Clinic.mariaStartMs, zone: sp)
+        let m = KioskMessages.message(
+            outcome: .alreadyCheckedIn, firstName: "Maria", professional: "Dr. Erick", room: "Sala 2",
+            startMs: Clinic.mariaStartMs, zone: sp)
         #expect(m.hasPrefix("Olá, Maria! "))
         #expect(m.contains("já"))
         #expect(m.contains("10:30"))
@@ -244,10 +252,12 @@ struct KioskMessagesTests {
 
     @Test("Given no professional or room, when the message is made, then the sentence still reads well")
     func partialDetails() {
-        let m = KioskMessages.message(outcome: .checkedIn, firstName: nil, professional: nil, room: "",
-                                      startMs: Clinic.mariaStartMs, zone: sp)
+        let m = KioskMessages.message(
+            outcome: .checkedIn, firstName: nil, professional: nil, room: "",
+            startMs: Clinic.mariaStartMs, zone: sp)
         #expect(m == "Olá! Check-in feito. Sua consulta é às 10:30.")
-        #expect(KioskMessages.message(outcome: .checkedIn, firstName: "Ana", professional: nil, room: nil, startMs: nil, zone: sp)
+        #expect(
+            KioskMessages.message(outcome: .checkedIn, firstName: "Ana", professional: nil, room: nil, startMs: nil, zone: sp)
                 == "Olá, Ana! Check-in feito.")
     }
 
@@ -258,11 +268,13 @@ struct KioskMessagesTests {
         #expect(!m.contains("Olá,"))
     }
 
-    @Test("Given outcomes without an appointment, when the kiosk answers, then each points to the reception",
-          arguments: [KioskOutcome.noAppointment, .unknownCode, .invalidRequest])
+    @Test(
+        "Given outcomes without an appointment, when the kiosk answers, then each points to the reception",
+        arguments: [KioskOutcome.noAppointment, .unknownCode, .invalidRequest])
     func reception(_ o: KioskOutcome) {
-        let m = KioskMessages.message(outcome: o, firstName: "Maria", professional: "Dr. Erick", room: "Sala 2",
-                                      startMs: Clinic.mariaStartMs, zone: sp)
+        let m = KioskMessages.message(
+            outcome: o, firstName: "Maria", professional: "Dr. Erick", room: "Sala 2",
+            startMs: Clinic.mariaStartMs, zone: sp)
         #expect(m.contains("recepção"))
         #expect(!m.contains("Dr. Erick"), "no appointment details without an appointment")
     }
@@ -272,20 +284,23 @@ struct KioskMessagesTests {
         #expect(KioskOutcome.allCases.map(\.rawValue) == ["checked_in", "already_checked_in", "no_appointment", "unknown_code", "invalid_request"])
     }
 
-    @Test("Given times of day, when shown in São Paulo, then they are local 24-hour HH:mm",
-          arguments: [(Int64(1_795_959_000_000), "10:30"), (1_795_921_200_000, "00:00"), (1_795_921_199_000, "23:59"), (1_795_957_331_000, "10:02")])
+    @Test(
+        "Given times of day, when shown in São Paulo, then they are local 24-hour HH:mm",
+        arguments: [(Int64(1_795_959_000_000), "10:30"), (1_795_921_200_000, "00:00"), (1_795_921_199_000, "23:59"), (1_795_957_331_000, "10:02")])
     func clock(_ ms: Int64, _ text: String) {
         #expect(KioskMessages.clock(ms, zone: sp) == text)
     }
 
-    @Test("Given full names, when the first name is taken, then only it is shown",
-          arguments: [("Maria Aparecida da Silva", "Maria"), ("João", "João"), ("  Ana   Paula ", "Ana"), ("", "")])
+    @Test(
+        "Given full names, when the first name is taken, then only it is shown",
+        arguments: [("Maria Aparecida da Silva", "Maria"), ("João", "João"), ("  Ana   Paula ", "Ana"), ("", "")])
     func firstName(_ full: String, _ first: String) {
         #expect(KioskMessages.firstName(full) == first)
     }
 
-    @Test("Given a roster name separated by a tab, newline or no-break space (pasted from a spreadsheet), when the first name is taken, then only it is shown",
-          arguments: ["Maria\tAparecida da Silva", "Maria\nAparecida da Silva", "Maria\u{00A0}Aparecida da Silva"])
+    @Test(
+        "Given a roster name separated by a tab, newline or no-break space (pasted from a spreadsheet), when the first name is taken, then only it is shown",
+        arguments: ["Maria\tAparecida da Silva", "Maria\nAparecida da Silva", "Maria\u{00A0}Aparecida da Silva"])
     func firstNameOtherWhitespace(_ full: String) {
         do {
             #expect(KioskMessages.firstName(full) == "Maria")
@@ -297,14 +312,15 @@ struct KioskMessagesTests {
 struct LocalDayTests {
     let sp = Clinic.saoPaulo
 
-    @Test("Given instants around local midnight, when the day is named, then São Paulo's date is used",
-          arguments: [
-            (Int64(1_795_921_200_000), "2026-11-29"),       // 00:00 local = 03:00Z
-            (1_795_921_199_999, "2026-11-28"),              // 23:59:59.999 local the day before
+    @Test(
+        "Given instants around local midnight, when the day is named, then São Paulo's date is used",
+        arguments: [
+            (Int64(1_795_921_200_000), "2026-11-29"),  // 00:00 local = 03:00Z
+            (1_795_921_199_999, "2026-11-28"),  // 23:59:59.999 local the day before
             (1_795_959_000_000, "2026-11-29"),
-            (1_796_007_599_999, "2026-11-29"),              // 02:59:59.999Z next UTC day
+            (1_796_007_599_999, "2026-11-29"),  // 02:59:59.999Z next UTC day
             (1_796_007_600_000, "2026-11-30"),
-          ])
+        ])
     func dayString(_ ms: Int64, _ day: String) {
         #expect(LocalDay.dayString(ms, zone: sp) == day)
     }
@@ -345,27 +361,30 @@ struct LocalDayTests {
         #expect(day == "2027-02-05")
     }
 
-    @Test("Given malformed or impossible dates, when bounded, then nil",
-          arguments: ["", "2026-11-2", "2026/11/29", "29-11-2026", "2026-02-30", "2025-02-29", "2026-11-31", "hoje", "2026-11-29T00:00"])
+    @Test(
+        "Given malformed or impossible dates, when bounded, then nil",
+        arguments: ["", "2026-11-2", "2026/11/29", "29-11-2026", "2026-02-30", "2025-02-29", "2026-11-31", "hoje", "2026-11-29T00:00"])
     func malformed(_ day: String) {
         #expect(LocalDay.bounds(day, zone: sp) == nil)
     }
 
-    @Test("Given out-of-range months or misplaced digits, when bounded, then nil",
-          arguments: ["2026-13-01", "2026-00-10", "2026-1-011"])
+    @Test(
+        "Given out-of-range months or misplaced digits, when bounded, then nil",
+        arguments: ["2026-13-01", "2026-00-10", "2026-1-011"])
     func malformedButNormalised(_ day: String) {
         do {
             #expect(LocalDay.bounds(day, zone: sp) == nil)
         }
     }
 
-    @Test("Given a day, when days are added, then months, years and leap days roll over",
-          arguments: [
+    @Test(
+        "Given a day, when days are added, then months, years and leap days roll over",
+        arguments: [
             ("2026-11-29", 1, "2026-11-30"), ("2026-11-29", -1, "2026-11-28"), ("2026-11-29", 7, "2026-12-06"),
             ("2026-12-31", 1, "2027-01-01"), ("2026-03-01", -1, "2026-02-28"), ("2028-03-01", -1, "2028-02-29"),
             ("2026-11-29", 0, "2026-11-29"), ("2018-11-03", 1, "2018-11-04"), ("2018-11-04", 1, "2018-11-05"),
             ("2019-02-16", 1, "2019-02-17"), ("not-a-day", 1, "not-a-day"),
-          ])
+        ])
     func addDays(_ day: String, _ n: Int, _ expected: String) {
         #expect(LocalDay.addDays(day, n, zone: sp) == expected)
     }

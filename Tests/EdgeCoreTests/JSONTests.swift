@@ -22,31 +22,34 @@ struct JSONParseTests {
         #expect(v.objectValue?.count == 7)
     }
 
-    @Test("Given valid scalars and containers at the top level, when parsed, then they are accepted",
-          arguments: [
+    @Test(
+        "Given valid scalars and containers at the top level, when parsed, then they are accepted",
+        arguments: [
             ("{}", JSON.object([:])), ("[]", .array([])), ("0", .number(0)), ("-0", .number(0)),
             ("1.5", .number(1.5)), ("1E+2", .number(100)), ("2e-3", .number(0.002)), ("0.25E1", .number(2.5)),
             ("\"\"", .string("")), ("true", .bool(true)), ("false", .bool(false)), ("null", .null),
             (" \t\r\n[ 1 , 2 ]\n", .array([.number(1), .number(2)])),
             (#"{"a":{"b":{"c":[]}}}"#, .object(["a": .object(["b": .object(["c": .array([])])])])),
-          ])
+        ])
     func validDocuments(_ text: String, _ expected: JSON) throws {
         #expect(try JSON.parse(text) == expected)
     }
 
-    @Test("Given escapes, when parsed, then they decode to the right characters",
-          arguments: [
+    @Test(
+        "Given escapes, when parsed, then they decode to the right characters",
+        arguments: [
             (#""\u00e9""#, "é"), (#""\u00C9""#, "É"), (#""Ol\u00e1, Maria""#, "Olá, Maria"),
             (#""\ud83d\ude00""#, "😀"), (#""\uD834\uDD1E""#, "𝄞"), (#""a\"b\\c\/d""#, "a\"b\\c/d"),
             (#""\b\f\n\r\t""#, "\u{08}\u{0C}\n\r\t"), (#""\u0000""#, "\u{0}"), (#""\u2028""#, "\u{2028}"),
             ("\"Olá 😀 direct\"", "Olá 😀 direct"), (#""pre \u00e9 post ü""#, "pre é post ü"),
-          ])
+        ])
     func unicodeEscapes(_ text: String, _ expected: String) throws {
         #expect(try JSON.parse(text) == .string(expected))
     }
 
-    @Test("Given malformed JSON, when parsed, then it is rejected",
-          arguments: [
+    @Test(
+        "Given malformed JSON, when parsed, then it is rejected",
+        arguments: [
             ("", "empty"), ("   ", "only whitespace"), (#"{"a":1} x"#, "trailing garbage"), ("{}{}", "two documents"),
             ("[1,2]]", "extra bracket"), (#"{"a":1,"a":2}"#, "duplicate keys"), (#"{"a":1,"b":{"c":1,"c":1}}"#, "nested duplicate keys"),
             (#""\ud83d""#, "lone high surrogate"), (#""\ude00""#, "lone low surrogate"), (#""\ud83dx""#, "high surrogate then text"),
@@ -61,22 +64,23 @@ struct JSONParseTests {
             ("[1,]", "trailing comma in array"), (#"{"a":1,}"#, "trailing comma in object"), ("{a:1}", "unquoted key"),
             ("{'a':1}", "single quotes"), (#"{"a" 1}"#, "missing colon"), ("[1 2]", "missing comma"), ("[", "unclosed array"),
             (#"{"a":"#, "missing value"), ("// c\n{}", "comment"), ("\u{FEFF}{}", "byte order mark"),
-          ])
+        ])
     func rejectsMalformed(_ text: String, _ why: String) {
         #expect(throws: JSON.ParseError.self, "\(why)") { try JSON.parse(text) }
     }
 
-    @Test("Given invalid UTF-8 bytes, when parsed, then they are rejected",
-          arguments: [
-            [0x22, 0xff, 0x22] as [UInt8],              // 0xFF never valid
-            [0x22, 0xc3, 0x22],                         // truncated 2-byte sequence
-            [0x22, 0xc0, 0xaf, 0x22],                   // overlong "/"
-            [0x22, 0xed, 0xa0, 0x80, 0x22],             // UTF-8 encoded surrogate
-            [0x22, 0xf4, 0x90, 0x80, 0x80, 0x22],       // above U+10FFFF
-            [0x22, 0x5c, 0x6e, 0x80, 0x22],             // lone continuation byte after an escape
-            [0x7b, 0x22, 0xfe, 0x22, 0x3a, 0x31, 0x7d], // bad key
-            [0xc3, 0xa9],                               // "é" outside a string
-          ])
+    @Test(
+        "Given invalid UTF-8 bytes, when parsed, then they are rejected",
+        arguments: [
+            [0x22, 0xff, 0x22] as [UInt8],  // 0xFF never valid
+            [0x22, 0xc3, 0x22],  // truncated 2-byte sequence
+            [0x22, 0xc0, 0xaf, 0x22],  // overlong "/"
+            [0x22, 0xed, 0xa0, 0x80, 0x22],  // UTF-8 encoded surrogate
+            [0x22, 0xf4, 0x90, 0x80, 0x80, 0x22],  // above U+10FFFF
+            [0x22, 0x5c, 0x6e, 0x80, 0x22],  // lone continuation byte after an escape
+            [0x7b, 0x22, 0xfe, 0x22, 0x3a, 0x31, 0x7d],  // bad key
+            [0xc3, 0xa9],  // "é" outside a string
+        ])
     func rejectsInvalidUTF8(_ bytes: [UInt8]) {
         #expect(throws: JSON.ParseError.self) { try JSON.parse(bytes) }
     }
@@ -95,8 +99,9 @@ struct JSONParseTests {
         #expect(throws: Never.self) { try JSON.parse(objects) }
     }
 
-    @Test("Given nesting deeper than 32, when parsed, then it is rejected",
-          arguments: [34, 40, 100, 10_000])
+    @Test(
+        "Given nesting deeper than 32, when parsed, then it is rejected",
+        arguments: [34, 40, 100, 10_000])
     func deepNestingRejected(_ depth: Int) {
         #expect(throws: JSON.ParseError.self) { try JSON.parse(nested(depth)) }
         #expect(throws: JSON.ParseError.self) { try JSON.parse(nested(depth, inner: "1")) }

@@ -20,18 +20,24 @@ struct ModuleRulesTests {
         ("Sources/EdgeStore", "EdgeStore", ["EdgeCore", "GRDB", "GRDBSQLite"]),
         ("Sources/EdgeMQTT", "EdgeMQTT", ["CMosquitto", "Logging"]),
         ("Sources/EdgeHTTPClient", "EdgeHTTPClient", ["CCurl"]),
-        ("Sources/MedicEdge", "MedicEdge", [
-            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CLibCrypto", "ArgumentParser", "Logging", "Metrics",
-            "CoreMetrics", "Prometheus", "ServiceLifecycle", "Hummingbird", "HummingbirdTLS", "NIOCore", "NIOSSL", "Crypto",
-        ]),
+        (
+            "Sources/MedicEdge", "MedicEdge",
+            [
+                "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CLibCrypto", "ArgumentParser", "Logging", "Metrics",
+                "CoreMetrics", "Prometheus", "ServiceLifecycle", "Hummingbird", "HummingbirdTLS", "NIOCore", "NIOSSL", "Crypto",
+            ]
+        ),
         ("Sources/medic-edge", "medic-edge", ["MedicEdge"]),
         ("Sources/CloudStub", "CloudStub", ["Logging", "NIOCore", "NIOPosix", "NIOHTTP1"]),
         ("devices", "EdgeSimulators", ["EdgeCore", "EdgeMQTT", "Logging"]),
         ("Sources/EdgeTestSupport", "EdgeTestSupport", ["EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "Logging"]),
-        ("Sources/EdgeLab", "EdgeLab", [
-            "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "EdgeSimulators",
-            "ArgumentParser", "Logging",
-        ]),
+        (
+            "Sources/EdgeLab", "EdgeLab",
+            [
+                "EdgeCore", "EdgeStore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "EdgeTestSupport", "EdgeSimulators",
+                "ArgumentParser", "Logging",
+            ]
+        ),
         ("Sources/medic-edge-lab", "medic-edge-lab", ["EdgeLab"]),
     ]
 
@@ -47,7 +53,8 @@ struct ModuleRulesTests {
                 while let w = words.first, w.hasPrefix("@") || ["public", "internal", "package", "private"].contains(w) { words.removeFirst() }
                 guard words.count >= 2, words[0] == "import" else { continue }
                 // `import struct Foo.Bar`, `import Foo.Bar`: the module is the first path component.
-                let path = words.count >= 3 && ["struct", "class", "enum", "protocol", "func", "var", "typealias"].contains(words[1]) ? words[2] : words[1]
+                let path =
+                    words.count >= 3 && ["struct", "class", "enum", "protocol", "func", "var", "typealias"].contains(words[1]) ? words[2] : words[1]
                 out.append(("\(folder)/\(rel):\(n + 1)", String(path.split(separator: ".")[0])))
             }
         }

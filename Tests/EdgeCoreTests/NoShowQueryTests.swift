@@ -11,8 +11,9 @@ struct NoShowQueryTests {
     static let now: Int64 = 1_800_000_000_000
     static let statuses = AppointmentStatus.allCases.map(\.rawValue) + ["", "Scheduled", "unknown"]
 
-    @Test("Given every status × start time around the grace boundary × checked in or not, when the query runs, then it selects exactly the rule's no-shows",
-          arguments: [15 * Clinic.minute, 30_000, 0])
+    @Test(
+        "Given every status × start time around the grace boundary × checked in or not, when the query runs, then it selects exactly the rule's no-shows",
+        arguments: [15 * Clinic.minute, 30_000, 0])
     func matchesTheRule(graceMs: Int64) throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
@@ -27,13 +28,15 @@ struct NoShowQueryTests {
                 for (i, start) in starts.enumerated() {
                     for checkedIn in [false, true] {
                         let id = "a-\(status.isEmpty ? "empty" : status)-\(i)-\(checkedIn ? "in" : "out")"
-                        try tx.upsertAppointment(AppointmentRow(
-                            id: id, patientId: "p-\(id)", professionalId: "pr1", serviceId: nil, roomId: nil, startMs: start,
-                            endMs: start + 30 * Clinic.minute, scheduledStart: Time.rfc3339(ms: start),
-                            scheduledEnd: Time.rfc3339(ms: start + 30 * Clinic.minute), status: status, createdAt: nil, updatedAt: nil))
+                        try tx.upsertAppointment(
+                            AppointmentRow(
+                                id: id, patientId: "p-\(id)", professionalId: "pr1", serviceId: nil, roomId: nil, startMs: start,
+                                endMs: start + 30 * Clinic.minute, scheduledStart: Time.rfc3339(ms: start),
+                                scheduledEnd: Time.rfc3339(ms: start + 30 * Clinic.minute), status: status, createdAt: nil, updatedAt: nil))
                         if checkedIn {
-                            try tx.recordCheckin(appointmentId: id, patientId: "p-\(id)", nowMs: start, method: "qr", device: "kiosk-1",
-                                                 staff: nil, eventId: "e-\(id)")
+                            try tx.recordCheckin(
+                                appointmentId: id, patientId: "p-\(id)", nowMs: start, method: "qr", device: "kiosk-1",
+                                staff: nil, eventId: "e-\(id)")
                         }
                         if NoShowRule.isNoShow(status: status, checkedIn: checkedIn, startMs: start, nowMs: now, graceMs: graceMs) {
                             expected.insert(id)
@@ -45,8 +48,9 @@ struct NoShowQueryTests {
         }
         let selected = try store.read { tx in try tx.dueNoShows(nowMs: now, graceMs: graceMs) }
         #expect(cases == Self.statuses.count * starts.count * 2)
-        #expect(expected.count == NoShowRule.statuses.count * starts.filter { $0 + graceMs <= now }.count,
-                "the rule's statuses × the starts whose grace has passed, not checked in")
+        #expect(
+            expected.count == NoShowRule.statuses.count * starts.filter { $0 + graceMs <= now }.count,
+            "the rule's statuses × the starts whose grace has passed, not checked in")
         #expect(Set(selected.map(\.id)) == expected)
         #expect(selected.count == expected.count, "each once")
         for s in selected { #expect(s.patientId == "p-\(s.id)" && s.professionalId == "pr1") }

@@ -4,9 +4,11 @@ import Testing
 
 private func reason<T>(_ r: Result<T, Rejection>) -> RejectReason? { r.failureValue?.reason }
 
-private func sample(patient: String = "6f1c2a9e-0000-4000-8000-000000000001", source: String = "garmin",
-                    metric: String = "heart_rate", value: String = "72", unit: String = "bpm",
-                    at: String = "2026-11-29T12:55:00Z") -> String {
+private func sample(
+    patient: String = "6f1c2a9e-0000-4000-8000-000000000001", source: String = "garmin",
+    metric: String = "heart_rate", value: String = "72", unit: String = "bpm",
+    at: String = "2026-11-29T12:55:00Z"
+) -> String {
     #"{"patient_id":"\#(patient)","source":"\#(source)","metric_type":"\#(metric)","value":\#(value),"unit":"\#(unit)","recorded_at":"\#(at)"}"#
 }
 
@@ -28,11 +30,12 @@ struct PayloadEnvelopeTests {
         #expect(PayloadRules.object(Array(text.utf8)).successValue?["pad"] != nil)
     }
 
-    @Test("Given payloads that are not a JSON object, when read, then the reason says why",
-          arguments: [
+    @Test(
+        "Given payloads that are not a JSON object, when read, then the reason says why",
+        arguments: [
             ("hello kiosk", RejectReason.notJSON), ("", .notJSON), (#"{"scan_id":"k1","#, .notJSON), (#"{"a":1,"a":2}"#, .notJSON),
             ("[1,2,3]", .notObject), (#""just a string""#, .notObject), ("42", .notObject), ("null", .notObject), ("true", .notObject),
-          ])
+        ])
     func notAnObject(_ text: String, _ expected: RejectReason) {
         #expect(reason(PayloadRules.object(Array(text.utf8))) == expected)
     }
@@ -49,13 +52,14 @@ struct PayloadEnvelopeTests {
         #expect(PayloadRules.presence(o).successValue?.occupied == true)
     }
 
-    @Test("Given msg_id values, when read, then 1-64 chars is accepted and anything else explained",
-          arguments: [
+    @Test(
+        "Given msg_id values, when read, then 1-64 chars is accepted and anything else explained",
+        arguments: [
             (#"{}"#, Result<String?, RejectReason>.success(nil)), (#"{"msg_id":null}"#, .success(nil)),
             (#"{"msg_id":"gw1-0042"}"#, .success("gw1-0042")), (#"{"msg_id":42}"#, .failure(.wrongType)),
             (#"{"msg_id":""}"#, .failure(.outOfRange)), (#"{"msg_id":"\#(String(repeating: "m", count: 65))"}"#, .failure(.outOfRange)),
             (#"{"msg_id":"\#(String(repeating: "m", count: 64))"}"#, .success(String(repeating: "m", count: 64))),
-          ])
+        ])
     func msgId(_ text: String, _ expected: Result<String?, RejectReason>) {
         #expect(PayloadRules.msgId(obj(text)).mapError(\.reason) == expected)
     }
@@ -76,8 +80,9 @@ struct KioskScanRulesTests {
         #expect(PayloadRules.kioskScan(obj(#"{"scan_id":"k1-2","qr":"\#(qr)"}"#)).successValue?.qr == qr)
     }
 
-    @Test("Given a bad scan, when validated, then the reason matches",
-          arguments: [
+    @Test(
+        "Given a bad scan, when validated, then the reason matches",
+        arguments: [
             (#"{"qr":"MEDIC:1"}"#, RejectReason.missingField, "scan_id missing"),
             (#"{"scan_id":null,"qr":"MEDIC:1"}"#, .missingField, "scan_id null"),
             (#"{"scan_id":123,"qr":"MEDIC:1"}"#, .wrongType, "scan_id a number"),
@@ -93,7 +98,7 @@ struct KioskScanRulesTests {
             (#"{"scan_id":"k1-3","qr":""}"#, .outOfRange, "qr empty"),
             (#"{"scan_id":"k1-3","qr":"MEDIC:1","ts":"yesterday"}"#, .wrongType, "ts not RFC 3339"),
             (#"{"scan_id":"k1-3","qr":"MEDIC:1","ts":1795957331}"#, .wrongType, "ts a number"),
-          ])
+        ])
     func rejected(_ text: String, _ expected: RejectReason, _ why: String) {
         #expect(reason(PayloadRules.kioskScan(obj(text))) == expected, "\(why)")
     }
@@ -113,15 +118,17 @@ struct KioskScanRulesTests {
 struct PresenceRulesTests {
     @Test("Given a room sensor's reading, when validated, then occupied and people are read")
     func valid() {
-        #expect(PayloadRules.presence(obj(#"{"occupied":true,"people":1,"ts":"2026-11-29T13:31:00Z","msg_id":"p-1"}"#)).successValue
+        #expect(
+            PayloadRules.presence(obj(#"{"occupied":true,"people":1,"ts":"2026-11-29T13:31:00Z","msg_id":"p-1"}"#)).successValue
                 == PresenceReading(occupied: true, people: 1, ts: "2026-11-29T13:31:00Z"))
         #expect(PayloadRules.presence(obj(#"{"occupied":false}"#)).successValue == PresenceReading(occupied: false, people: nil, ts: nil))
         #expect(PayloadRules.presence(obj(#"{"occupied":false,"people":0}"#)).successValue?.people == 0)
         #expect(PayloadRules.presence(obj(#"{"occupied":true,"people":null}"#)).successValue?.people == nil)
     }
 
-    @Test("Given a bad presence reading, when validated, then the reason matches",
-          arguments: [
+    @Test(
+        "Given a bad presence reading, when validated, then the reason matches",
+        arguments: [
             (#"{"people":2}"#, RejectReason.missingField, "occupied missing"),
             (#"{"occupied":null}"#, .missingField, "occupied null"),
             (#"{"occupied":1}"#, .wrongType, "occupied is 1, not true"),
@@ -132,7 +139,7 @@ struct PresenceRulesTests {
             (#"{"occupied":true,"people":"2"}"#, .wrongType, "people a string"),
             (#"{"occupied":true,"people":true}"#, .wrongType, "people a boolean"),
             (#"{"occupied":true,"ts":"2026-11-29T13:31:00"}"#, .wrongType, "ts without offset"),
-          ])
+        ])
     func rejected(_ text: String, _ expected: RejectReason, _ why: String) {
         #expect(reason(PayloadRules.presence(obj(text))) == expected, "\(why)")
     }
@@ -174,8 +181,9 @@ struct EnvironmentRulesTests {
         #expect(reason(PayloadRules.environment(obj(#"{"\#(other)":20,"\#(m.rawValue)":\#(JSONText.number(hi + 1))}"#))) == .outOfRange)
     }
 
-    @Test("Given a bad environment reading, when validated, then the reason matches",
-          arguments: [
+    @Test(
+        "Given a bad environment reading, when validated, then the reason matches",
+        arguments: [
             (#"{"ts":"2026-11-29T13:00:00Z"}"#, RejectReason.missingField, "no metric"),
             (#"{}"#, .missingField, "empty object"),
             (#"{"battery_pct":90,"pressure_hpa":1013}"#, .missingField, "only unknown metrics"),
@@ -184,7 +192,7 @@ struct EnvironmentRulesTests {
             (#"{"humidity_pct":true}"#, .wrongType, "humidity a boolean"),
             (#"{"co2_ppm":[640]}"#, .wrongType, "co2 an array"),
             (#"{"co2_ppm":640,"ts":"soon"}"#, .wrongType, "bad ts"),
-          ])
+        ])
     func rejected(_ text: String, _ expected: RejectReason, _ why: String) {
         #expect(reason(PayloadRules.environment(obj(text))) == expected, "\(why)")
     }
@@ -194,7 +202,8 @@ struct EnvironmentRulesTests {
 struct DeviceStatusRulesTests {
     @Test("Given the kiosk's will and birth, when validated, then state and type are read")
     func valid() {
-        #expect(PayloadRules.deviceStatus(obj(#"{"state":"online","type":"checkin_kiosk","room_id":"sala-2","fw":"1.4.0"}"#)).successValue
+        #expect(
+            PayloadRules.deviceStatus(obj(#"{"state":"online","type":"checkin_kiosk","room_id":"sala-2","fw":"1.4.0"}"#)).successValue
                 == DeviceStatus(online: true, type: .checkinKiosk, roomId: "sala-2", fw: "1.4.0"))
         #expect(PayloadRules.deviceStatus(obj(#"{"state":"offline"}"#)).successValue == DeviceStatus(online: false, type: nil, roomId: nil, fw: nil))
     }
@@ -204,8 +213,9 @@ struct DeviceStatusRulesTests {
         #expect(PayloadRules.deviceStatus(obj(#"{"state":"online","type":"\#(t.rawValue)"}"#)).successValue?.type == t)
     }
 
-    @Test("Given a bad status, when validated, then the reason matches",
-          arguments: [
+    @Test(
+        "Given a bad status, when validated, then the reason matches",
+        arguments: [
             (#"{"type":"checkin_kiosk"}"#, RejectReason.missingField, "state missing"),
             (#"{"state":"sleeping"}"#, .unknownValue, "unknown state"),
             (#"{"state":"Online"}"#, .unknownValue, "state in capitals"),
@@ -214,7 +224,7 @@ struct DeviceStatusRulesTests {
             (#"{"state":"online","type":7}"#, .wrongType, "type a number"),
             (#"{"state":"online","room_id":5}"#, .wrongType, "room id a number"),
             (#"{"state":"online","fw":1.4}"#, .wrongType, "fw a number"),
-          ])
+        ])
     func rejected(_ text: String, _ expected: RejectReason, _ why: String) {
         #expect(reason(PayloadRules.deviceStatus(obj(text))) == expected, "\(why)")
     }
@@ -229,7 +239,8 @@ struct DeviceStatusRulesTests {
 struct WearableRulesTests {
     @Test("Given a gateway batch, when validated, then the samples are read and the patient id lowercased")
     func valid() throws {
-        let text = #"{"msg_id":"gw1-0042","samples":[\#(sample(patient: "6F1C2A9E-0000-4000-8000-00000000000A")),\#(sample(metric: "steps", value: "1200", unit: "count"))]}"#
+        let text =
+            #"{"msg_id":"gw1-0042","samples":[\#(sample(patient: "6F1C2A9E-0000-4000-8000-00000000000A")),\#(sample(metric: "steps", value: "1200", unit: "count"))]}"#
         let b = try #require(PayloadRules.wearable(obj(text)).successValue)
         #expect(b.msgId == "gw1-0042")
         #expect(b.valid.count == 2)
@@ -243,8 +254,9 @@ struct WearableRulesTests {
         #expect(b.valid[1].value == 1200)
     }
 
-    @Test("Given every known source and metric, when validated, then each is accepted",
-          arguments: ["google_fit", "apple_health", "fitbit", "garmin", "whoop"], ["steps", "heart_rate", "sleep", "stress", "spo2", "hrv"])
+    @Test(
+        "Given every known source and metric, when validated, then each is accepted",
+        arguments: ["google_fit", "apple_health", "fitbit", "garmin", "whoop"], ["steps", "heart_rate", "sleep", "stress", "spo2", "hrv"])
     func sourcesAndMetrics(_ source: String, _ metric: String) {
         let b = PayloadRules.wearable(obj(#"{"msg_id":"m","samples":[\#(sample(source: source, metric: metric))]}"#))
         #expect(b.successValue?.valid.count == 1)
@@ -252,13 +264,15 @@ struct WearableRulesTests {
 
     @Test("Given unknown fields in a sample, when validated, then they stay in the raw sample")
     func rawKept() {
-        let s = #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"whoop","metric_type":"hrv","value":55.5,"unit":"ms","recorded_at":"2026-11-29T06:00:00-03:00","strap":"4.0"}"#
+        let s =
+            #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"whoop","metric_type":"hrv","value":55.5,"unit":"ms","recorded_at":"2026-11-29T06:00:00-03:00","strap":"4.0"}"#
         let b = PayloadRules.wearable(obj(#"{"msg_id":"m","samples":[\#(s)]}"#)).successValue
         #expect(b?.valid.first?.raw["strap"] == .string("4.0"))
     }
 
-    @Test("Given a bad batch, when validated, then the whole message is rejected with the reason",
-          arguments: [
+    @Test(
+        "Given a bad batch, when validated, then the whole message is rejected with the reason",
+        arguments: [
             (#"{"samples":[\#(sample())]}"#, RejectReason.missingField, "msg_id missing"),
             (#"{"msg_id":null,"samples":[\#(sample())]}"#, .missingField, "msg_id null"),
             (#"{"msg_id":42,"samples":[\#(sample())]}"#, .wrongType, "msg_id a number"),
@@ -267,7 +281,7 @@ struct WearableRulesTests {
             (#"{"msg_id":"gw1-1","samples":\#(sample())}"#, .wrongType, "samples an object"),
             (#"{"msg_id":"gw1-1","samples":"many"}"#, .wrongType, "samples a string"),
             (#"{"msg_id":"gw1-1","samples":[]}"#, .outOfRange, "zero samples"),
-          ])
+        ])
     func rejected(_ text: String, _ expected: RejectReason, _ why: String) {
         #expect(reason(PayloadRules.wearable(obj(text))) == expected, "\(why)")
     }
@@ -281,8 +295,9 @@ struct WearableRulesTests {
         #expect(reason(PayloadRules.wearable(try! JSON.parse(tooMany).objectValue!)) == .outOfRange)
     }
 
-    @Test("Given one bad sample among good ones, when validated, then only it is dropped",
-          arguments: [
+    @Test(
+        "Given one bad sample among good ones, when validated, then only it is dropped",
+        arguments: [
             (sample(patient: "not-a-uuid"), RejectReason.wrongType),
             (sample(source: "polar"), .unknownValue),
             (sample(metric: "blood_pressure"), .unknownValue),
@@ -290,12 +305,21 @@ struct WearableRulesTests {
             (sample(value: "true"), .wrongType),
             (sample(at: "2026-11-29 noon"), .wrongType),
             (#"{"source":"garmin","metric_type":"steps","value":1,"unit":"count","recorded_at":"2026-11-29T12:00:00Z"}"#, .missingField),
-            (#"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","unit":"count","recorded_at":"2026-11-29T12:00:00Z"}"#, .missingField),
-            (#"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"recorded_at":"2026-11-29T12:00:00Z"}"#, .missingField),
-            (#"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"unit":5,"recorded_at":"2026-11-29T12:00:00Z"}"#, .wrongType),
+            (
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","unit":"count","recorded_at":"2026-11-29T12:00:00Z"}"#,
+                .missingField
+            ),
+            (
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"recorded_at":"2026-11-29T12:00:00Z"}"#,
+                .missingField
+            ),
+            (
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"unit":5,"recorded_at":"2026-11-29T12:00:00Z"}"#,
+                .wrongType
+            ),
             ("42", .wrongType),
             (#""a sample""#, .wrongType),
-          ])
+        ])
     func oneBadSampleDroppedAlone(_ bad: String, _ expected: RejectReason) throws {
         let text = #"{"msg_id":"gw1-4","samples":[\#(sample()),\#(bad),\#(sample(metric: "spo2", value: "97", unit: "%"))]}"#
         let b = try #require(PayloadRules.wearable(obj(text)).successValue)

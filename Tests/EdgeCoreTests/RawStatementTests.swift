@@ -18,9 +18,13 @@ struct RawStatementTests {
             try store.writer.write { db in
                 try db.execute(sql: "CREATE TABLE t (a TEXT, b INTEGER, c REAL, d TEXT, e TEXT)")
                 let st = try db.cachedStatement(sql: "INSERT INTO t (a, b, c, d, e) VALUES (?,?,?,?,?)")
-                let n = try st.runRaw { b in b.text("Olá, São Paulo \"x\""); b.int(Int64.max); b.double(-2.5); b.text(nil as String?); b.text("") }
+                let n = try st.runRaw { b in
+                    b.text("Olá, São Paulo \"x\""); b.int(Int64.max); b.double(-2.5); b.text(nil as String?); b.text("")
+                }
                 #expect(n == 1)
-                try st.runRaw { b in b.text("second"); b.int(7); b.double(0); b.null(); b.text("e") }
+                try st.runRaw { b in
+                    b.text("second"); b.int(7); b.double(0); b.null(); b.text("e")
+                }
             }
             let rows = try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT * FROM t ORDER BY rowid") }
             #expect(rows.count == 2)
@@ -60,8 +64,10 @@ struct RawStatementTests {
     func firstSight() throws {
         try withStore { store in
             let (first, again) = try store.writer.write { db in
-                (try Ledger.rememberFirstSight(db, deviceId: "env-01", msgId: "m1", ack: #"{"msg_id":"m1"}"#, nowMs: 1),
-                 try Ledger.rememberFirstSight(db, deviceId: "env-01", msgId: "m1", ack: "other", nowMs: 2))
+                (
+                    try Ledger.rememberFirstSight(db, deviceId: "env-01", msgId: "m1", ack: #"{"msg_id":"m1"}"#, nowMs: 1),
+                    try Ledger.rememberFirstSight(db, deviceId: "env-01", msgId: "m1", ack: "other", nowMs: 2)
+                )
             }
             #expect(first)
             #expect(!again)
@@ -69,15 +75,20 @@ struct RawStatementTests {
         }
     }
 
-    @Test("Given 70 events of one batch, when written together (two 32-row inserts and 6 single rows), then all are in the outbox in their order with their ids and sizes")
+    @Test(
+        "Given 70 events of one batch, when written together (two 32-row inserts and 6 single rows), then all are in the outbox in their order with their ids and sizes"
+    )
     func enqueueAllKeepsOrder() throws {
         try withStore { store in
             let events = (0..<70).map { i in
-                Ledger.Pending(name: "integration/iot.event", eventClass: i % 7 == 0 ? .clinical : .telemetry,
-                               source: "device:env-\(i)", data: #"{"n":\#(i)}"#, nowMs: 1_795_959_000_000 + Int64(i))
+                Ledger.Pending(
+                    name: "integration/iot.event", eventClass: i % 7 == 0 ? .clinical : .telemetry,
+                    source: "device:env-\(i)", data: #"{"n":\#(i)}"#, nowMs: 1_795_959_000_000 + Int64(i))
             }
             try store.writer.write { db in try Ledger.enqueueAll(db, events) }
-            let rows = try store.writer.read { db in try Row.fetchAll(db, sql: "SELECT id, class, source, data, created_ms, bytes FROM outbox ORDER BY seq") }
+            let rows = try store.writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, class, source, data, created_ms, bytes FROM outbox ORDER BY seq")
+            }
             #expect(rows.count == 70)
             for (i, (row, e)) in zip(rows, events).enumerated() {
                 #expect(row["id"] as String? == e.id, "row \(i)")

@@ -7,19 +7,25 @@ struct RetryAfterTests {
     /// 2026-12-07T12:00:00Z
     static let now = Date(timeIntervalSince1970: 1_796_644_800)
 
-    @Test("Given delay-seconds (digits only), when read, then the wait is that many seconds, capped at 60",
-          arguments: [("0", 0.0), ("7", 7), ("60", 60), ("61", 60), ("0120", 60), ("007", 7), (" 5 ", 5), ("\t3", 3),
-                      ("999999999", 60), ("99999999999999999999999999999999", 60), ("0000000000000000000001", 1)])
+    @Test(
+        "Given delay-seconds (digits only), when read, then the wait is that many seconds, capped at 60",
+        arguments: [
+            ("0", 0.0), ("7", 7), ("60", 60), ("61", 60), ("0120", 60), ("007", 7), (" 5 ", 5), ("\t3", 3),
+            ("999999999", 60), ("99999999999999999999999999999999", 60), ("0000000000000000000001", 1),
+        ])
     func delaySeconds(_ header: String, _ expected: Double) {
         #expect(RetryAfter.seconds(header, now: Self.now) == expected)
     }
 
-    @Test("Given anything that is neither digits nor an IMF-fixdate, when read, then it is ignored (nil), never a crash",
-          arguments: ["nan", "NaN", "inf", "-inf", "+inf", "infinity", "-1", "+5", "1e308", "1e3", "abc", "", "   ", "0x10",
-                      "5.5.5", "5.5", "1,5", "٣", "１２", "5 s", "5s", "12 34", "\u{0}", "-0", "Sun, 06 Nov 1994 08:49:37 UTC",
-                      "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun, 31 Feb 2026 08:49:37 GMT",
-                      "Sun, 06 Nov 1994 24:00:00 GMT", "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Noo 1994 08:49:37 GMT",
-                      "Sun, 6 Nov 1994 08:49:37 GMT", "Sun,  06 Nov 1994 08:49:37 GMT"])
+    @Test(
+        "Given anything that is neither digits nor an IMF-fixdate, when read, then it is ignored (nil), never a crash",
+        arguments: [
+            "nan", "NaN", "inf", "-inf", "+inf", "infinity", "-1", "+5", "1e308", "1e3", "abc", "", "   ", "0x10",
+            "5.5.5", "5.5", "1,5", "٣", "１２", "5 s", "5s", "12 34", "\u{0}", "-0", "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun, 31 Feb 2026 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT", "Xyz, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Noo 1994 08:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT", "Sun,  06 Nov 1994 08:49:37 GMT",
+        ])
     func ignored(_ header: String) {
         #expect(RetryAfter.seconds(header, now: Self.now) == nil)
     }

@@ -4,29 +4,32 @@ import Testing
 
 @Suite("JSONText: hand-written JSON")
 struct JSONTextTests {
-    @Test("Given text with quotes, backslashes and control characters, when quoted, then it is escaped",
-          arguments: [
+    @Test(
+        "Given text with quotes, backslashes and control characters, when quoted, then it is escaped",
+        arguments: [
             ("Maria", #""Maria""#), ("Dr. \"Erick\"", #""Dr. \"Erick\"""#), (#"C:\dados"#, #""C:\\dados""#),
             ("a\nb\rc\td", #""a\nb\rc\td""#), ("\u{0}\u{1}\u{1f}", #""\u0000\u0001\u001f""#), ("\u{08}\u{0C}", #""\u0008\u000c""#),
             ("Olá, São Paulo 😀", "\"Olá, São Paulo 😀\""), ("\u{7f}", "\"\u{7f}\""), ("", #""""#), ("/", #""/""#),
-          ])
+        ])
     func quote(_ input: String, _ expected: String) throws {
         #expect(JSONText.quote(input) == expected)
         #expect(try JSON.parse(JSONText.quote(input)) == .string(input), "quoting round-trips through the parser")
     }
 
-    @Test("Given numbers, when written, then whole numbers are integers and non-finite ones are null",
-          arguments: [
+    @Test(
+        "Given numbers, when written, then whole numbers are integers and non-finite ones are null",
+        arguments: [
             (72.0, "72"), (-3.0, "-3"), (0.0, "0"), (-0.0, "0"), (22.4, "22.4"), (-40.5, "-40.5"),
             (1_795_959_000_000.0, "1795959000000"), (999_999_999_999_999.0, "999999999999999"),
             (Double.nan, "null"), (Double.infinity, "null"), (-Double.infinity, "null"),
-          ])
+        ])
     func number(_ d: Double, _ expected: String) {
         #expect(JSONText.number(d) == expected)
     }
 
-    @Test("Given large and tiny numbers, when written, then the text is valid JSON of the same value",
-          arguments: [1e15, -1e15, 1e21, 1.5e300, 1e-7, Double.leastNonzeroMagnitude, 0.1, 123.456, Double.greatestFiniteMagnitude])
+    @Test(
+        "Given large and tiny numbers, when written, then the text is valid JSON of the same value",
+        arguments: [1e15, -1e15, 1e21, 1.5e300, 1e-7, Double.leastNonzeroMagnitude, 0.1, 123.456, Double.greatestFiniteMagnitude])
     func numberIsValidJSON(_ d: Double) throws {
         #expect(try JSON.parse(JSONText.number(d)) == .number(d))
     }
@@ -44,7 +47,10 @@ struct JSONTextTests {
             j.add("occupied", true)
             j.addRaw("payload", raw)
         }
-        #expect(text == #"{"site_id":"pleno-cuidado","room_id":null,"value":7.4,"min":null,"count":3,"ts":1795959000000,"occupied":true,"payload":{"occupied":true,"battery":87}}"#)
+        #expect(
+            text
+                == #"{"site_id":"pleno-cuidado","room_id":null,"value":7.4,"min":null,"count":3,"ts":1795959000000,"occupied":true,"payload":{"occupied":true,"battery":87}}"#
+        )
         let v = try JSON.parse(text)
         #expect(v["payload"]?["battery"] == .number(87))
         #expect(JSONText.object { _ in } == "{}")
@@ -53,13 +59,14 @@ struct JSONTextTests {
 
 @Suite("Time: RFC 3339 in and out")
 struct TimeTests {
-    @Test("Given Unix milliseconds, when formatted, then the text is UTC with Z and millis only when needed",
-          arguments: [
+    @Test(
+        "Given Unix milliseconds, when formatted, then the text is UTC with Z and millis only when needed",
+        arguments: [
             (Int64(0), "1970-01-01T00:00:00Z"), (1_795_957_331_000, "2026-11-29T13:02:11Z"),
             (1_795_959_000_000, "2026-11-29T13:30:00Z"), (1_795_959_000_007, "2026-11-29T13:30:00.007Z"),
             (1_795_959_000_120, "2026-11-29T13:30:00.120Z"), (1_709_208_000_000, "2024-02-29T12:00:00Z"),
             (-1, "1969-12-31T23:59:59.999Z"), (-1000, "1969-12-31T23:59:59Z"), (946_684_800_000, "2000-01-01T00:00:00Z"),
-          ])
+        ])
     func format(_ ms: Int64, _ expected: String) {
         #expect(Time.rfc3339(ms: ms) == expected)
         #expect(Time.parseMs(expected) == ms, "round trip")
@@ -70,8 +77,9 @@ struct TimeTests {
         #expect(Time.rfc3339(Date(timeIntervalSince1970: 1_795_959_000.1239)) == "2026-11-29T13:30:00.123Z")
     }
 
-    @Test("Given times with offsets, fractions or Z, when parsed, then the instant is right",
-          arguments: [
+    @Test(
+        "Given times with offsets, fractions or Z, when parsed, then the instant is right",
+        arguments: [
             ("2026-11-29T13:30:00Z", Int64(1_795_959_000_000)),
             ("2026-11-29T10:30:00-03:00", 1_795_959_000_000),
             ("2026-11-29T16:00:00+02:30", 1_795_959_000_000),
@@ -83,30 +91,34 @@ struct TimeTests {
             ("2026-11-29T13:30:00.05Z", 1_795_959_000_050),
             ("2026-11-29T13:30:00.123Z", 1_795_959_000_123),
             ("2026-11-29T10:30:00.250-03:00", 1_795_959_000_250),
-            ("2026-11-29T23:30:00-03:00", 1_796_005_800_000),   // 02:30Z next day
+            ("2026-11-29T23:30:00-03:00", 1_796_005_800_000),  // 02:30Z next day
             ("1969-12-31T23:59:59.5Z", -500),
             ("2024-02-29T12:00:00Z", 1_709_208_000_000),
-          ])
+        ])
     func parse(_ text: String, _ ms: Int64) {
         #expect(Time.parseMs(text) == ms)
     }
 
-    @Test("Given malformed times, when parsed, then nil",
-          arguments: [
+    @Test(
+        "Given malformed times, when parsed, then nil",
+        arguments: [
             "", "2026-11-29", "2026-11-29T13:30:00", "2026-11-29T13:30Z", "2026-11-29T13:30:00.Z", "2026-11-29T13:30:00+0300",
             "2026-11-29T13:30:00+03", "2026-11-29T13:30:00+03:0", "2026-11-29T13:30:00Zjunk", "2026-11-29T13:30:00 Z",
             "2026-13-29T13:30:00Z", "2026-00-29T13:30:00Z", "2026-11-32T13:30:00Z", "2026-11-00T13:30:00Z",
             "2026-11-29T24:00:00Z", "2026-11-29T13:60:00Z", "2026-11-29T13:30:61Z", "2026/11/29T13:30:00Z",
             "2026-11-29X13:30:00Z", "26-11-29T13:30:00Zzz", "2026-11-29T13:30:00EST", "１２３４-11-29T13:30:00Z",
             "yesterday at noon, roughly",
-          ])
+        ])
     func invalid(_ text: String) {
         #expect(Time.parseMs(text) == nil)
     }
 
-    @Test("Given impossible calendar dates or offsets, when parsed, then nil",
-          arguments: ["2026-02-30T10:00:00Z", "2026-04-31T10:00:00Z", "2025-02-29T10:00:00Z",
-                      "2026-11-29T13:30:00+24:00", "2026-11-29T13:30:00+03:99"])
+    @Test(
+        "Given impossible calendar dates or offsets, when parsed, then nil",
+        arguments: [
+            "2026-02-30T10:00:00Z", "2026-04-31T10:00:00Z", "2025-02-29T10:00:00Z",
+            "2026-11-29T13:30:00+24:00", "2026-11-29T13:30:00+03:99",
+        ])
     func impossibleDates(_ text: String) {
         do {
             #expect(Time.parseMs(text) == nil)
@@ -121,7 +133,8 @@ struct TimeTests {
         do {
             await #expect(processExitsWith: .success) {
                 guard Time.parseMs("2026-11-29T13:30:00.123456Z") == 1_795_959_000_123,
-                      Time.parseMs("2026-11-29T10:30:00.1234-03:00") == 1_795_959_000_123 else { exit(1) }
+                    Time.parseMs("2026-11-29T10:30:00.1234-03:00") == 1_795_959_000_123
+                else { exit(1) }
             }
         }
     }

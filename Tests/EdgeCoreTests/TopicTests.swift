@@ -17,15 +17,22 @@ private func matches(_ filter: String, _ topic: String) -> Bool {
 struct DeviceTopicTests {
     let site = "pleno-cuidado"
 
-    @Test("Given each device topic shape, when parsed, then kind, device and room are known",
-          arguments: [
+    @Test(
+        "Given each device topic shape, when parsed, then kind, device and room are known",
+        arguments: [
             ("kiosk/k1/scan", DeviceTopic.kioskScan(device: "k1"), MessageKind.kioskScan, "k1", String?.none),
             ("room/sala-2/presence/pir_01", .presence(room: "sala-2", device: "pir_01"), .presence, "pir_01", "sala-2"),
-            ("room/geladeira-vacinas/environment/env-7", .environment(room: "geladeira-vacinas", device: "env-7"), .environment, "env-7", "geladeira-vacinas"),
+            (
+                "room/geladeira-vacinas/environment/env-7", .environment(room: "geladeira-vacinas", device: "env-7"), .environment, "env-7",
+                "geladeira-vacinas"
+            ),
             ("wearable/gw1", .wearable(gateway: "gw1"), .wearable, "gw1", nil),
             ("device/k1/status", .deviceStatus(device: "k1"), .deviceStatus, "k1", nil),
-            ("kiosk/\(String(repeating: "K", count: 64))/scan", .kioskScan(device: String(repeating: "K", count: 64)), .kioskScan, String(repeating: "K", count: 64), nil),
-          ])
+            (
+                "kiosk/\(String(repeating: "K", count: 64))/scan", .kioskScan(device: String(repeating: "K", count: 64)), .kioskScan,
+                String(repeating: "K", count: 64), nil
+            ),
+        ])
     func shapes(_ suffix: String, _ expected: DeviceTopic, _ kind: MessageKind, _ device: String, _ room: String?) {
         let r = DeviceTopic.parse("clinic/\(site)/\(suffix)", site: site)
         #expect(r == .ok(expected))
@@ -34,21 +41,23 @@ struct DeviceTopicTests {
         #expect(expected.roomKey == room)
     }
 
-    @Test("Given a topic for another site or not a device topic, when parsed, then it is unknown",
-          arguments: [
+    @Test(
+        "Given a topic for another site or not a device topic, when parsed, then it is unknown",
+        arguments: [
             "clinic/outra-clinica/kiosk/k1/scan", "clinic/pleno/kiosk/k1/scan", "clinic/pleno-cuidado-2/kiosk/k1/scan",
             "clinic/pleno-cuidado/kiosk/k1/result", "clinic/pleno-cuidado/device/k1/ack", "clinic/pleno-cuidado/edge/status",
             "clinic/pleno-cuidado/kiosk/k1", "clinic/pleno-cuidado/kiosk/k1/scan/extra", "clinic/pleno-cuidado/room/sala-2/presence",
             "clinic/pleno-cuidado/room/sala-2/noise/n1", "clinic/pleno-cuidado/wearable/gw1/more", "clinic/pleno-cuidado",
             "clinic/pleno-cuidado/", "/clinic/pleno-cuidado/kiosk/k1/scan", "Clinic/pleno-cuidado/kiosk/k1/scan",
             "clinic", "", "hospital/pleno-cuidado/kiosk/k1/scan",
-          ])
+        ])
     func unknown(_ topic: String) {
         #expect(DeviceTopic.parse(topic, site: site) == .unknown)
     }
 
-    @Test("Given a known shape with a bad id, when parsed, then badId carries the kind and the device only when valid",
-          arguments: [
+    @Test(
+        "Given a known shape with a bad id, when parsed, then badId carries the kind and the device only when valid",
+        arguments: [
             ("kiosk/sala.2/scan", MessageKind.kioskScan, String?.none),
             ("kiosk//scan", .kioskScan, nil),
             ("kiosk/\(String(repeating: "k", count: 65))/scan", .kioskScan, nil),
@@ -64,15 +73,18 @@ struct DeviceTopicTests {
             ("wearable/gw#1", .wearable, nil),
             ("device/sala.2/status", .deviceStatus, nil),
             ("device//status", .deviceStatus, nil),
-          ])
+        ])
     func badIds(_ suffix: String, _ kind: MessageKind, _ device: String?) {
         #expect(DeviceTopic.parse("clinic/\(site)/\(suffix)", site: site) == .badId(kind: kind, device: device))
     }
 
-    @Test("Given ids, when checked, then only [A-Za-z0-9_-]{1,64} is valid",
-          arguments: [("sala-2", true), ("PIR_01", true), ("a", true), (String(repeating: "z", count: 64), true),
-                      ("", false), (String(repeating: "z", count: 65), false), ("sala.2", false), ("sala 2", false),
-                      ("sala/2", false), ("ação", false), ("+", false), ("#", false)])
+    @Test(
+        "Given ids, when checked, then only [A-Za-z0-9_-]{1,64} is valid",
+        arguments: [
+            ("sala-2", true), ("PIR_01", true), ("a", true), (String(repeating: "z", count: 64), true),
+            ("", false), (String(repeating: "z", count: 65), false), ("sala.2", false), ("sala 2", false),
+            ("sala/2", false), ("ação", false), ("+", false), ("#", false),
+        ])
     func idPattern(_ id: String, _ valid: Bool) {
         #expect(DeviceTopic.isValidId(id) == valid)
     }
@@ -81,13 +93,17 @@ struct DeviceTopicTests {
     func subscriptions() {
         let subs = DeviceTopic.subscriptions(site: site)
         #expect(subs.count == 5)
-        for topic in ["clinic/\(site)/kiosk/k1/scan", "clinic/\(site)/room/sala-2/presence/pir1",
-                      "clinic/\(site)/room/sala-2/environment/env1", "clinic/\(site)/wearable/gw1",
-                      "clinic/\(site)/device/k1/status"] {
+        for topic in [
+            "clinic/\(site)/kiosk/k1/scan", "clinic/\(site)/room/sala-2/presence/pir1",
+            "clinic/\(site)/room/sala-2/environment/env1", "clinic/\(site)/wearable/gw1",
+            "clinic/\(site)/device/k1/status",
+        ] {
             #expect(subs.contains { matches($0, topic) }, "\(topic) must be subscribed")
         }
-        let own = [DeviceTopic.ackTopic(site: site, device: "k1"), DeviceTopic.resultTopic(site: site, device: "k1"),
-                   DeviceTopic.edgeStatusTopic(site: site)]
+        let own = [
+            DeviceTopic.ackTopic(site: site, device: "k1"), DeviceTopic.resultTopic(site: site, device: "k1"),
+            DeviceTopic.edgeStatusTopic(site: site),
+        ]
         #expect(own == ["clinic/\(site)/device/k1/ack", "clinic/\(site)/kiosk/k1/result", "clinic/\(site)/edge/status"])
         for topic in own {
             #expect(!subs.contains { matches($0, topic) }, "\(topic) is published by the appliance, never subscribed")

@@ -57,7 +57,7 @@ struct CheckinTests {
         var day = ClinicDay()
         day.book(day.joao, startMinutes: 60, status: "cancelled")
         day.book(day.beatriz, startMinutes: 30, status: "rescheduled")
-        day.book(day.carlos, startMinutes: 60 * 5) // outside the 120-minute window
+        day.book(day.carlos, startMinutes: 60 * 5)  // outside the 120-minute window
         let env = try await Env.start(day: day)
         defer { Task { await env.stop() } }
         #expect(try await env.scan("medic-qr:v1:nobody", scanId: "s1")["outcome"]?.stringValue == "unknown_code")
@@ -73,8 +73,14 @@ struct CheckinTests {
         let inv = try await env.device.waitFor(env.topic("kiosk/k1/result")) { $0["scan_id"]?.stringValue == "s7" }
         #expect(inv[0]["outcome"]?.stringValue == "invalid_request")
         #expect(inv[0]["message"]?.stringValue?.isEmpty == false)
-        try env.device.publish(env.topic("kiosk/k1/scan"), JSONText.object { $0.add("scan_id", "s8"); $0.add("qr", String(repeating: "q", count: 513)) })
-        #expect(try await env.device.waitFor(env.topic("kiosk/k1/result")) { $0["scan_id"]?.stringValue == "s8" }[0]["outcome"]?.stringValue == "invalid_request")
+        try env.device.publish(
+            env.topic("kiosk/k1/scan"),
+            JSONText.object {
+                $0.add("scan_id", "s8"); $0.add("qr", String(repeating: "q", count: 513))
+            })
+        #expect(
+            try await env.device.waitFor(env.topic("kiosk/k1/result")) { $0["scan_id"]?.stringValue == "s8" }[0]["outcome"]?.stringValue
+                == "invalid_request")
         // without a readable scan_id: dead-lettered only
         try env.device.publish(env.topic("kiosk/k1/scan"), "not json at all")
         try env.device.publish(env.topic("kiosk/k1/scan"), #"{"qr": "x"}"#)
@@ -141,7 +147,8 @@ struct CheckinTests {
         defer { Task { await env.stop() } }
         let stub = try #require(env.stub)
         // A new patient with an appointment, booked in the cloud now.
-        let newPatient = ClinicDay.Patient(id: "9a000000-0000-4000-8000-0000000000aa", name: "Helena Prado", phone: "+5511990000099", qr: "medic-qr:v1:helena:abcdef")
+        let newPatient = ClinicDay.Patient(
+            id: "9a000000-0000-4000-8000-0000000000aa", name: "Helena Prado", phone: "+5511990000099", qr: "medic-qr:v1:helena:abcdef")
         stub.upsert(collection: "patients", rows: [day.patientRow(newPatient)])
         var extra = ClinicDay(now: day.now)
         extra.book(newPatient, startMinutes: 15, id: "a0000000-0000-4000-8000-0000000000aa", createdDaysAgo: 0)
@@ -189,7 +196,7 @@ struct CheckinTests {
         defer { Task { await env.stop() } }
         let stub = try #require(env.stub)
         stub.setFaults(.init(mode: .down))
-        try await Task.sleep(for: .milliseconds(800)) // a failed roster pull meanwhile keeps the roster
+        try await Task.sleep(for: .milliseconds(800))  // a failed roster pull meanwhile keeps the roster
         let r = try await env.scan(day.maria.qr, scanId: "d1")
         #expect(r["outcome"]?.stringValue == "checked_in")
         try await Task.sleep(for: .milliseconds(500))
@@ -200,7 +207,9 @@ struct CheckinTests {
         await env.stop()
     }
 
-    @Test("A scan is answered ahead of a telemetry flood already waiting: its result comes before the flood's last ack, and every flood message is still acked once")
+    @Test(
+        "A scan is answered ahead of a telemetry flood already waiting: its result comes before the flood's last ack, and every flood message is still acked once"
+    )
     func scanJumpsTheQueue() async throws {
         var day = ClinicDay()
         day.book(day.maria, startMinutes: 30)
@@ -255,7 +264,11 @@ struct CheckinTests {
         let secret = day.maria.qr
         _ = try await env.scan(secret, scanId: "p1")
         _ = try await env.scan("medic-qr:v1:stranger:5555", scanId: "p2")
-        try env.device.publish(env.topic("kiosk/k1/scan"), JSONText.object { $0.add("scan_id", "p3"); $0.add("qr", secret + String(repeating: "!", count: 600)) })
+        try env.device.publish(
+            env.topic("kiosk/k1/scan"),
+            JSONText.object {
+                $0.add("scan_id", "p3"); $0.add("qr", secret + String(repeating: "!", count: 600))
+            })
         try await env.device.waitFor(env.topic("kiosk/k1/result")) { $0["scan_id"]?.stringValue == "p3" }
         _ = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 1)
         _ = await env.daemon.terminate()

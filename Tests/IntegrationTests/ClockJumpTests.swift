@@ -10,22 +10,27 @@ struct ClockJumpTests {
     static let libfaketime = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"]
         .first { FileManager.default.fileExists(atPath: $0) }
 
-    @Test("Given appointments in the next 3 hours, when the clock jumps forward 3 h and back 10 min, then no burst of no-shows and both jumps are counted")
+    @Test(
+        "Given appointments in the next 3 hours, when the clock jumps forward 3 h and back 10 min, then no burst of no-shows and both jumps are counted"
+    )
     func jumps() async throws {
         let lib = try #require(Self.libfaketime, "libfaketime (Debian's faketime) is installed by scripts/install-deps.sh")
         var day = ClinicDay()
-        let due = day.book(day.joao, startMinutes: -5, minutes: 30)        // already a no-show: signalled as usual
+        let due = day.book(day.joao, startMinutes: -5, minutes: 30)  // already a no-show: signalled as usual
         for (p, m) in [(day.maria, 60.0), (day.beatriz, 90.0), (day.carlos, 150.0)] {
-            day.book(p, startMinutes: m, minutes: 30)                        // their no-show moments are jumped over
+            day.book(p, startMinutes: m, minutes: 30)  // their no-show moments are jumped over
         }
-        day.book(day.maria, startMinutes: 200, minutes: 30)                // still ahead after the jump
+        day.book(day.maria, startMinutes: 200, minutes: 30)  // still ahead after the jump
         // libfaketime moves the daemon's wall clock by the offset in this file (re-read at most
         // once a second); the monotonic clock stays real.
         let offsetFile = Harness.tempDir("faketime") + "/offset"
         try "+0\n".write(toFile: offsetFile, atomically: true, encoding: .utf8)
-        let env = try await Env.start(day: day, extraConfig: "noshow: {grace_minutes: 0.5, check_interval_seconds: 0.2}\n",
-                                      daemonEnvironment: ["LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": offsetFile,
-                                                          "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"])
+        let env = try await Env.start(
+            day: day, extraConfig: "noshow: {grace_minutes: 0.5, check_interval_seconds: 0.2}\n",
+            daemonEnvironment: [
+                "LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": offsetFile,
+                "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            ])
         do {
             let first = try await env.waitForCloudEvents("clinic/noshow.detected", count: 1, timeout: 20)
             #expect(first.first?["data"]?["appointment_id"]?.stringValue == due)

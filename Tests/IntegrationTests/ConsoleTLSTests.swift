@@ -66,14 +66,20 @@ struct ConsoleTLSTests {
         subjectAltName = IP:127.0.0.1, DNS:localhost
         """.write(toFile: d + "/server.ext", atomically: true, encoding: .utf8)
         for (name, cn) in [("ca", "medic-edge test CA"), ("other-ca", "some other CA")] {
-            try await openssl(["req", "-x509", "-config", d + "/ca.cnf", "-extensions", "v3_ca", "-newkey", "ec",
-                               "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=\(cn)",
-                               "-keyout", d + "/\(name).key", "-out", d + "/\(name).crt"])
+            try await openssl([
+                "req", "-x509", "-config", d + "/ca.cnf", "-extensions", "v3_ca", "-newkey", "ec",
+                "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=\(cn)",
+                "-keyout", d + "/\(name).key", "-out", d + "/\(name).crt",
+            ])
         }
-        try await openssl(["req", "-new", "-config", d + "/ca.cnf", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                           "-subj", "/CN=localhost", "-keyout", pki.key, "-out", d + "/server.csr"])
-        try await openssl(["x509", "-req", "-in", d + "/server.csr", "-CA", pki.ca, "-CAkey", d + "/ca.key", "-CAcreateserial",
-                           "-days", "2", "-sha256", "-extfile", d + "/server.ext", "-out", pki.cert])
+        try await openssl([
+            "req", "-new", "-config", d + "/ca.cnf", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=localhost", "-keyout", pki.key, "-out", d + "/server.csr",
+        ])
+        try await openssl([
+            "x509", "-req", "-in", d + "/server.csr", "-CA", pki.ca, "-CAkey", d + "/ca.key", "-CAcreateserial",
+            "-days", "2", "-sha256", "-extfile", d + "/server.ext", "-out", pki.cert,
+        ])
         return pki
     }
 
@@ -83,9 +89,12 @@ struct ConsoleTLSTests {
         let broker = try Broker()
         try await broker.start()
         let tlsPort = Harness.freePort()
-        let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, httpExtra: [
-            "tls_listen: \"127.0.0.1:\(tlsPort)\"", "cert_file: \"\(pki.cert)\"", "key_file: \"\(pki.key)\"",
-        ]))
+        let daemon = try DaemonProcess(
+            configYAML: DaemonProcess.standardConfig(
+                mqttPort: broker.port,
+                httpExtra: [
+                    "tls_listen: \"127.0.0.1:\(tlsPort)\"", "cert_file: \"\(pki.cert)\"", "key_file: \"\(pki.key)\"",
+                ]))
         do {
             let (code, out) = try await DaemonProcess.runCLI(["staff", "add", "recepcao", "--config", daemon.configPath], stdin: password + "\n")
             #expect(code == 0, "staff add failed: \(out)")
@@ -107,7 +116,9 @@ struct ConsoleTLSTests {
     }
 
     static func loginBody() -> String {
-        JSONText.object { $0.add("name", "recepcao"); $0.add("password", password) }
+        JSONText.object {
+            $0.add("name", "recepcao"); $0.add("password", password)
+        }
     }
 
     /// A transport error (not an HTTP answer) from `body`.
@@ -136,8 +147,10 @@ struct ConsoleTLSTests {
             let byName = try await http.send(HTTPRequest(url: "https://localhost:\(tlsPort)/healthz", connectTimeout: 2, timeout: 5, caFile: pki.ca))
             #expect(byName.status == 200)
 
-            let login = try await http.send(HTTPRequest(method: "POST", url: base + "/api/v1/session", headers: [("Content-Type", "application/json")],
-                                                        body: Array(Self.loginBody().utf8), connectTimeout: 2, timeout: 10, caFile: pki.ca))
+            let login = try await http.send(
+                HTTPRequest(
+                    method: "POST", url: base + "/api/v1/session", headers: [("Content-Type", "application/json")],
+                    body: Array(Self.loginBody().utf8), connectTimeout: 2, timeout: 10, caFile: pki.ca))
             try #require(login.status == 200, "login over HTTPS: \(login.status) \(login.text)")
             let setCookie = try #require(login.headers["set-cookie"])
             let attributes = setCookie.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
@@ -147,9 +160,11 @@ struct ConsoleTLSTests {
             let cookie = String(try #require(setCookie.split(separator: ";").first))
 
             // The session works over HTTPS, by cookie and by bearer token, and the page is the console.
-            let rooms = try await http.send(HTTPRequest(url: base + "/api/v1/rooms", headers: [("Cookie", cookie)], connectTimeout: 2, timeout: 5, caFile: pki.ca))
+            let rooms = try await http.send(
+                HTTPRequest(url: base + "/api/v1/rooms", headers: [("Cookie", cookie)], connectTimeout: 2, timeout: 5, caFile: pki.ca))
             #expect(rooms.status == 200, "\(rooms.status) \(rooms.text)")
-            let page = try await http.send(HTTPRequest(url: base + "/", headers: [("Authorization", "Bearer \(token)")], connectTimeout: 2, timeout: 5, caFile: pki.ca))
+            let page = try await http.send(
+                HTTPRequest(url: base + "/", headers: [("Authorization", "Bearer \(token)")], connectTimeout: 2, timeout: 5, caFile: pki.ca))
             #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
 
             // The same login on the plain loopback listener: no Secure (the browser would drop it on http://).
@@ -166,7 +181,9 @@ struct ConsoleTLSTests {
         try await Self.withDaemon(pki) { _, tlsPort in
             let url = "https://127.0.0.1:\(tlsPort)/healthz"
             // A fresh client each time: no connection is reused from a verified request.
-            let systemTrust = await Self.transportError { try await CurlHTTPClient(label: "no-ca").send(HTTPRequest(url: url, connectTimeout: 2, timeout: 5)) }
+            let systemTrust = await Self.transportError {
+                try await CurlHTTPClient(label: "no-ca").send(HTTPRequest(url: url, connectTimeout: 2, timeout: 5))
+            }
             #expect(systemTrust?.code == 60, "CURLE_PEER_FAILED_VERIFICATION expected: \(String(describing: systemTrust))")
             let otherCA = await Self.transportError {
                 try await CurlHTTPClient(label: "other-ca").send(HTTPRequest(url: url, connectTimeout: 2, timeout: 5, caFile: pki.otherCA))
@@ -184,11 +201,13 @@ struct ConsoleTLSTests {
         try await Self.withDaemon(pki) { _, tlsPort in
             for path in ["/", "/healthz"] {
                 let e = await Self.transportError {
-                    try await CurlHTTPClient(label: "plain").send(HTTPRequest(url: "http://127.0.0.1:\(tlsPort)\(path)", connectTimeout: 2, timeout: 5))
+                    try await CurlHTTPClient(label: "plain").send(
+                        HTTPRequest(url: "http://127.0.0.1:\(tlsPort)\(path)", connectTimeout: 2, timeout: 5))
                 }
                 #expect(e != nil)
             }
-            let ok = try await CurlHTTPClient(label: "ca").send(HTTPRequest(url: "https://127.0.0.1:\(tlsPort)/healthz", connectTimeout: 2, timeout: 5, caFile: pki.ca))
+            let ok = try await CurlHTTPClient(label: "ca").send(
+                HTTPRequest(url: "https://127.0.0.1:\(tlsPort)/healthz", connectTimeout: 2, timeout: 5, caFile: pki.ca))
             #expect(ok.status == 200)
         }
     }
@@ -199,12 +218,20 @@ struct ConsoleTLSTests {
         try await Self.withDaemon(pki) { _, tlsPort in
             let target = "127.0.0.1:\(tlsPort)"
             // SECLEVEL=0 lets this OpenSSL offer TLS 1.1 at all; the refusal must come from the server.
-            let (old, oldOut) = try await Self.run("/usr/bin/openssl", ["s_client", "-connect", target, "-CAfile", pki.ca,
-                                                                        "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])
+            let (old, oldOut) = try await Self.run(
+                "/usr/bin/openssl",
+                [
+                    "s_client", "-connect", target, "-CAfile", pki.ca,
+                    "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0",
+                ])
             #expect(old != 0, "\(oldOut)")
             #expect(oldOut.contains("alert protocol version"), "the server refused the version: \(oldOut)")
-            let (new, newOut) = try await Self.run("/usr/bin/openssl", ["s_client", "-connect", target, "-CAfile", pki.ca,
-                                                                        "-verify_return_error", "-tls1_2"])
+            let (new, newOut) = try await Self.run(
+                "/usr/bin/openssl",
+                [
+                    "s_client", "-connect", target, "-CAfile", pki.ca,
+                    "-verify_return_error", "-tls1_2",
+                ])
             #expect(new == 0 && newOut.contains("Verify return code: 0 (ok)"), "\(newOut)")
         }
     }
@@ -222,9 +249,12 @@ struct ConsoleTLSTests {
 
         for key in ["http.tls_listen", "http.listen"] {
             let tlsPort = key == "http.tls_listen" ? taken : Harness.freePort()
-            let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, httpExtra: [
-                "tls_listen: \"127.0.0.1:\(tlsPort)\"", "cert_file: \"\(pki.cert)\"", "key_file: \"\(pki.key)\"",
-            ]), httpPort: key == "http.listen" ? taken : Harness.freePort())
+            let daemon = try DaemonProcess(
+                configYAML: DaemonProcess.standardConfig(
+                    mqttPort: broker.port,
+                    httpExtra: [
+                        "tls_listen: \"127.0.0.1:\(tlsPort)\"", "cert_file: \"\(pki.cert)\"", "key_file: \"\(pki.key)\"",
+                    ]), httpPort: key == "http.listen" ? taken : Harness.freePort())
             let notify = try NotifySocket()
             defer { notify.close() }
             let (code, out) = try await DaemonProcess.runCLI(["run", "--config", daemon.configPath], environment: ["NOTIFY_SOCKET": notify.path])
@@ -245,12 +275,15 @@ struct ConsoleTLSTests {
             (pki.dir + "/missing.crt", pki.key, "http.cert_file", pki.dir + "/missing.crt"),
             (garbage, pki.key, "http.cert_file", garbage),
             (pki.cert, garbage, "http.key_file", garbage),
-            (pki.cert, pki.otherKey, "http.key_file", pki.otherKey),   // a key that does not match
+            (pki.cert, pki.otherKey, "http.key_file", pki.otherKey),  // a key that does not match
         ]
         for c in cases {
-            let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: Harness.freePort(), httpExtra: [
-                "tls_listen: \"127.0.0.1:\(Harness.freePort())\"", "cert_file: \"\(c.cert)\"", "key_file: \"\(c.key)\"",
-            ]))
+            let daemon = try DaemonProcess(
+                configYAML: DaemonProcess.standardConfig(
+                    mqttPort: Harness.freePort(),
+                    httpExtra: [
+                        "tls_listen: \"127.0.0.1:\(Harness.freePort())\"", "cert_file: \"\(c.cert)\"", "key_file: \"\(c.key)\"",
+                    ]))
             let (code, out) = try await DaemonProcess.runCLI(["run", "--config", daemon.configPath])
             #expect(code != 0, "\(c.named): \(out)")
             let lines = out.split(separator: "\n")

@@ -10,11 +10,11 @@ import Testing
 struct ConsoleTests {
     static let password = "senha-da-recepcao"
     static let fridgeConfig = """
-    rooms:
-      geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
-      sala-3: {limits: {co2_ppm: {min: 0, max: 1000, hysteresis: 50}}}
+        rooms:
+          geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+          sala-3: {limits: {co2_ppm: {min: 0, max: 1000, hysteresis: 50}}}
 
-    """
+        """
 
     // MARK: helpers
 
@@ -36,9 +36,15 @@ struct ConsoleTests {
         #expect(code == 0, "staff add failed: \(out)")
     }
 
-    static func login(_ env: Env, _ name: String, _ password: String, headers: [(String, String)] = [], from: String? = nil) async throws -> HTTPResponse {
-        try await env.daemon.send("POST", "/api/v1/session", body: JSONText.object { $0.add("name", name); $0.add("password", password) },
-                                  headers: headers, from: from)
+    static func login(_ env: Env, _ name: String, _ password: String, headers: [(String, String)] = [], from: String? = nil) async throws
+        -> HTTPResponse
+    {
+        try await env.daemon.send(
+            "POST", "/api/v1/session",
+            body: JSONText.object {
+                $0.add("name", name); $0.add("password", password)
+            },
+            headers: headers, from: from)
     }
 
     static func signIn(_ env: Env, _ name: String = "recepcao") async throws -> Staffer {
@@ -117,7 +123,9 @@ struct ConsoleTests {
             #expect(out.split(separator: "\n").contains { $0.hasPrefix("ana ") && $0.hasSuffix(" 1") }, "one open session: \(out)")
             (code, out) = try await DaemonProcess.runCLI(["staff", "add", "ana", "--replace"] + cfg, stdin: "senha-nova-789\n")
             #expect(code == 0, "\(out)")
-            #expect(try await env.daemon.get("/api/v1/rooms", headers: [("Authorization", "Bearer \(token)")]).status == 401, "a new password ends the sessions")
+            #expect(
+                try await env.daemon.get("/api/v1/rooms", headers: [("Authorization", "Bearer \(token)")]).status == 401,
+                "a new password ends the sessions")
             #expect(try await Self.login(env, "ana", "senha-boa-123").status == 401)
             let r2 = try await Self.login(env, "ana", "senha-nova-789")
             let token2 = try #require(try JSON.parse(r2.body)["token"]?.stringValue)
@@ -157,7 +165,9 @@ struct ConsoleTests {
             #expect(abs(expires - Time.nowMs() - 12 * 3600_000) < 60_000)
             let cookie = try #require(ok.headers["set-cookie"])
             #expect(cookie.hasPrefix("medic_edge_session=\(token);"))
-            for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] { #expect(cookie.contains(attr), "cookie lacks \(attr): \(cookie)") }
+            for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+                #expect(cookie.contains(attr), "cookie lacks \(attr): \(cookie)")
+            }
             #expect(!cookie.contains("Secure"), "plain HTTP: no Secure attribute")
             #expect(ok.headers["cache-control"] == "no-store")
             // Behind TLS (a proxy saying so, or an https Origin) the cookie is Secure.
@@ -211,7 +221,8 @@ struct ConsoleTests {
         }
     }
 
-    @Test("20 parallel logins with wrong passwords for one name: at most 5 reach the password check, the rest get 429 or 503; then the name is locked")
+    @Test(
+        "20 parallel logins with wrong passwords for one name: at most 5 reach the password check, the rest get 429 or 503; then the name is locked")
     func parallelGuesses() async throws {
         try await Self.withEnv(cloud: false) { env in
             try await Self.addStaff(env)
@@ -220,10 +231,13 @@ struct ConsoleTests {
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for i in 0..<20 {
                     group.addTask {
-                        let body = JSONText.object { $0.add("name", "recepcao"); $0.add("password", "chute-errado-\(i)") }
-                        let r = try await CurlHTTPClient(label: "guess-\(i)").send(HTTPRequest(
-                            method: "POST", url: env.daemon.baseURL + "/api/v1/session", headers: [("Content-Type", "application/json")],
-                            body: Array(body.utf8), connectTimeout: 2, timeout: 30, localAddress: "127.0.0.\(10 + i)"))
+                        let body = JSONText.object {
+                            $0.add("name", "recepcao"); $0.add("password", "chute-errado-\(i)")
+                        }
+                        let r = try await CurlHTTPClient(label: "guess-\(i)").send(
+                            HTTPRequest(
+                                method: "POST", url: env.daemon.baseURL + "/api/v1/session", headers: [("Content-Type", "application/json")],
+                                body: Array(body.utf8), connectTimeout: 2, timeout: 30, localAddress: "127.0.0.\(10 + i)"))
                         return r.status
                     }
                 }
@@ -281,7 +295,8 @@ struct ConsoleTests {
             #expect(try await env.daemon.get("/api/v1/agenda", headers: Self.bearer(b)).status == 200, "the other session lives on")
             // Cookie logout from the page (same origin).
             let port = env.daemon.httpPort
-            let viaCookie = try await env.daemon.send("DELETE", "/api/v1/session", headers: [("Cookie", b.cookie), ("Origin", "http://127.0.0.1:\(port)")])
+            let viaCookie = try await env.daemon.send(
+                "DELETE", "/api/v1/session", headers: [("Cookie", b.cookie), ("Origin", "http://127.0.0.1:\(port)")])
             #expect(viaCookie.status == 204)
             #expect(try await env.daemon.get("/api/v1/agenda", headers: Self.bearer(b)).status == 401)
             #expect(try await env.daemon.send("DELETE", "/api/v1/session").status == 401)
@@ -293,9 +308,11 @@ struct ConsoleTests {
         try await Self.withEnv(cloud: false) { env in
             try await Self.addStaff(env)
             let s = try await Self.signIn(env)
-            let routes: [(String, String, String?)] = [("GET", "/api/v1/agenda", nil), ("GET", "/api/v1/agenda?date=2026-11-29", nil),
-                                                       ("GET", "/api/v1/rooms", nil), ("POST", "/api/v1/checkins", #"{"appointment_id":"x"}"#),
-                                                       ("DELETE", "/api/v1/session", nil)]
+            let routes: [(String, String, String?)] = [
+                ("GET", "/api/v1/agenda", nil), ("GET", "/api/v1/agenda?date=2026-11-29", nil),
+                ("GET", "/api/v1/rooms", nil), ("POST", "/api/v1/checkins", #"{"appointment_id":"x"}"#),
+                ("DELETE", "/api/v1/session", nil),
+            ]
             let bad: [([(String, String)], String)] = [
                 ([], "unauthenticated"),
                 ([("Authorization", "Bearer wrong-token-wrong-token-wrong-token-xxxxx")], "invalid_token"),
@@ -326,10 +343,13 @@ struct ConsoleTests {
             #expect(stale.text.contains("id=\"login-form\""))
             let console = try await env.daemon.get("/", headers: [("Cookie", s.cookie)])
             #expect(console.status == 200)
-            #expect(console.text.contains("id=\"agenda-rows\"") && console.text.contains("id=\"room-list\"") && console.text.contains("id=\"banner\""))
+            #expect(
+                console.text.contains("id=\"agenda-rows\"") && console.text.contains("id=\"room-list\"") && console.text.contains("id=\"banner\""))
             #expect(!console.text.contains("id=\"login-form\""))
             // Assets ship with the binary.
-            for (path, type) in [("/assets/console.css", "text/css"), ("/assets/console.js", "text/javascript"), ("/assets/login.js", "text/javascript")] {
+            for (path, type) in [
+                ("/assets/console.css", "text/css"), ("/assets/console.js", "text/javascript"), ("/assets/login.js", "text/javascript"),
+            ] {
                 let a = try await env.daemon.get(path)
                 #expect(a.status == 200 && a.headers["content-type"]?.hasPrefix(type) == true && a.body.count > 500, "\(path)")
             }
@@ -339,12 +359,15 @@ struct ConsoleTests {
 
     // MARK: agenda
 
-    @Test("Given a seeded day, the agenda lists that local day's appointments by time with patient, professional, room, service and how each was checked in")
+    @Test(
+        "Given a seeded day, the agenda lists that local day's appointments by time with patient, professional, room, service and how each was checked in"
+    )
     func agenda() async throws {
         var day = ClinicDay()
         let (starts, minutes) = Self.slots(5)
         let now = day.now
-        let beatriz = day.book(day.beatriz, startMinutes: starts[2], minutes: minutes, professional: day.draAna, room: day.sala3, service: day.nutricao)
+        let beatriz = day.book(
+            day.beatriz, startMinutes: starts[2], minutes: minutes, professional: day.draAna, room: day.sala3, service: day.nutricao)
         let maria = day.book(day.maria, startMinutes: starts[0], minutes: minutes)
         let joao = day.book(day.joao, startMinutes: starts[1], minutes: minutes, status: "cancelled")
         let carlos = day.book(day.carlos, startMinutes: starts[3], minutes: minutes)
@@ -363,8 +386,11 @@ struct ConsoleTests {
             let list = try #require(a["appointments"]?.arrayValue)
             #expect(list.compactMap { $0["id"]?.stringValue } == [maria, joao, beatriz, carlos], "by scheduled_start, every status included")
             let m = list[0]
-            #expect(m.objectValue?.keys.sorted() == ["checked_in_at", "checkin_method", "id", "patient", "professional", "room", "scheduled_end",
-                                                      "scheduled_start", "service", "status"])
+            #expect(
+                m.objectValue?.keys.sorted() == [
+                    "checked_in_at", "checkin_method", "id", "patient", "professional", "room", "scheduled_end",
+                    "scheduled_start", "service", "status",
+                ])
             #expect(m["patient"]?["id"]?.stringValue == day.maria.id)
             #expect(m["patient"]?["name"]?.stringValue == "Maria Aparecida Souza")
             #expect(m["patient"]?["phone"]?.stringValue == "+5511990000001")
@@ -468,7 +494,9 @@ struct ConsoleTests {
             // Who did it is kept locally: the check-in row and the audit trail.
             _ = await env.daemon.terminate()
             let db = env.daemon.dataDir + "/medic-edge.sqlite"
-            #expect(try Self.sqlite(db, "SELECT method || '|' || device_id || '|' || staff FROM checkins WHERE appointment_id = '\(maria)'") == "reception|reception|recepcao")
+            #expect(
+                try Self.sqlite(db, "SELECT method || '|' || device_id || '|' || staff FROM checkins WHERE appointment_id = '\(maria)'")
+                    == "reception|reception|recepcao")
             #expect(try Self.sqlite(db, "SELECT name || '|' || action FROM staff_audit WHERE target = '\(maria)'") == "recepcao|checkin")
         }
     }
@@ -495,7 +523,7 @@ struct ConsoleTests {
             let s = try await Self.signIn(env)
             let stub = try #require(env.stub)
             stub.setFaults(.init(mode: .down))
-            try await Task.sleep(for: .milliseconds(700)) // a failed roster pull meanwhile keeps the roster
+            try await Task.sleep(for: .milliseconds(700))  // a failed roster pull meanwhile keeps the roster
             let a = try await Self.agenda(env, s, date: Self.dayOf(starts[0], now: day.now))
             #expect(a["appointments"]?.arrayValue?.first?["patient"]?["name"]?.stringValue == "Maria Aparecida Souza")
             let r = try await Self.checkIn(env, s, maria)
@@ -588,25 +616,35 @@ struct ConsoleTests {
             let body = { (id: String) in JSONText.object { $0.add("appointment_id", id) } }
             let cookie = ("Cookie", s.cookie)
 
-            for headers in [[cookie], [cookie, ("Origin", "http://evil.example")], [cookie, ("Origin", "null")],
-                            [cookie, ("Origin", "http://127.0.0.1:1")], [cookie, ("Sec-Fetch-Site", "cross-site")],
-                            [cookie, ("Origin", "http://evil.example"), ("Sec-Fetch-Site", "same-origin")]] {
+            for headers in [
+                [cookie], [cookie, ("Origin", "http://evil.example")], [cookie, ("Origin", "null")],
+                [cookie, ("Origin", "http://127.0.0.1:1")], [cookie, ("Sec-Fetch-Site", "cross-site")],
+                [cookie, ("Origin", "http://evil.example"), ("Sec-Fetch-Site", "same-origin")],
+            ] {
                 let r = try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[0]), headers: headers)
                 #expect(r.status == 403, "\(headers.map { $0.0 + ": " + $0.1 })")
                 #expect(Self.errorCode(r) == "csrf_refused")
                 let out = try await env.daemon.send("DELETE", "/api/v1/session", headers: headers)
                 #expect(out.status == 403)
             }
-            #expect((try await Self.agenda(env, s, date: Self.dayOf(starts[0], now: day.now)))["appointments"]?.arrayValue?
-                .allSatisfy { $0["checked_in_at"]?.isNull == true } == true, "nothing was recorded")
+            #expect(
+                (try await Self.agenda(env, s, date: Self.dayOf(starts[0], now: day.now)))["appointments"]?.arrayValue?
+                    .allSatisfy { $0["checked_in_at"]?.isNull == true } == true, "nothing was recorded")
             // Reads with the cookie alone are fine (SameSite=Strict keeps other sites from sending it).
             #expect(try await env.daemon.get("/api/v1/rooms", headers: [cookie]).status == 200)
             #expect(try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[0]), headers: [cookie, ("Origin", origin)]).status == 201)
-            #expect(try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[1]), headers: [cookie, ("Sec-Fetch-Site", "same-origin")]).status == 201)
-            #expect(try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[2]), headers: Self.bearer(s)).status == 201, "bearer: no Origin needed")
-            #expect(try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[3]),
-                                              headers: Self.bearer(s) + [("Origin", "http://evil.example")]).status == 201,
-                    "a bearer token is never sent by a browser on its own")
+            #expect(
+                try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[1]), headers: [cookie, ("Sec-Fetch-Site", "same-origin")]).status
+                    == 201)
+            #expect(
+                try await env.daemon.send("POST", "/api/v1/checkins", body: body(ids[2]), headers: Self.bearer(s)).status == 201,
+                "bearer: no Origin needed")
+            #expect(
+                try await env.daemon.send(
+                    "POST", "/api/v1/checkins", body: body(ids[3]),
+                    headers: Self.bearer(s) + [("Origin", "http://evil.example")]
+                ).status == 201,
+                "a bearer token is never sent by a browser on its own")
         }
     }
 
@@ -621,9 +659,12 @@ struct ConsoleTests {
         // CI installs these (apt-get install -y chromium chromium-driver python3-selenium); a
         // missing one fails this test, it never skips it.
         let chromium = "/usr/bin/chromium", driver = "/usr/bin/chromedriver", python = "/usr/bin/python3"
-        for (path, what) in [(chromium, "chromium"), (driver, "chromium-driver"), (python, "python3"), ("/usr/bin/mosquitto_pub", "mosquitto-clients")] {
+        for (path, what) in [
+            (chromium, "chromium"), (driver, "chromium-driver"), (python, "python3"), ("/usr/bin/mosquitto_pub", "mosquitto-clients"),
+        ] {
             guard FileManager.default.isExecutableFile(atPath: path) else {
-                Issue.record("the browser test needs \(what) at \(path): apt-get install -y chromium chromium-driver python3-selenium mosquitto-clients")
+                Issue.record(
+                    "the browser test needs \(what) at \(path): apt-get install -y chromium chromium-driver python3-selenium mosquitto-clients")
                 return
             }
         }
@@ -635,8 +676,10 @@ struct ConsoleTests {
 
         var day = ClinicDay()
         day.patients += [
-            ClinicDay.Patient(id: "9a000000-0000-4000-8000-000000000005", name: "Helena Prado", phone: "+5511990000005", qr: "medic-qr:v1:helena:5555"),
-            ClinicDay.Patient(id: "9a000000-0000-4000-8000-000000000006", name: "Rafael Oliveira", phone: "+5511990000006", qr: "medic-qr:v1:rafael:6666"),
+            ClinicDay.Patient(
+                id: "9a000000-0000-4000-8000-000000000005", name: "Helena Prado", phone: "+5511990000005", qr: "medic-qr:v1:helena:5555"),
+            ClinicDay.Patient(
+                id: "9a000000-0000-4000-8000-000000000006", name: "Rafael Oliveira", phone: "+5511990000006", qr: "medic-qr:v1:rafael:6666"),
         ]
         let (starts, minutes) = Self.slots(6, spacing: 12)
         day.book(day.patients[4], startMinutes: starts[0], minutes: minutes, professional: day.draAna, room: day.sala3, service: day.nutricao)
@@ -665,13 +708,15 @@ struct ConsoleTests {
 
             let shots = Self.repoRoot + "/docs/screenshots"
             try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
-            let args = [Self.repoRoot + "/tests/browser/console_test.py",
-                        "--url", env.daemon.baseURL, "--user", user, "--password", password,
-                        "--mqtt-port", String(env.broker.port), "--site", env.site, "--stub-url", "http://127.0.0.1:\(stub.port)",
-                        "--kiosk-qr", day.beatriz.qr, "--kiosk-patient", day.beatriz.name, "--reception-patient", day.maria.name,
-                        "--expect-patients", expected.joined(separator: ","), "--search-phone", "99000-0003",
-                        "--name-query", "joao pedro", "--name-expect", day.joao.name,
-                        "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver]
+            let args = [
+                Self.repoRoot + "/tests/browser/console_test.py",
+                "--url", env.daemon.baseURL, "--user", user, "--password", password,
+                "--mqtt-port", String(env.broker.port), "--site", env.site, "--stub-url", "http://127.0.0.1:\(stub.port)",
+                "--kiosk-qr", day.beatriz.qr, "--kiosk-patient", day.beatriz.name, "--reception-patient", day.maria.name,
+                "--expect-patients", expected.joined(separator: ","), "--search-phone", "99000-0003",
+                "--name-query", "joao pedro", "--name-expect", day.joao.name,
+                "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver,
+            ]
             let (status, output) = try await Harness.runProgram(python, args, timeout: 240)
             #expect(status == 0, "browser test failed:\n\(output)")
             #expect(output.contains("all steps passed"), "\(output)")
@@ -680,10 +725,14 @@ struct ConsoleTests {
             stub.setFaults(.init(mode: .none))
             let r = try await Self.login(env, user, password)
             let token = try #require(try JSON.parse(r.body)["token"]?.stringValue)
-            let agenda = try JSON.parse(try await env.daemon.get("/api/v1/agenda?date=\(Self.dayOf(starts[0], now: day.now))",
-                                                                  headers: [("Authorization", "Bearer \(token)")]).body)
-            let byName = Dictionary((agenda["appointments"]?.arrayValue ?? []).map { ($0["patient"]?["name"]?.stringValue ?? "", $0) },
-                                    uniquingKeysWith: { a, _ in a })
+            let agenda = try JSON.parse(
+                try await env.daemon.get(
+                    "/api/v1/agenda?date=\(Self.dayOf(starts[0], now: day.now))",
+                    headers: [("Authorization", "Bearer \(token)")]
+                ).body)
+            let byName = Dictionary(
+                (agenda["appointments"]?.arrayValue ?? []).map { ($0["patient"]?["name"]?.stringValue ?? "", $0) },
+                uniquingKeysWith: { a, _ in a })
             #expect(byName[day.maria.name]?["checkin_method"]?.stringValue == "reception")
             #expect(byName[day.beatriz.name]?["checkin_method"]?.stringValue == "qr")
             #expect(byName[day.joao.name]?["checked_in_at"]?.isNull == true)

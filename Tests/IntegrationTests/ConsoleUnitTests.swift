@@ -18,18 +18,25 @@ struct ConsoleUnitTests {
     @Test("PBKDF2-HMAC-SHA256 matches the published test vectors (RFC 7914 §11 and the RFC 6070 inputs)")
     func pbkdf2Vectors() {
         let p = Array("password".utf8), s = Array("salt".utf8)
-        #expect(Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 1, length: 32))
+        #expect(
+            Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 1, length: 32))
                 == "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b")
-        #expect(Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 2, length: 32))
+        #expect(
+            Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 2, length: 32))
                 == "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43")
-        #expect(Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 4096, length: 32))
+        #expect(
+            Self.hex(StaffPassword.pbkdf2(password: p, salt: s, iterations: 4096, length: 32))
                 == "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a")
         // Two output blocks (RFC 7914 §11).
-        #expect(Self.hex(StaffPassword.pbkdf2(password: Array("passwd".utf8), salt: s, iterations: 1, length: 64))
+        #expect(
+            Self.hex(StaffPassword.pbkdf2(password: Array("passwd".utf8), salt: s, iterations: 1, length: 64))
                 == "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783")
         // A key longer than the HMAC block (hashed first) and a 40-byte output.
-        #expect(Self.hex(StaffPassword.pbkdf2(password: Array("passwordPASSWORDpassword".utf8), salt: Array("saltSALTsaltSALTsaltSALTsaltSALTsalt".utf8),
-                                              iterations: 4096, length: 40))
+        #expect(
+            Self.hex(
+                StaffPassword.pbkdf2(
+                    password: Array("passwordPASSWORDpassword".utf8), salt: Array("saltSALTsaltSALTsaltSALTsaltSALTsalt".utf8),
+                    iterations: 4096, length: 40))
                 == "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9")
     }
 
@@ -102,7 +109,7 @@ struct ConsoleUnitTests {
             clock.advance(seconds: 10)
         }
         #expect(t.retryAfter(name: "ana", address: "10.0.0.9") == nil, "4 failures: still allowed")
-        t.recordFailure(name: "ana", address: "10.0.0.4") // at t0 + 40 s
+        t.recordFailure(name: "ana", address: "10.0.0.4")  // at t0 + 40 s
         // Locked for the name, from any address; the oldest failure (t0) leaves the window at t0 + 300 s.
         #expect(t.retryAfter(name: "ana", address: "10.0.0.9") == 260)
         #expect(t.retryAfter(name: "bruno", address: "10.0.0.9") == nil, "another name from a clean address is fine")
@@ -218,8 +225,9 @@ struct ConsoleUnitTests {
         // The same StaffAPI the daemon serves, called in-process through its handlers.
         let clock = ManualClock()
         let db = try AppDatabase.inMemory()
-        let api = StaffAPI(config: EdgeConfig(), db: db, state: EdgeState(cloudConfigured: false), logger: .init(label: "test"),
-                           statusJSON: { "{}" }, clock: clock)
+        let api = StaffAPI(
+            config: EdgeConfig(), db: db, state: EdgeState(cloudConfigured: false), logger: .init(label: "test"),
+            statusJSON: { "{}" }, clock: clock)
         try api.accounts.add(name: "ana", password: "senha-forte-1", iterations: 1000)
         let (token, _) = try api.accounts.startSession(name: "ana")
         let req = StaffAPI.bearerProbe(token)
@@ -279,16 +287,19 @@ extension StaffAPI {
     static func bearerProbe(_ token: String) -> Request {
         var fields = HTTPFields()
         fields[.authorization] = "Bearer \(token)"
-        return Request(head: .init(method: .get, scheme: "http", authority: "127.0.0.1:8080", path: "/api/v1/agenda", headerFields: fields),
-                       body: RequestBody(buffer: ByteBuffer()))
+        return Request(
+            head: .init(method: .get, scheme: "http", authority: "127.0.0.1:8080", path: "/api/v1/agenda", headerFields: fields),
+            body: RequestBody(buffer: ByteBuffer()))
     }
 }
 
 @Suite("Console certificate expiry notices")
 struct ConsoleCertificateExpiryTests {
-    static let end: Int64 = 1_798_761_600   // 2027-01-01T00:00:00Z
+    static let end: Int64 = 1_798_761_600  // 2027-01-01T00:00:00Z
 
-    @Test("Given a certificate, when it has more than 30 days left, in its last 30 days, on its last day, or expired, then nothing, a warning, a warning, an error")
+    @Test(
+        "Given a certificate, when it has more than 30 days left, in its last 30 days, on its last day, or expired, then nothing, a warning, a warning, an error"
+    )
     func notices() throws {
         let file = "/etc/medic-edge/tls/console.crt"
         #expect(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end - 31 * 86_400, certFile: file) == nil)
@@ -300,6 +311,9 @@ struct ConsoleCertificateExpiryTests {
         #expect(lastDay.text.contains("(in 1 day)"))
         let expired = try #require(ConsoleTLS.expiryNotice(notValidAfter: Self.end, nowSeconds: Self.end, certFile: file))
         #expect(expired.isError)
-        #expect(expired.text == "console: the certificate in http.cert_file \(file) expired on 2027-01-01; browsers refuse the console over HTTPS: re-run install.sh to reissue it")
+        #expect(
+            expired.text
+                == "console: the certificate in http.cert_file \(file) expired on 2027-01-01; browsers refuse the console over HTTPS: re-run install.sh to reissue it"
+        )
     }
 }

@@ -48,8 +48,9 @@ final class Tmpfs: @unchecked Sendable {
 @Suite("Full disks and failed commits", .serialized)
 struct DiskFullTests {
     static func reading(_ env: Env, device: String, msgId: String, pad: Int) throws {
-        try env.device.publish(env.topic("room/sala-3/environment/\(device)"),
-                               #"{"msg_id": "\#(msgId)", "humidity_pct": 50, "note": "\#(String(repeating: "z", count: pad))"}"#)
+        try env.device.publish(
+            env.topic("room/sala-3/environment/\(device)"),
+            #"{"msg_id": "\#(msgId)", "humidity_pct": 50, "note": "\#(String(repeating: "z", count: pad))"}"#)
     }
     static func acked(_ env: Env, device: String) -> [String: String?] {
         var out: [String: String?] = [:]
@@ -65,16 +66,23 @@ struct DiskFullTests {
         }
     }
 
-    @Test("Disk full: scans answered while SQLite can write; when it cannot, no ack and no result, /healthz 503 with the reason, the failures counted; space back: everything resumes, resent messages acked, nothing lost")
+    @Test(
+        "Disk full: scans answered while SQLite can write; when it cannot, no ack and no result, /healthz 503 with the reason, the failures counted; space back: everything resumes, resent messages acked, nothing lost"
+    )
     func diskFull() async throws {
         var day = ClinicDay()
         day.book(day.maria, startMinutes: 30)
         day.book(day.joao, startMinutes: 40)
         nonisolated(unsafe) var fs: Tmpfs?
         // min_free_bytes 0: the free-space guard off, so SQLite itself meets the full disk.
-        let env = try await Env.start(day: day, extraConfig: "storage: {min_free_bytes: 0}\n",
-                                      beforeDaemon: { d in fs = try Tmpfs(at: d.dataDir, bytes: 24 << 20) })
-        defer { Task { await env.stop(); fs?.unmount() } }
+        let env = try await Env.start(
+            day: day, extraConfig: "storage: {min_free_bytes: 0}\n",
+            beforeDaemon: { d in fs = try Tmpfs(at: d.dataDir, bytes: 24 << 20) })
+        defer {
+            Task {
+                await env.stop(); fs?.unmount()
+            }
+        }
         let tmpfs = try #require(fs)
         let stub = try #require(env.stub)
         // The cloud is down: every event stays in the outbox, so the database must grow.
@@ -134,7 +142,9 @@ struct DiskFullTests {
 
         // Nothing acknowledged is lost: the cloud comes back and gets every reading and both check-ins.
         stub.setFaults(.init(mode: .none))
-        try await Harness.waitUntil("backlog drained", timeout: 60, poll: 0.2) { (try await env.daemon.status())["outbox"]?["pending"]?.doubleValue == 0 }
+        try await Harness.waitUntil("backlog drained", timeout: 60, poll: 0.2) {
+            (try await env.daemon.status())["outbox"]?["pending"]?.doubleValue == 0
+        }
         let delivered = Set(UplinkTests.readingMsgIds(env.cloudEvents(named: "integration/iot.event")))
         #expect(Set(sent).subtracting(delivered).isEmpty, "acked but not delivered: \(Set(sent).subtracting(delivered).sorted().prefix(5))")
         #expect(env.cloudEvents(named: "clinic/checkin.recorded").count == 2)
@@ -142,14 +152,21 @@ struct DiskFullTests {
         tmpfs.unmount()
     }
 
-    @Test("Free space below storage.min_free_bytes, whatever fills the disk: telemetry refused with storage_full, kiosk scans still checked in; space back: telemetry taken again")
+    @Test(
+        "Free space below storage.min_free_bytes, whatever fills the disk: telemetry refused with storage_full, kiosk scans still checked in; space back: telemetry taken again"
+    )
     func minFreeBytes() async throws {
         var day = ClinicDay()
         day.book(day.maria, startMinutes: 30)
         nonisolated(unsafe) var fs: Tmpfs?
-        let env = try await Env.start(day: day, extraConfig: "storage: {min_free_bytes: \(16 << 20)}\n",
-                                      beforeDaemon: { d in fs = try Tmpfs(at: d.dataDir, bytes: 48 << 20) })
-        defer { Task { await env.stop(); fs?.unmount() } }
+        let env = try await Env.start(
+            day: day, extraConfig: "storage: {min_free_bytes: \(16 << 20)}\n",
+            beforeDaemon: { d in fs = try Tmpfs(at: d.dataDir, bytes: 48 << 20) })
+        defer {
+            Task {
+                await env.stop(); fs?.unmount()
+            }
+        }
         let tmpfs = try #require(fs)
         try Self.reading(env, device: "env-m", msgId: "m-1", pad: 10)
         try await env.device.waitFor(env.topic("device/env-m/ack")) { $0["msg_id"]?.stringValue == "m-1" }
@@ -179,7 +196,9 @@ struct DiskFullTests {
         tmpfs.unmount()
     }
 
-    @Test("A burst with a 4 MiB budget: the database and its WAL never exceed the budget by more than one batch (sampled while it runs); the drops are reported")
+    @Test(
+        "A burst with a 4 MiB budget: the database and its WAL never exceed the budget by more than one batch (sampled while it runs); the drops are reported"
+    )
     func burstWithinBudget() async throws {
         let budget = 4 << 20
         let env = try await Env.start(extraConfig: "storage: {max_bytes: \(budget), min_free_bytes: 0}\n")
@@ -194,7 +213,9 @@ struct DiskFullTests {
                 let now = Self.dbBytes(dataDir)
                 if now > peak {
                     peak = now
-                    parts = ["", "-wal", "-shm"].map { ((try? FileManager.default.attributesOfItem(atPath: dataDir + "/medic-edge.sqlite" + $0))?[.size] as? NSNumber)?.intValue ?? 0 }
+                    parts = ["", "-wal", "-shm"].map {
+                        ((try? FileManager.default.attributesOfItem(atPath: dataDir + "/medic-edge.sqlite" + $0))?[.size] as? NSNumber)?.intValue ?? 0
+                    }
                 }
                 try? await Task.sleep(for: .milliseconds(2))
             }
@@ -217,7 +238,9 @@ struct DiskFullTests {
         stub.setFaults(.init(mode: .none))
         let dropped = try await env.waitForCloudEvents("integration/edge.data_dropped", count: 1, timeout: 30)
         #expect(dropped.allSatisfy { $0["data"]?["class"]?.stringValue == "telemetry" && $0["data"]?["reason"]?.stringValue == "disk_budget" })
-        try await Harness.waitUntil("backlog drained", timeout: 60, poll: 0.2) { (try await env.daemon.status())["outbox"]?["pending"]?.doubleValue == 0 }
+        try await Harness.waitUntil("backlog drained", timeout: 60, poll: 0.2) {
+            (try await env.daemon.status())["outbox"]?["pending"]?.doubleValue == 0
+        }
         let droppedCount = env.cloudEvents(named: "integration/edge.data_dropped").compactMap { $0["data"]?["count"]?.doubleValue }.reduce(0, +)
         let delivered = Set(UplinkTests.readingMsgIds(env.cloudEvents(named: "integration/iot.event")))
         #expect(Double(delivered.count) + droppedCount >= Double(n), "every reading delivered or reported dropped")

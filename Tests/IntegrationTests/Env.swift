@@ -14,10 +14,12 @@ final class Env: @unchecked Sendable {
     let device: TestMQTT
     let site = "test-site"
 
-    static func start(cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", cloudConfig: [String] = [],
-                      eventKey: String = "test-key", waitForRoster: Bool = true,
-                      daemonEnvironment: [String: String] = [:],
-                      beforeDaemon: (DaemonProcess) async throws -> Void = { _ in }) async throws -> Env {
+    static func start(
+        cloud: Bool = true, day: ClinicDay? = nil, extraConfig: String = "", cloudConfig: [String] = [],
+        eventKey: String = "test-key", waitForRoster: Bool = true,
+        daemonEnvironment: [String: String] = [:],
+        beforeDaemon: (DaemonProcess) async throws -> Void = { _ in }
+    ) async throws -> Env {
         let broker = try Broker()
         try await broker.start()
         var stub: CloudStub?
@@ -28,7 +30,9 @@ final class Env: @unchecked Sendable {
             cloudPort = try await s.start()
             stub = s
         }
-        let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, cloudPort: cloudPort, eventKey: eventKey, cloudExtra: cloudConfig, extra: extraConfig))
+        let daemon = try DaemonProcess(
+            configYAML: DaemonProcess.standardConfig(
+                mqttPort: broker.port, cloudPort: cloudPort, eventKey: eventKey, cloudExtra: cloudConfig, extra: extraConfig))
         dbg("broker up")
         let device = try await TestMQTT(port: broker.port)
         dbg("device connected")
@@ -69,11 +73,15 @@ final class Env: @unchecked Sendable {
 
     /// Publishes a kiosk scan and waits for its result.
     func scan(_ qr: String, scanId: String, kiosk: String = "k1", timeout: Double = 10) async throws -> JSON {
-        let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date())) }
+        let payload = JSONText.object { j in
+            j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date()))
+        }
         // Counted before publishing: the result can arrive before the next line runs.
         let before = device.json(on: topic("kiosk/\(kiosk)/result")).filter { $0["scan_id"]?.stringValue == scanId }.count
         try device.publish(topic("kiosk/\(kiosk)/scan"), payload)
-        let found = try await device.waitFor(topic("kiosk/\(kiosk)/result"), count: before + 1, timeout: timeout) { $0["scan_id"]?.stringValue == scanId }
+        let found = try await device.waitFor(topic("kiosk/\(kiosk)/result"), count: before + 1, timeout: timeout) {
+            $0["scan_id"]?.stringValue == scanId
+        }
         return found.last!
     }
 
@@ -82,7 +90,9 @@ final class Env: @unchecked Sendable {
         (stub?.receivedEvents() ?? []).map(\.asJSON).filter { name == nil || $0["name"]?.stringValue == name }
     }
 
-    func waitForCloudEvents(_ name: String, count: Int, timeout: Double = 15, where match: @escaping (JSON) -> Bool = { _ in true }) async throws -> [JSON] {
+    func waitForCloudEvents(_ name: String, count: Int, timeout: Double = 15, where match: @escaping (JSON) -> Bool = { _ in true }) async throws
+        -> [JSON]
+    {
         var found: [JSON] = []
         try await Harness.waitUntil("\(count) \(name) event(s) at the cloud", timeout: timeout, poll: 0.05) {
             found = self.cloudEvents(named: name).filter(match)
@@ -104,4 +114,8 @@ final class Env: @unchecked Sendable {
     }
 }
 
-func dbg(_ s: String) { if ProcessInfo.processInfo.environment["ENV_DEBUG"] != nil { FileHandle.standardError.write(Data("[env \(Date().timeIntervalSince1970)] \(s)\n".utf8)) } }
+func dbg(_ s: String) {
+    if ProcessInfo.processInfo.environment["ENV_DEBUG"] != nil {
+        FileHandle.standardError.write(Data("[env \(Date().timeIntervalSince1970)] \(s)\n".utf8))
+    }
+}

@@ -23,7 +23,9 @@ struct FloodTests {
     /// release peak is 73 MiB, so the rest is not the intake queue.
     static let peakLimit = ProcessInfo.processInfo.environment["MEDIC_EDGE_BIN"] == nil ? 96 << 20 : 64 << 20
 
-    @Test("A flood of 200,000 QoS-1 messages from 4 devices: a kiosk scan in the middle gets its result within 2 s, peak memory stays bounded, every message is stored and acked")
+    @Test(
+        "A flood of 200,000 QoS-1 messages from 4 devices: a kiosk scan in the middle gets its result within 2 s, peak memory stays bounded, every message is stored and acked"
+    )
     func flood() async throws {
         // The broker keeps whatever the daemon does not take yet (unbounded queue): nothing of
         // the flood may be lost on the way, so every message can be counted at the end.
@@ -55,8 +57,10 @@ struct FloodTests {
         let t0 = Date()
         var publishers: [Process] = []
         for d in 0..<Self.devices {
-            publishers.append(try Harness.publishLines(port: broker.port, topic: "clinic/\(Self.site)/room/sala-\(d)/environment/flood-\(d)",
-                                                       file: dir + "/d\(d).txt", clientId: "flood-\(d)"))
+            publishers.append(
+                try Harness.publishLines(
+                    port: broker.port, topic: "clinic/\(Self.site)/room/sala-\(d)/environment/flood-\(d)",
+                    file: dir + "/d\(d).txt", clientId: "flood-\(d)"))
         }
         defer { for p in publishers where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
 
@@ -90,18 +94,27 @@ struct FloodTests {
         #expect(acks.counts.distinct == total)
         let peak = try #require(Harness.peakMemoryBytes(pid: pid))
         // What the memory is now: anonymous (heap) and file-backed (the binary and libraries).
-        print("flood: the daemon now: " + ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("Rss") || $0.hasPrefix("VmRSS") || $0.hasPrefix("Threads") }.joined(separator: " "))
-        print("flood: \(total) messages stored and acked in \(Int(elapsed)) s (\(Int(Double(total) / elapsed)) msgs/s); daemon peak memory (VmHWM) \(peak >> 20) MiB")
+        print(
+            "flood: the daemon now: "
+                + ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "").split(separator: "\n").filter {
+                    $0.hasPrefix("Rss") || $0.hasPrefix("VmRSS") || $0.hasPrefix("Threads")
+                }.joined(separator: " "))
+        print(
+            "flood: \(total) messages stored and acked in \(Int(elapsed)) s (\(Int(Double(total) / elapsed)) msgs/s); daemon peak memory (VmHWM) \(peak >> 20) MiB"
+        )
         #expect(peak < Self.peakLimit, "daemon peak memory \(peak >> 20) MiB")
         #expect(try await daemon.get("/healthz").status == 200)
     }
 
-    @Test("The intake bound at its smallest (256 KiB): a flood of 40,000 messages holds the broker back (logged) and passes whole, each stored once and acked")
+    @Test(
+        "The intake bound at its smallest (256 KiB): a flood of 40,000 messages holds the broker back (logged) and passes whole, each stored once and acked"
+    )
     func smallBound() async throws {
         let broker = try Broker(extraConfig: "max_queued_messages 0")
         try await broker.start()
         defer { Task { await broker.stop() } }
-        let yaml = DaemonProcess.standardConfig(mqttPort: broker.port).replacingOccurrences(of: "client_id: medic-edge-test}", with: "client_id: medic-edge-test, max_pending_bytes: 262144}")
+        let yaml = DaemonProcess.standardConfig(mqttPort: broker.port).replacingOccurrences(
+            of: "client_id: medic-edge-test}", with: "client_id: medic-edge-test, max_pending_bytes: 262144}")
         let daemon = try DaemonProcess(configYAML: yaml)
         let acks = try await TopicCounter(port: broker.port, filter: "clinic/\(Self.site)/device/+/ack")
         defer { acks.close() }
@@ -118,8 +131,10 @@ struct FloodTests {
             try text.write(toFile: dir + "/s\(d).txt", atomically: false, encoding: .utf8)
         }
         for d in 0..<devices {
-            publishers.append(try Harness.publishLines(port: broker.port, topic: "clinic/\(Self.site)/room/sala-\(d)/environment/small-\(d)",
-                                                       file: dir + "/s\(d).txt", clientId: "small-\(d)"))
+            publishers.append(
+                try Harness.publishLines(
+                    port: broker.port, topic: "clinic/\(Self.site)/room/sala-\(d)/environment/small-\(d)",
+                    file: dir + "/s\(d).txt", clientId: "small-\(d)"))
         }
         defer { for p in publishers where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         try await Harness.waitUntil("\(n * devices) acks", timeout: 90, poll: 0.2) { acks.counts.distinct >= n * devices }
@@ -130,10 +145,14 @@ struct FloodTests {
             return pending >= n * devices
         }
         #expect(pending == n * devices)
-        #expect(daemon.log().contains("mqtt: intake full (mqtt.max_pending_bytes: 256 KiB received and not yet committed)"), "the bound held the broker back")
+        #expect(
+            daemon.log().contains("mqtt: intake full (mqtt.max_pending_bytes: 256 KiB received and not yet committed)"),
+            "the bound held the broker back")
     }
 
-    @Test("The broker stopped for 70 s: /healthz 503 with the mqtt reason after 60 s, not before; 200 again and intake resumed once it returns on the same port, with no restart")
+    @Test(
+        "The broker stopped for 70 s: /healthz 503 with the mqtt reason after 60 s, not before; 200 again and intake resumed once it returns on the same port, with no restart"
+    )
     func deadBroker() async throws {
         let broker = try Broker()
         try await broker.start()
@@ -231,7 +250,9 @@ struct IntakeBoundTests {
         #expect(sink.intake().heldBytes == 10 * cost)
         // The 11th waits (on its own thread, as libmosquitto's would).
         let done = DispatchSemaphore(value: 0)
-        Thread { Self.put(sink, 10, bytes: 1000); done.signal() }.start()
+        Thread {
+            Self.put(sink, 10, bytes: 1000); done.signal()
+        }.start()
         #expect(done.wait(timeout: .now() + 0.3) == .timedOut)
         #expect(sink.intake().stalledNow)
         // The consumer commits three: the waiting one goes in.
@@ -279,7 +300,7 @@ final class BrokenBroker: Sendable {
                 if c < 0 { return }
                 count.withLock { $0 += 1 }
                 var buf = [UInt8](repeating: 0, count: 1024)
-                _ = read(c, &buf, buf.count)                              // CONNECT
+                _ = read(c, &buf, buf.count)  // CONNECT
                 let reply: [UInt8] = [0x20, 0x02, 0x00, 0x00, 0x00, 0x00]  // CONNACK ok, then type 0
                 _ = reply.withUnsafeBytes { write(c, $0.baseAddress, $0.count) }
                 // Kept open: the client ends the connection itself.

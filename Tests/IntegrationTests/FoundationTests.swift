@@ -90,9 +90,11 @@ struct FoundationTests {
         #expect(s["storage"]?["budget_bytes"]?.doubleValue == 2_147_483_648)
         let m = try await env.daemon.get("/metrics")
         #expect(m.status == 200)
-        for name in ["medic_edge_mqtt_messages_total", "medic_edge_dead_letters_total", "medic_edge_checkins_total",
-                     "medic_edge_wearable_samples_total", "medic_edge_events_delivered_total", "medic_edge_outbox_pending",
-                     "medic_edge_cloud_up"] {
+        for name in [
+            "medic_edge_mqtt_messages_total", "medic_edge_dead_letters_total", "medic_edge_checkins_total",
+            "medic_edge_wearable_samples_total", "medic_edge_events_delivered_total", "medic_edge_outbox_pending",
+            "medic_edge_cloud_up",
+        ] {
             #expect(m.text.contains(name), "metrics lack \(name)")
         }
         // Routes that need staff credentials never answer without them.
@@ -240,7 +242,9 @@ final class NotifySocket: @unchecked Sendable {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
         guard rc == 0 else { Foundation.close(fd); throw Failed(description: "bind \(path): errno \(errno)") }
         var tv = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

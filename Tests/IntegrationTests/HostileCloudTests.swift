@@ -28,7 +28,9 @@ struct HostileCloudTests {
         try await daemon.get("/healthz").status
     }
 
-    @Test("Hostile answers in turn while devices publish and a kiosk scans: the daemon never dies, tries at most 30 s apart, and once the cloud is healthy every event arrives exactly once")
+    @Test(
+        "Hostile answers in turn while devices publish and a kiosk scans: the daemon never dies, tries at most 30 s apart, and once the cloud is healthy every event arrives exactly once"
+    )
     func hostileModeAgainstTheDaemon() async throws {
         var day = ClinicDay()
         day.book(day.maria, startMinutes: 30)
@@ -76,13 +78,17 @@ struct HostileCloudTests {
         let upToHealed = all.prefix { $0.atNs < healedAt } + all.drop { $0.atNs < healedAt }.prefix(1)
         let gaps = zip(upToHealed.dropFirst(), upToHealed).map { Double($0.atNs - $1.atNs) / 1e9 }
         #expect(gaps.allSatisfy { $0 <= 32.5 }, "gaps between tries (s): \(gaps.map { ($0 * 10).rounded() / 10 })")
-        print("hostile mode: \(hostile.count) hostile answers in \(Double((hostile.last?.atNs ?? hostileFrom) - hostileFrom) / 1e9) s; gaps (s): \(gaps.map { ($0 * 10).rounded() / 10 })")
+        print(
+            "hostile mode: \(hostile.count) hostile answers in \(Double((hostile.last?.atNs ?? hostileFrom) - hostileFrom) / 1e9) s; gaps (s): \(gaps.map { ($0 * 10).rounded() / 10 })"
+        )
         #expect(env.daemon.process?.isRunning == true && env.daemon.pid == pid)
         #expect(!env.daemon.log().contains("Fatal error"))
         await env.stop()
     }
 
-    @Test("Every hostile answer of the stub, one by one through the real uplink code and libcurl: a retry, nothing deleted, no bad Retry-After honoured")
+    @Test(
+        "Every hostile answer of the stub, one by one through the real uplink code and libcurl: a retry, nothing deleted, no bad Retry-After honoured"
+    )
     func everyHostileAnswerInProcess() async throws {
         let stub = CloudStub()
         let port = try await stub.start()
@@ -94,8 +100,12 @@ struct HostileCloudTests {
         try await db.writer.write { db in
             for i in 0..<3 {
                 let data = #"{"site_id":"test-site","n":\#(i)}"#
-                try db.execute(sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)",
-                               arguments: ["0193e000-0000-7000-8000-00000000000\(i)", "integration/iot.event", 1, "dev-\(i)", data, 1_796_644_800_000, data.utf8.count + 80])
+                try db.execute(
+                    sql: "INSERT INTO outbox (id, name, class, source, data, created_ms, bytes) VALUES (?,?,?,?,?,?,?)",
+                    arguments: [
+                        "0193e000-0000-7000-8000-00000000000\(i)", "integration/iot.event", 1, "dev-\(i)", data, 1_796_644_800_000,
+                        data.utf8.count + 80,
+                    ])
             }
         }
         let state = EdgeState(cloudConfigured: true)
@@ -105,12 +115,14 @@ struct HostileCloudTests {
         for answer in HostileEventAnswer.allCases {
             // A new client each time: libcurl resends once by itself on a reused connection
             // that turns out dead, which would take two answers of the list.
-            let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
-                                state: state, logger: logger)
+            let uplink = Uplink(
+                config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
+                state: state, logger: logger)
             let batch = try uplink.nextBatch()
             #expect(batch.count == 3)
             let outcome = await uplink.deliver(batch)
-            let expected: Uplink.Outcome = .retry(after: answer == .unavailableRetryAfterPastDate || answer == .tooManyRequestsRetryAfterPastDate ? 0 : nil)
+            let expected: Uplink.Outcome = .retry(
+                after: answer == .unavailableRetryAfterPastDate || answer == .tooManyRequestsRetryAfterPastDate ? 0 : nil)
             #expect(outcome == expected, "\(answer.rawValue)")
             #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") } == 3, "\(answer.rawValue) deleted events")
             #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox_dead") } == 0)
@@ -118,15 +130,18 @@ struct HostileCloudTests {
         #expect(stub.eventRequests().map(\.answer) == HostileEventAnswer.allCases.map(\.rawValue))
         #expect(state.cloudState(nowMs: Time.nowMs()) == .offline)
         stub.setFaults(.init())
-        let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
-                            state: state, logger: logger)
+        let uplink = Uplink(
+            config: config, db: db, http: CurlHTTPClient(label: "uplink-test"), metrics: EdgeMetrics(bootstrap: false),
+            state: state, logger: logger)
         #expect(await uplink.deliver(try uplink.nextBatch()) == .done)
         #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM outbox") } == 0)
         #expect(stub.receivedEvents().count == 3)
         #expect(state.cloudState(nowMs: Time.nowMs()) == .online)
     }
 
-    @Test("A 400 storm: after 4 lone refusals the 5th is a cloud fault: nothing more is dead-lettered, cloud degraded, an error logged; after a success dead-lettering resumes")
+    @Test(
+        "A 400 storm: after 4 lone refusals the 5th is a cloud fault: nothing more is dead-lettered, cloud degraded, an error logged; after a success dead-lettering resumes"
+    )
     func fourHundredStorm() async throws {
         let env = try await Env.start(cloudConfig: ["max_batch: 50"])
         defer { Task { await env.stop() } }
@@ -162,19 +177,26 @@ struct HostileCloudTests {
         await env.stop()
     }
 
-    @Test("Seeded fuzz of Event API answers (status, headers incl. Retry-After, bodies, broken framing) from a raw TCP server: no crash, no loss, nothing taken as delivered that was not")
+    @Test(
+        "Seeded fuzz of Event API answers (status, headers incl. Retry-After, bodies, broken framing) from a raw TCP server: no crash, no loss, nothing taken as delivered that was not"
+    )
     func fuzzedAnswers() async throws {
         let fuzz = FuzzCloud(seed: 0x2026_1207, hostileTarget: 70, goodShare: 0.55)
         let cloud = try RawHTTPServer { fuzz.answer($0) }
         defer { cloud.stop() }
         let broker = try Broker()
         try await broker.start()
-        let daemon = try DaemonProcess(configYAML: DaemonProcess.standardConfig(
-            mqttPort: broker.port, cloudPort: cloud.port, rosterSyncSeconds: 3600, cloudExtra: ["max_batch: 10"]))
+        let daemon = try DaemonProcess(
+            configYAML: DaemonProcess.standardConfig(
+                mqttPort: broker.port, cloudPort: cloud.port, rosterSyncSeconds: 3600, cloudExtra: ["max_batch: 10"]))
         let device = try await TestMQTT(port: broker.port)
         try await device.subscribe("clinic/test-site/#")
         try await daemon.start()
-        defer { Task { _ = await daemon.terminate(); device.close(); await broker.stop() } }
+        defer {
+            Task {
+                _ = await daemon.terminate(); device.close(); await broker.stop()
+            }
+        }
         let pid = try #require(daemon.pid)
         var published: [String] = []
         let deadline = Date().addingTimeInterval(120)
@@ -228,7 +250,9 @@ struct CurlLimitsTests {
         #expect(try await http.send(HTTPRequest(url: "http://127.0.0.1:\(port)/_stub/stats")).status == 200)
     }
 
-    @Test("A response body over maxBodyBytes aborts the transfer with an error saying so (announced length, chunked, or a lie)", arguments: ["length", "chunked", "close"])
+    @Test(
+        "A response body over maxBodyBytes aborts the transfer with an error saying so (announced length, chunked, or a lie)",
+        arguments: ["length", "chunked", "close"])
     func bodyCap(_ framing: String) async throws {
         let big = [UInt8](repeating: UInt8(ascii: "x"), count: 2 * 1024 * 1024)
         let server = try RawHTTPServer { _ in
@@ -449,15 +473,19 @@ final class FuzzCloud: Sendable {
         Array(("{\"ids\":[" + ids.map { "\"\($0)\"" }.joined(separator: ",") + "],\"status\":200}").utf8)
     }
 
-    static let junkRetryAfter = ["nan", "inf", "-inf", "-1", "1e308", "abc", "", "0x10", "5.5.5", "Sun, 06 Nov 1994 08:49:37 GMT",
-                                 "0", "1", "2", "+3", "1.5", " 2 ", "Sunday, 06-Nov-94 08:49:37 GMT", "\u{7f}", "99999999999999999999x"]
-    static let statuses = ["200 OK", "201 Created", "202 Accepted", "204 No Content", "206 Partial Content", "299 Whatever",
-                           "300 Multiple Choices", "301 Moved Permanently", "302 Found", "303 See Other", "304 Not Modified",
-                           "307 Temporary Redirect", "308 Permanent Redirect", "404 Not Found", "405 Method Not Allowed",
-                           "408 Request Timeout", "409 Conflict", "410 Gone", "418 I'm a teapot", "422 Unprocessable", "425 Too Early",
-                           "429 Too Many Requests", "431 Request Header Fields Too Large", "451 Unavailable", "499 Client Closed",
-                           "500 Internal Server Error", "501 Not Implemented", "502 Bad Gateway", "503 Service Unavailable",
-                           "504 Gateway Timeout", "507 Insufficient Storage", "520 Unknown", "599 Network Timeout", "999 Nonsense"]
+    static let junkRetryAfter = [
+        "nan", "inf", "-inf", "-1", "1e308", "abc", "", "0x10", "5.5.5", "Sun, 06 Nov 1994 08:49:37 GMT",
+        "0", "1", "2", "+3", "1.5", " 2 ", "Sunday, 06-Nov-94 08:49:37 GMT", "\u{7f}", "99999999999999999999x",
+    ]
+    static let statuses = [
+        "200 OK", "201 Created", "202 Accepted", "204 No Content", "206 Partial Content", "299 Whatever",
+        "300 Multiple Choices", "301 Moved Permanently", "302 Found", "303 See Other", "304 Not Modified",
+        "307 Temporary Redirect", "308 Permanent Redirect", "404 Not Found", "405 Method Not Allowed",
+        "408 Request Timeout", "409 Conflict", "410 Gone", "418 I'm a teapot", "422 Unprocessable", "425 Too Early",
+        "429 Too Many Requests", "431 Request Header Fields Too Large", "451 Unavailable", "499 Client Closed",
+        "500 Internal Server Error", "501 Not Implemented", "502 Bad Gateway", "503 Service Unavailable",
+        "504 Gateway Timeout", "507 Insufficient Storage", "520 Unknown", "599 Network Timeout", "999 Nonsense",
+    ]
 
     func answer(_ req: RawRequest) -> RawAnswer {
         guard req.path.hasPrefix("/e/") else {
@@ -527,11 +555,16 @@ final class FuzzCloud: Sendable {
                 answer = RawAnswer(bytes: [])
             case 7:
                 label = "garbage_status_line"
-                answer = RawAnswer(bytes: Array(pick(["HTTP/1.1 2OO OK\r\n\r\n", "FOO BAR\r\n\r\n", "HTTP/1.1 200\r\n", "\u{0}\u{1}\u{2}\r\n\r\n",
-                                                      "HTTP/9.9 200 OK\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 -200 OK\r\n\r\n"]).utf8))
+                answer = RawAnswer(
+                    bytes: Array(
+                        pick([
+                            "HTTP/1.1 2OO OK\r\n\r\n", "FOO BAR\r\n\r\n", "HTTP/1.1 200\r\n", "\u{0}\u{1}\u{2}\r\n\r\n",
+                            "HTTP/9.9 200 OK\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 -200 OK\r\n\r\n",
+                        ]).utf8))
             case 8:
                 label = "broken_chunked"
-                answer = RawAnswer(bytes: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n".utf8) + Self.idsBody(ids))
+                answer = RawAnswer(
+                    bytes: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n".utf8) + Self.idsBody(ids))
             case 9:
                 label = "over_1_MiB"
                 var b = Array(Self.idsBody(ids).dropLast())
@@ -539,14 +572,18 @@ final class FuzzCloud: Sendable {
                 answer = RawAnswer(bytes: Self.response("200 OK", body: b))
             case 10:
                 label = "bad_content_length"
-                answer = RawAnswer(bytes: Array("HTTP/1.1 200 OK\r\nContent-Length: \(pick(["-1", "abc", "1e3", "99999999999999999999", "5, 7"]))\r\nConnection: close\r\n\r\n".utf8) + Self.idsBody(ids))
+                answer = RawAnswer(
+                    bytes: Array(
+                        "HTTP/1.1 200 OK\r\nContent-Length: \(pick(["-1", "abc", "1e3", "99999999999999999999", "5, 7"]))\r\nConnection: close\r\n\r\n"
+                            .utf8) + Self.idsBody(ids))
             default:
                 if s.rng.next() % 3 == 0 {
                     label = "hang_past_timeout"
                     answer = RawAnswer(bytes: Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"ids\":".utf8), end: .hang(seconds: 2.5))
                 } else {
                     label = "continue_then_503"
-                    answer = RawAnswer(bytes: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8) + Self.response("503 Service Unavailable", headers: headers, body: []))
+                    answer = RawAnswer(
+                        bytes: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8) + Self.response("503 Service Unavailable", headers: headers, body: []))
                 }
             }
             s.kinds[label, default: 0] += 1
@@ -554,4 +591,3 @@ final class FuzzCloud: Sendable {
         }
     }
 }
-

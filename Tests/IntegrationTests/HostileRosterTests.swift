@@ -19,8 +19,10 @@ import Testing
 func rosterClinicDay() -> ClinicDay {
     var day = ClinicDay()
     for i in 5...12 {
-        day.patients.append(ClinicDay.Patient(id: String(format: "9a000000-0000-4000-8000-%012d", i), name: "Paciente Número \(i)",
-                                              phone: String(format: "+55119900000%02d", i), qr: "medic-qr:v1:p\(i):\(i * 7919)"))
+        day.patients.append(
+            ClinicDay.Patient(
+                id: String(format: "9a000000-0000-4000-8000-%012d", i), name: "Paciente Número \(i)",
+                phone: String(format: "+55119900000%02d", i), qr: "medic-qr:v1:p\(i):\(i * 7919)"))
     }
     for (k, p) in day.patients.enumerated() { day.book(p, startMinutes: 20 + Double(k)) }
     return day
@@ -50,7 +52,9 @@ final class RecordingTransport: HTTPTransport {
     let afterAnswer: @Sendable (Int, HTTPRequest) -> Void
     init(afterAnswer: @escaping @Sendable (Int, HTTPRequest) -> Void = { _, _ in }) { self.afterAnswer = afterAnswer }
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let n = requests.withLock { $0.append(request); return $0.count }
+        let n = requests.withLock {
+            $0.append(request); return $0.count
+        }
         let r = try await inner.send(request)
         afterAnswer(n, request)
         return r
@@ -59,9 +63,11 @@ final class RecordingTransport: HTTPTransport {
 }
 
 /// A RosterSync run in-process against the stub, on a real SQLite file.
-func makeRosterSync(port: Int, clock: ManualClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
-                    confirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs,
-                    state: EdgeState = EdgeState(cloudConfigured: true)) throws -> (RosterSync, AppDatabase) {
+func makeRosterSync(
+    port: Int, clock: ManualClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
+    confirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs,
+    state: EdgeState = EdgeState(cloudConfigured: true)
+) throws -> (RosterSync, AppDatabase) {
     let dir = Harness.tempDir("roster")
     let yaml = DaemonProcess.standardConfig(mqttPort: 1883, cloudPort: port)
         .replacingOccurrences(of: "{DATA_DIR}", with: dir + "/data").replacingOccurrences(of: "{HTTP_PORT}", with: "8080")
@@ -69,8 +75,9 @@ func makeRosterSync(port: Int, clock: ManualClock, http: any HTTPTransport = Cur
     let db = try AppDatabase.open(dataDir: dir + "/data")
     var logger = Logger(label: "roster-test")
     logger.logLevel = ProcessInfo.processInfo.environment["ROSTER_TEST_LOG"] != nil ? .debug : .critical
-    let sync = RosterSync(config: config, db: db, http: http, state: state, metrics: EdgeMetrics(bootstrap: false),
-                          logger: logger, suspectConfirmNs: confirmNs, clock: clock)
+    let sync = RosterSync(
+        config: config, db: db, http: http, state: state, metrics: EdgeMetrics(bootstrap: false),
+        logger: logger, suspectConfirmNs: confirmNs, clock: clock)
     return (sync, db)
 }
 
@@ -80,7 +87,9 @@ func count(_ db: AppDatabase, _ table: String) async throws -> Int {
 
 @Suite("A bad roster answer never empties the day", .serialized)
 struct HostileRosterTests {
-    @Test("Given a clinic day synced, when the daemon restarts with Directus answering {\"data\": []}, an HTML page or a wrongly shaped object, today's patients still check in and the roster is unchanged")
+    @Test(
+        "Given a clinic day synced, when the daemon restarts with Directus answering {\"data\": []}, an HTML page or a wrongly shaped object, today's patients still check in and the roster is unchanged"
+    )
     func hostileAnswersAtStartup() async throws {
         let day = rosterClinicDay()
         let env = try await Env.start(day: day)
@@ -230,7 +239,9 @@ struct HostileRosterTests {
         try await stub.stop()
     }
 
-    @Test("A seeded fuzz of Directus answers (status, headers, bodies, JSON-ish garbage) at start-up: no crash, the local roster never emptied, check-in works")
+    @Test(
+        "A seeded fuzz of Directus answers (status, headers, bodies, JSON-ish garbage) at start-up: no crash, the local roster never emptied, check-in works"
+    )
     func fuzzedAnswers() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["ROSTER_FUZZ_SEED"] ?? "") ?? 20_261_207
         var rng = SimRandom(seed: seed)
@@ -268,11 +279,12 @@ struct HostileRosterTests {
     }
 }
 
-
 /// Hostile roster answers, from plausible to garbage.
 enum RosterFuzz {
-    static let fields = ["id", "name", "phone", "qr_code_hash", "patient_id", "scheduled_start", "scheduled_end", "status",
-                         "iot_config", "created_at", "updated_at", "data", "errors"]
+    static let fields = [
+        "id", "name", "phone", "qr_code_hash", "patient_id", "scheduled_start", "scheduled_end", "status",
+        "iot_config", "created_at", "updated_at", "data", "errors",
+    ]
 
     /// A JSON scalar; `odd` ones (1E400, a lone surrogate) a strict parser may refuse.
     static func scalar(_ rng: inout SimRandom, odd: Bool = true) -> String {
@@ -282,7 +294,9 @@ enum RosterFuzz {
         case 2: return String(Int.random(in: -1_000_000...1_000_000, using: &rng))
         case 3: return odd ? ["1e308", "-0", "0.5", "1E400", "-1e-400"].randomElement(using: &rng)! : "0.5"
         case 4: return "\"2026-12-07T13:00:00Z\""
-        case 5: return String(format: "\"%08x-0000-4000-8000-%012x\"", UInt32.random(in: 0...UInt32.max, using: &rng), Int.random(in: 0..<1_000_000, using: &rng))
+        case 5:
+            return String(
+                format: "\"%08x-0000-4000-8000-%012x\"", UInt32.random(in: 0...UInt32.max, using: &rng), Int.random(in: 0..<1_000_000, using: &rng))
         case 6: return "\"\""
         case 7: return odd ? "\"\\u0000\\ud800 é ü\"" : "\"Sala \\u00e9\""
         default: return "\"x\(Int.random(in: 0..<100, using: &rng))\""
@@ -343,19 +357,24 @@ enum RosterFuzz {
         let status = [200, 200, 200, 200, 200, 201, 206, 301, 302, 400, 401, 403, 404, 418, 429, 500, 502, 503].randomElement(using: &rng)!
         var headers: [(String, String)] = []
         if Bool.random(using: &rng) {
-            headers.append(("Content-Type", ["application/json", "text/html", "text/plain", "application/json; charset=latin1", ""].randomElement(using: &rng)!))
+            headers.append(
+                ("Content-Type", ["application/json", "text/html", "text/plain", "application/json; charset=latin1", ""].randomElement(using: &rng)!))
         }
         if Int.random(in: 0..<4, using: &rng) == 0 { headers.append(("Retry-After", ["nan", "-1", "1e308", "abc"].randomElement(using: &rng)!)) }
         if status == 301 || status == 302 { headers.append(("Location", "/login?next=%2Fitems")) }
-        if Int.random(in: 0..<4, using: &rng) == 0 { headers.append(("X-Junk-\(Int.random(in: 0..<9, using: &rng))", String(repeating: "z", count: Int.random(in: 0..<2000, using: &rng)))) }
+        if Int.random(in: 0..<4, using: &rng) == 0 {
+            headers.append(("X-Junk-\(Int.random(in: 0..<9, using: &rng))", String(repeating: "z", count: Int.random(in: 0..<2000, using: &rng))))
+        }
         return DirectusScriptedAnswer(status: status, headers: headers, body: body(&rng))
     }
 }
 
 @Suite("The roster answer validator (pure)")
 struct RosterAnswerTests {
-    static let patient = #"{"id":"9a000000-0000-4000-8000-000000000001","name":"Maria Souza","phone":"+5511","qr_code_hash":"ab","created_at":"2026-11-01T12:00:00Z","updated_at":null}"#
-    static let appointment = #"{"id":"a1","patient_id":"p1","professional_id":null,"service_id":"s1","room_id":"r1","scheduled_start":"2026-11-29T13:30:00Z","scheduled_end":"2026-11-29T14:30:00-03:00","status":"scheduled","created_at":null,"updated_at":null}"#
+    static let patient =
+        #"{"id":"9a000000-0000-4000-8000-000000000001","name":"Maria Souza","phone":"+5511","qr_code_hash":"ab","created_at":"2026-11-01T12:00:00Z","updated_at":null}"#
+    static let appointment =
+        #"{"id":"a1","patient_id":"p1","professional_id":null,"service_id":"s1","room_id":"r1","scheduled_start":"2026-11-29T13:30:00Z","scheduled_end":"2026-11-29T14:30:00-03:00","status":"scheduled","created_at":null,"updated_at":null}"#
 
     func rows(_ c: String, _ body: String, status: Int = 200, type: String? = "application/json", limit: Int = 500) throws -> [[String: JSON]] {
         try RosterAnswer.rows(collection: c, status: status, contentType: type, body: Array(body.utf8), limit: limit)
@@ -374,18 +393,22 @@ struct RosterAnswerTests {
         #expect(try rows("patients", #"{"data":[\#(Self.patient)]}"#).count == 1)
         #expect(try rows("appointments", #"{"data":[\#(Self.appointment)]}"#).first?["status"]?.stringValue == "scheduled")
         #expect(try rows("patients", #"{"data":[]}"#).isEmpty, "an empty page is a good answer; the suspect guard judges it")
-        #expect(try rows("rooms", #"{"data":[{"id":"r1","name":null,"iot_config":{"mqtt_room_id":"sala-2"}},{"id":"r2","iot_config":"{}"}]}"#).count == 2)
+        #expect(
+            try rows("rooms", #"{"data":[{"id":"r1","name":null,"iot_config":{"mqtt_room_id":"sala-2"}},{"id":"r2","iot_config":"{}"}]}"#).count == 2)
         #expect(try rows("services", #"{"data":[{"id":"s1"}],"meta":{"total_count":1}}"#).count == 1)
     }
 
     @Test func refusedAnswers() {
-        #expect(refusal("patients", "<html>login</html>", type: "text/html")?.contains("HTTP 200 but the body is not JSON (text/html, 18 bytes)") == true)
+        #expect(
+            refusal("patients", "<html>login</html>", type: "text/html")?.contains("HTTP 200 but the body is not JSON (text/html, 18 bytes)") == true)
         #expect(refusal("patients", "")?.contains("not JSON") == true)
         #expect(refusal("patients", "[]")?.contains("the answer is an array, not an object with \"data\"") == true)
         #expect(refusal("patients", #"{"ok":true}"#)?.contains("no \"data\"") == true)
         #expect(refusal("patients", #"{"data":{"id":1}}"#)?.contains("\"data\" is an object, not an array") == true)
         #expect(refusal("patients", #"{"data":null}"#)?.contains("\"data\" is null, not an array") == true)
-        #expect(refusal("patients", #"{"errors":[{"extensions":{"code":"FORBIDDEN"}}],"data":[]}"#)?.contains("HTTP 200 carrying errors (FORBIDDEN)") == true)
+        #expect(
+            refusal("patients", #"{"errors":[{"extensions":{"code":"FORBIDDEN"}}],"data":[]}"#)?.contains("HTTP 200 carrying errors (FORBIDDEN)")
+                == true)
         #expect(refusal("patients", #"{"data":[1]}"#)?.contains("row 0 is a number, not an object") == true)
         #expect(refusal("patients", #"{"data":[{"id":1,"name":"Maria"}]}"#)?.contains("row 0: \"id\" is a number, not a string") == true)
         #expect(refusal("patients", #"{"data":[{"id":"p1"}]}"#)?.contains("row 0 (id p1): \"name\" is missing or null") == true)
@@ -409,7 +432,9 @@ struct RosterAnswerTests {
     @Test func errorAnswers() {
         let e = refusal("patients", #"{"errors":[{"message":"Invalid user credentials.","extensions":{"code":"INVALID_CREDENTIALS"}}]}"#, status: 401)
         #expect(e == "Directus answered HTTP 401 (INVALID_CREDENTIALS): Invalid user credentials.")
-        #expect(refusal("patients", "<h1>Bad gateway</h1>", status: 502, type: "text/html") == "Directus answered HTTP 502 (UNKNOWN): the body is not JSON (text/html, 20 bytes)")
+        #expect(
+            refusal("patients", "<h1>Bad gateway</h1>", status: 502, type: "text/html")
+                == "Directus answered HTTP 502 (UNKNOWN): the body is not JSON (text/html, 20 bytes)")
         #expect(refusal("patients", "\u{1B}[31m", status: 500, type: "x\ny")?.contains("\n") == false)
     }
 

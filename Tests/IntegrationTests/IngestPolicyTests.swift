@@ -10,8 +10,9 @@ struct IngestPolicyTests {
     static func decode(_ topic: String, _ payload: String) -> DeviceMessage {
         DeviceMessage.decode(topic: "clinic/\(site)/" + topic, payload: Array(payload.utf8), site: site)
     }
-    static let scan = decode("kiosk/k1/scan",
-                             #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#)
+    static let scan = decode(
+        "kiosk/k1/scan",
+        #"{"scan_id": "k1-000001", "qr": "medic:6f1c2a9e-0000-4000-8000-000000000001:Zx9", "ts": "2026-11-29T10:01:00Z"}"#)
     static let presence = decode("room/r1/presence/p1", #"{"msg_id": "m1", "occupied": true, "ts": "2026-11-29T10:01:00Z"}"#)
     static let badScan = decode("kiosk/k1/scan", "not json")
 
@@ -82,7 +83,11 @@ struct IngestPolicyTests {
         let p = Self.policy
         var asked = 0
         func step(taken: Int, next: Bool, last: Bool, elapsed: UInt64 = 0, scans: Bool = false) -> IngestPolicy.Step {
-            p.step(taken: taken, nextUrgent: next, lastUrgent: last, elapsedNs: elapsed, scansArrived: { asked += 1; return scans })
+            p.step(
+                taken: taken, nextUrgent: next, lastUrgent: last, elapsedNs: elapsed,
+                scansArrived: {
+                    asked += 1; return scans
+                })
         }
         #expect(step(taken: 0, next: false, last: false, elapsed: 1_000_000_000, scans: true) == .take, "the first message is always taken")
         #expect(step(taken: 3, next: true, last: true, elapsed: 1_000_000_000) == .take, "scans go on together")
@@ -101,9 +106,11 @@ struct JobScheduleTests {
     @Test("Every job runs at the first tick, then once its period has passed; a job needing a steady clock skips its turn while the clock is not")
     func schedule() {
         let s: UInt64 = 1_000_000_000
-        let jobs = [PeriodicJob("second", every: .seconds(1)) { _ in },
-                    PeriodicJob("ten", every: .seconds(10), needsSteadyClock: true) { _ in },
-                    PeriodicJob("hour", every: .seconds(3600), needsSteadyClock: true) { _ in }]
+        let jobs = [
+            PeriodicJob("second", every: .seconds(1)) { _ in },
+            PeriodicJob("ten", every: .seconds(10), needsSteadyClock: true) { _ in },
+            PeriodicJob("hour", every: .seconds(3600), needsSteadyClock: true) { _ in },
+        ]
         #expect(jobs.map(\.periodNs) == [s, 10 * s, 3600 * s])
         var schedule = JobSchedule(jobs: jobs.count)
         let t0: UInt64 = 5 * s

@@ -16,12 +16,14 @@ struct InstalledBoxTests {
     /// systemctl) with a cloud and the LAN console, and returns that root.
     static func install() async throws -> String {
         let root = Harness.tempDir("installed-root")
-        let (code, out) = try await Harness.runProgram("/bin/bash", [
-            repo + "/provisioning/install.sh", "--destdir", root, "--site-id", "test-site",
-            "--tenant-id", "6f1c2a9e-0000-4000-8000-000000000001",
-            "--events-url", "https://inn.gs/e/never-sent-key", "--directus-url", "https://api.example.com",
-            "--directus-token", "never-sent-token", "--lan-console",
-        ], timeout: 120)
+        let (code, out) = try await Harness.runProgram(
+            "/bin/bash",
+            [
+                repo + "/provisioning/install.sh", "--destdir", root, "--site-id", "test-site",
+                "--tenant-id", "6f1c2a9e-0000-4000-8000-000000000001",
+                "--events-url", "https://inn.gs/e/never-sent-key", "--directus-url", "https://api.example.com",
+                "--directus-token", "never-sent-token", "--lan-console",
+            ], timeout: 120)
         try #require(code == 0, "install.sh failed: \(out.suffix(1500))")
         return root
     }
@@ -36,7 +38,8 @@ struct InstalledBoxTests {
         #expect(generated.contains("directus_token_file: /run/credentials/medic-edge.service/directus-token"))
         #expect(generated.contains("password_file: /run/credentials/medic-edge.service/mqtt-password"))
         #expect(generated.contains("key_file: /run/credentials/medic-edge.service/console-key"))
-        let text = generated
+        let text =
+            generated
             .replacingOccurrences(of: "data_dir: /var/lib/medic-edge", with: "data_dir: \(dataDir)")
             .replacingOccurrences(of: " /etc/medic-edge/", with: " \(root)/etc/medic-edge/")
         let path = Harness.tempDir("installed-config") + "/config.yaml"
@@ -69,7 +72,9 @@ struct InstalledBoxTests {
 
         // A dead letter and a device reject, as the daemon would have written them.
         let db = data + "/medic-edge.sqlite"
-        try await Self.sqlite(db, """
+        try await Self.sqlite(
+            db,
+            """
             INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
             VALUES (1, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 'clinic/checkin.recorded', 0, 'appointment:a1', '{}', 1764421331000, 2, 400, 'refused by the cloud', 1764421332000);
             INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail)
@@ -139,7 +144,8 @@ struct InstalledBoxTests {
         #expect(exited, "the daemon accepted \(c.key) and kept running; log: \(daemon.log().suffix(600))")
         #expect(status == 2, "exit status \(String(describing: status)) (2 is a config error); log: \(daemon.log().suffix(600))")
         let lines = daemon.log().split(separator: "\n")
-        #expect(lines.count == 1 && lines.first?.hasPrefix("medic-edge: config error: \(c.key): must be a number from ") == true,
-                "log: \(daemon.log().suffix(600))")
+        #expect(
+            lines.count == 1 && lines.first?.hasPrefix("medic-edge: config error: \(c.key): must be a number from ") == true,
+            "log: \(daemon.log().suffix(600))")
     }
 }

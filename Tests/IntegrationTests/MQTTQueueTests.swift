@@ -12,7 +12,9 @@ struct MQTTQueueTests {
         events.compactMap { if case .message(let m) = $0 { Int(String(decoding: m.payload, as: UTF8.self)) } else { nil } }
     }
 
-    @Test("Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max; a batch in progress can take just the urgent ones")
+    @Test(
+        "Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max; a batch in progress can take just the urgent ones"
+    )
     func urgentFirst() {
         let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         _ = stream

@@ -11,7 +11,9 @@ import Testing
 /// same clock. The same against the real daemon and libfaketime: `ClockJumpTests`.
 @Suite("No-show scheduler on the injected clock")
 struct NoShowSchedulerTests {
-    @Test("Given an appointment due in 1 min and one due in 75 min, the first is signalled at the check after its grace; a 3 h forward wall jump skips the second (no signal, judged once)")
+    @Test(
+        "Given an appointment due in 1 min and one due in 75 min, the first is signalled at the check after its grace; a 3 h forward wall jump skips the second (no signal, judged once)"
+    )
     func signalsOnTheInjectedClock() async throws {
         let minute: Int64 = 60_000
         let clock = ManualClock()
@@ -19,10 +21,11 @@ struct NoShowSchedulerTests {
         let t0 = clock.nowMs()
         try await db.write { tx in
             for (id, start) in [("a-due", t0 - 14 * minute), ("b-later", t0 + 60 * minute)] {
-                try tx.upsertAppointment(AppointmentRow(
-                    id: id, patientId: "p-\(id)", professionalId: "pr1", serviceId: nil, roomId: nil, startMs: start,
-                    endMs: start + 30 * minute, scheduledStart: Time.rfc3339(ms: start),
-                    scheduledEnd: Time.rfc3339(ms: start + 30 * minute), status: "scheduled", createdAt: nil, updatedAt: nil))
+                try tx.upsertAppointment(
+                    AppointmentRow(
+                        id: id, patientId: "p-\(id)", professionalId: "pr1", serviceId: nil, roomId: nil, startMs: start,
+                        endMs: start + 30 * minute, scheduledStart: Time.rfc3339(ms: start),
+                        scheduledEnd: Time.rfc3339(ms: start + 30 * minute), status: "scheduled", createdAt: nil, updatedAt: nil))
             }
         }
         var logger = Logger(label: "noshow-test")

@@ -16,10 +16,12 @@ struct OutboxFiguresTests {
     /// (clinical, telemetry, oldest, dead) by counting the tables.
     static func counted(_ store: AppDatabase) throws -> [Int64?] {
         try store.writer.read { db in
-            [try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 0"),
-             try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1"),
-             try Int64.fetchOne(db, sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1"),
-             try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead")]
+            [
+                try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 0"),
+                try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE class = 1"),
+                try Int64.fetchOne(db, sql: "SELECT created_ms FROM outbox ORDER BY seq LIMIT 1"),
+                try Int64.fetchOne(db, sql: "SELECT count(*) FROM outbox_dead"),
+            ]
         }
     }
     static func kept(_ store: AppDatabase) throws -> [Int64?] {
@@ -27,14 +29,17 @@ struct OutboxFiguresTests {
         return [Int64(s.pendingClinical), Int64(s.pendingTelemetry), s.oldestPendingMs, Int64(s.deadLetters)]
     }
 
-    @Test("Given every write path of the outbox (batched and single inserts, delivery, dead letters, eviction, purge, retry twice), the figures equal the counts")
+    @Test(
+        "Given every write path of the outbox (batched and single inserts, delivery, dead letters, eviction, purge, retry twice), the figures equal the counts"
+    )
     func figuresFollowEveryPath() async throws {
         let dir = Harness.tempDir("figures")
         let store = try AppDatabase.open(dataDir: dir + "/data")
         var config = EdgeConfig()
         config.dataDir = dir + "/data"
-        let uplink = Uplink(config: config, db: store, http: CurlHTTPClient(label: "unused"), metrics: EdgeMetrics(bootstrap: false),
-                            state: EdgeState(cloudConfigured: true), logger: Logger(label: "test"))
+        let uplink = Uplink(
+            config: config, db: store, http: CurlHTTPClient(label: "unused"), metrics: EdgeMetrics(bootstrap: false),
+            state: EdgeState(cloudConfigured: true), logger: Logger(label: "test"))
         var steps: [String] = []
         func check(_ step: String) throws {
             steps.append(step)
@@ -43,10 +48,12 @@ struct OutboxFiguresTests {
         }
         let t0: Int64 = 1_800_000_000_000
         try await store.write { tx in
-            try tx.enqueueAll((0..<70).map { i in
-                Ledger.Pending(name: "integration/iot.event", eventClass: i % 3 == 0 ? .clinical : .telemetry, source: "device:d\(i % 4)",
-                               data: #"{"n":\#(i)}"#, nowMs: t0 + Int64(i))
-            })
+            try tx.enqueueAll(
+                (0..<70).map { i in
+                    Ledger.Pending(
+                        name: "integration/iot.event", eventClass: i % 3 == 0 ? .clinical : .telemetry, source: "device:d\(i % 4)",
+                        data: #"{"n":\#(i)}"#, nowMs: t0 + Int64(i))
+                })
             _ = try tx.enqueue(name: "clinic/checkin.recorded", eventClass: .clinical, source: "appointment:a1", data: "{}", nowMs: t0 + 70)
         }
         try check("71 inserted")

@@ -9,11 +9,11 @@ import Testing
 @Suite("Rooms, sensors and wearables", .serialized)
 struct RoomsTests {
     static let fridgeConfig = """
-    rooms:
-      geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
-      sala-2: {name: Sala 2 (Acupuntura)}
+        rooms:
+          geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+          sala-2: {name: Sala 2 (Acupuntura)}
 
-    """
+        """
 
     @Test("Occupancy with two presence devices in one room: changes only when the room's state changes; offline stops counting")
     func occupancy() async throws {
@@ -26,12 +26,12 @@ struct RoomsTests {
             try env.device.publish(t(d), #"{"occupied": \#(occ), "msg_id": "o\#(n)"}"#)
             try await env.device.waitFor(env.topic("device/\(d)/ack")) { $0["msg_id"]?.stringValue == "o\(n)" }
         }
-        try await send("p1", false)   // a first false is no change
-        try await send("p1", true)    // change → occupied
-        try await send("p2", true)    // still occupied
-        try await send("p1", false)   // p2 still says occupied
-        try await send("p2", false)   // change → free
-        try await send("p2", true)    // change → occupied
+        try await send("p1", false)  // a first false is no change
+        try await send("p1", true)  // change → occupied
+        try await send("p2", true)  // still occupied
+        try await send("p1", false)  // p2 still says occupied
+        try await send("p2", false)  // change → free
+        try await send("p2", true)  // change → occupied
         // p2 goes offline (its will): the room is free again.
         try env.device.publish(env.topic("device/p2/status"), #"{"state": "offline", "type": "presence_sensor", "room_id": "sala-2"}"#, retain: true)
         let events = try await env.waitForCloudEvents("clinic/room.occupancy_changed", count: 4)
@@ -42,7 +42,10 @@ struct RoomsTests {
         #expect(env.cloudEvents(named: "clinic/room.occupancy_changed").count == 4)
         // each accepted presence message is one iot.event with the payload as received
         let iot = try await env.waitForCloudEvents("integration/iot.event", count: 6) { $0["data"]?["event_type"]?.stringValue == "presence" }
-        #expect(iot.allSatisfy { $0["data"]?["device_type"]?.stringValue == "presence_sensor" && $0["data"]?["cloud_room_id"]?.stringValue == ClinicDay().sala2 })
+        #expect(
+            iot.allSatisfy {
+                $0["data"]?["device_type"]?.stringValue == "presence_sensor" && $0["data"]?["cloud_room_id"]?.stringValue == ClinicDay().sala2
+            })
         // the seed's iot_events fields, all of them (the event text is written by hand)
         for e in iot {
             let d = e["data"]
@@ -56,7 +59,9 @@ struct RoomsTests {
         await env.stop()
     }
 
-    @Test("The vaccine fridge 5, 9, 9.5, 7.8, 7.4, 1.5, 3 °C with limits 2–8 and hysteresis 0.5: raised, cleared, raised, cleared; state survives a restart")
+    @Test(
+        "The vaccine fridge 5, 9, 9.5, 7.8, 7.4, 1.5, 3 °C with limits 2–8 and hysteresis 0.5: raised, cleared, raised, cleared; state survives a restart"
+    )
     func fridge() async throws {
         let env = try await Env.start(extraConfig: Self.fridgeConfig)
         defer { Task { await env.stop() } }
@@ -77,8 +82,12 @@ struct RoomsTests {
         let alerts = try await env.waitForCloudEvents("clinic/environment.alert", count: 4)
         #expect(alerts.map { $0["data"]?["state"]?.stringValue ?? "" } == ["raised", "cleared", "raised", "cleared"])
         #expect(alerts.map { $0["data"]?["value"]?.doubleValue ?? 0 } == [9, 7.4, 1.5, 3])
-        #expect(alerts.allSatisfy { $0["data"]?["min"]?.doubleValue == 2 && $0["data"]?["max"]?.doubleValue == 8 && $0["data"]?["metric"]?.stringValue == "temperature_c" })
-        #expect(alerts.allSatisfy { $0["data"]?["device_id"]?.stringValue == "fridge-1" && $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" })
+        #expect(
+            alerts.allSatisfy {
+                $0["data"]?["min"]?.doubleValue == 2 && $0["data"]?["max"]?.doubleValue == 8 && $0["data"]?["metric"]?.stringValue == "temperature_c"
+            })
+        #expect(
+            alerts.allSatisfy { $0["data"]?["device_id"]?.stringValue == "fridge-1" && $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" })
         try await Task.sleep(for: .milliseconds(300))
         #expect(env.cloudEvents(named: "clinic/environment.alert").count == 4)
         // unknown fields are forwarded as received
@@ -86,7 +95,9 @@ struct RoomsTests {
         #expect(iot.count == 7)
         #expect(iot.allSatisfy { $0["data"]?["payload"]?["battery"]?.doubleValue == 91 })
         // The status's alert count is read by housekeeping once a second (no table read per request).
-        try await Harness.waitUntil("no active alert in the status", timeout: 5) { try await env.daemon.status()["alerts"]?["active"]?.doubleValue == 0 }
+        try await Harness.waitUntil("no active alert in the status", timeout: 5) {
+            try await env.daemon.status()["alerts"]?["active"]?.doubleValue == 0
+        }
         await env.stop()
     }
 
@@ -120,12 +131,12 @@ struct RoomsTests {
         defer { Task { await env.stop() } }
         let p = ClinicDay().maria.id
         let payload = """
-        {"msg_id": "gw1-0042", "samples": [
-          {"patient_id": "\(p)", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T12:00:00Z", "quality": "good"},
-          {"patient_id": "\(p)", "source": "myspace", "metric_type": "heart_rate", "value": 70, "unit": "bpm", "recorded_at": "2026-11-29T12:01:00Z"},
-          {"patient_id": "\(p)", "source": "whoop", "metric_type": "hrv", "value": 55.5, "unit": "ms", "recorded_at": "2026-11-29T12:02:00.123456Z"}
-        ]}
-        """
+            {"msg_id": "gw1-0042", "samples": [
+              {"patient_id": "\(p)", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T12:00:00Z", "quality": "good"},
+              {"patient_id": "\(p)", "source": "myspace", "metric_type": "heart_rate", "value": 70, "unit": "bpm", "recorded_at": "2026-11-29T12:01:00Z"},
+              {"patient_id": "\(p)", "source": "whoop", "metric_type": "hrv", "value": 55.5, "unit": "ms", "recorded_at": "2026-11-29T12:02:00.123456Z"}
+            ]}
+            """
         try env.device.publish(env.topic("wearable/gw-1"), payload)
         let ack = try await env.device.waitFor(env.topic("device/gw-1/ack"))
         #expect(ack[0].text == #"{"msg_id":"gw1-0042"}"#)
@@ -146,10 +157,11 @@ struct RoomsTests {
     func deviceStatus() async throws {
         let env = try await Env.start()
         defer { Task { await env.stop() } }
-        try env.device.publish(env.topic("device/k1/status"), #"{"state": "online", "type": "checkin_kiosk", "room_id": "recepcao", "fw": "1.4.0"}"#, retain: true)
+        try env.device.publish(
+            env.topic("device/k1/status"), #"{"state": "online", "type": "checkin_kiosk", "room_id": "recepcao", "fw": "1.4.0"}"#, retain: true)
         _ = try await env.waitForCloudEvents("integration/device.status_changed", count: 1)
         #expect(await env.daemon.terminate() == 0)
-        try await env.daemon.start() // the retained status is delivered again: no change
+        try await env.daemon.start()  // the retained status is delivered again: no change
         try await Task.sleep(for: .milliseconds(800))
         #expect(env.cloudEvents(named: "integration/device.status_changed").count == 1)
         try env.device.publish(env.topic("device/k1/status"), #"{"state": "offline", "type": "checkin_kiosk"}"#, retain: true)

@@ -21,8 +21,9 @@ struct RoutesTests {
         init() throws {
             state = EdgeState(cloudConfigured: false, clock: clock)
             db = try AppDatabase.inMemory()
-            routes = HTTPRoutes(config: EdgeConfig(), db: db, state: state, metrics: EdgeMetrics(bootstrap: false),
-                                logger: Logger(label: "routes-test"))
+            routes = HTTPRoutes(
+                config: EdgeConfig(), db: db, state: state, metrics: EdgeMetrics(bootstrap: false),
+                logger: Logger(label: "routes-test"))
         }
         func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
             let app = Application(router: routes.router(context: BasicRequestContext.self))
@@ -89,28 +90,36 @@ struct RoutesTests {
         }
     }
 
-    @Test("Console over the router: another site's login 403, wrong password 401, right one 200 with an HttpOnly cookie, the agenda with it, 401 once 12 h have passed on the clock")
+    @Test(
+        "Console over the router: another site's login 403, wrong password 401, right one 200 with an HttpOnly cookie, the agenda with it, 401 once 12 h have passed on the clock"
+    )
     func loginSessionExpiry() async throws {
         let w = try World()
         try StaffAccounts(db: w.db, clock: w.clock).add(name: "ana", password: "senha-forte-1", iterations: 1000)
         try await w.test { client in
             // A login posted from another site is refused before any check (login CSRF).
-            try await client.execute(uri: "/api/v1/session", method: .post,
-                                     headers: [.contentType: "application/json", .origin: "http://evil.example"],
-                                     body: ByteBuffer(string: #"{"name":"ana","password":"senha-forte-1"}"#)) { r in
+            try await client.execute(
+                uri: "/api/v1/session", method: .post,
+                headers: [.contentType: "application/json", .origin: "http://evil.example"],
+                body: ByteBuffer(string: #"{"name":"ana","password":"senha-forte-1"}"#)
+            ) { r in
                 #expect(r.status == .forbidden)
                 let error = try Self.json(r)["error"] as? [String: Any]
                 #expect(error?["code"] as? String == "origin_mismatch")
             }
             let headers: HTTPFields = [.contentType: "application/json"]  // as curl sends it: no Origin
-            try await client.execute(uri: "/api/v1/session", method: .post, headers: headers,
-                                     body: ByteBuffer(string: #"{"name":"ana","password":"errada-123"}"#)) { r in
+            try await client.execute(
+                uri: "/api/v1/session", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"name":"ana","password":"errada-123"}"#)
+            ) { r in
                 #expect(r.status == .unauthorized)
                 let error = try Self.json(r)["error"] as? [String: Any]
                 #expect(error?["code"] as? String == "invalid_credentials")
             }
-            let token: String = try await client.execute(uri: "/api/v1/session", method: .post, headers: headers,
-                                                         body: ByteBuffer(string: #"{"name":"Ana","password":"senha-forte-1"}"#)) { r in
+            let token: String = try await client.execute(
+                uri: "/api/v1/session", method: .post, headers: headers,
+                body: ByteBuffer(string: #"{"name":"Ana","password":"senha-forte-1"}"#)
+            ) { r in
                 #expect(r.status == .ok)
                 let cookie = try #require(r.headers[.setCookie])
                 #expect(cookie.hasPrefix("medic_edge_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
@@ -140,9 +149,11 @@ struct RoutesTests {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Sources/MedicEdge/Console/Assets")
         try await w.test { client in
-            for (uri, file, type) in [("/assets/console.css", "console.css", "text/css; charset=utf-8"),
-                                      ("/assets/console.js", "console.js", "text/javascript; charset=utf-8"),
-                                      ("/assets/login.js", "login.js", "text/javascript; charset=utf-8")] {
+            for (uri, file, type) in [
+                ("/assets/console.css", "console.css", "text/css; charset=utf-8"),
+                ("/assets/console.js", "console.js", "text/javascript; charset=utf-8"),
+                ("/assets/login.js", "login.js", "text/javascript; charset=utf-8"),
+            ] {
                 let onDisk = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
                 try await client.execute(uri: uri, method: .get) { r in
                     #expect(r.status == .ok)

@@ -10,10 +10,10 @@ import Testing
 @Suite("Device simulators and the demo", .serialized)
 struct SimulatorTests {
     static let fridgeConfig = """
-    rooms:
-      geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+        rooms:
+          geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
 
-    """
+        """
 
     func settings(_ env: Env, rate: Double) -> SimSettings {
         var s = SimSettings(port: env.broker.port, site: env.site, rate: rate)
@@ -145,7 +145,7 @@ struct SimulatorTests {
         defer { Task { await env.stop() } }
         // Stop the daemon so the first sends go unanswered (the broker keeps them for its session).
         #expect(await env.daemon.terminate() == 0)
-        let sim = DeviceSimulator(settings: settings(env, rate: 6)) // resend after 3 s / 6 = 0.5 s
+        let sim = DeviceSimulator(settings: settings(env, rate: 6))  // resend after 3 s / 6 = 0.5 s
         let kiosk = sim.addKiosk(auto: false)
         try await sim.start()
         let restart = Task {
@@ -179,8 +179,10 @@ struct SimulatorTests {
         #expect(code == 0, "demo output:\n\(out)")
         let lost = out.split(separator: "\n").first { $0.contains("lost = recorded − delivered") }
         #expect(lost?.split(separator: " ").last == "0", "demo output:\n\(out)")
-        for line in ["checked_in", "already_checked_in", "unknown_code", "no_appointment", "RAISED", "CLEARED", "internet goes down",
-                     "backlog drained to 0", "no-show", "console: http://127.0.0.1:"] {
+        for line in [
+            "checked_in", "already_checked_in", "unknown_code", "no_appointment", "RAISED", "CLEARED", "internet goes down",
+            "backlog drained to 0", "no-show", "console: http://127.0.0.1:",
+        ] {
             #expect(out.contains(line), "missing \(line)")
         }
         #expect(out.contains("Olá, Maria!"))

@@ -85,8 +85,10 @@ struct UplinkLogicTests {
         let cloud: FakeCloud
         let uplink: Uplink
 
-        init(events count: Int, poisoned: Set<Int> = [], maxBatch: Int = 500,
-             script: @escaping @Sendable ([[String: JSON]], Int) -> Answer) throws {
+        init(
+            events count: Int, poisoned: Set<Int> = [], maxBatch: Int = 500,
+            script: @escaping @Sendable ([[String: JSON]], Int) -> Answer
+        ) throws {
             let yaml = DaemonProcess.standardConfig(mqttPort: 1, cloudPort: 1, cloudExtra: ["max_batch: \(maxBatch)"])
                 .replacingOccurrences(of: "{HTTP_PORT}", with: "1").replacingOccurrences(of: "{DATA_DIR}", with: Harness.tempDir("uplink-logic"))
             let config = try EdgeConfig.parse(yaml: yaml)
@@ -95,8 +97,9 @@ struct UplinkLogicTests {
             try db.write { db in
                 for n in 0..<count {
                     let data = #"{"site_id":"test-site","n":\#(n)\#(poisoned.contains(n) ? #","poison":true"# : "")}"#
-                    try db.enqueue(name: "clinic/checkin.completed", eventClass: .clinical, source: "appointment:\(n)", data: data,
-                                   nowMs: clock.nowMs())
+                    try db.enqueue(
+                        name: "clinic/checkin.completed", eventClass: .clinical, source: "appointment:\(n)", data: data,
+                        nowMs: clock.nowMs())
                 }
             }
             state = EdgeState(cloudConfigured: true, clock: clock)
@@ -114,7 +117,9 @@ struct UplinkLogicTests {
 
     static func isPoisoned(_ events: [[String: JSON]]) -> Bool { events.contains { $0["data"]?["poison"]?.boolValue == true } }
 
-    @Test("400 on a batch holding one bad event: bisected (left half first) down to that event, which is dead-lettered with its status and reason; every other event delivered once, in order")
+    @Test(
+        "400 on a batch holding one bad event: bisected (left half first) down to that event, which is dead-lettered with its status and reason; every other event delivered once, in order"
+    )
     func bisectToThePoison() async throws {
         let w = try World(events: 8, poisoned: [5]) { events, _ in
             Self.isPoisoned(events) ? .status(400, body: #"{"error":"event 5: data.appointment_id is required"}"#) : .accepted
@@ -145,16 +150,18 @@ struct UplinkLogicTests {
         #expect(w.pending == 0)
     }
 
-    @Test("5xx, a captive portal's 200, 429 with Retry-After, a reset: backoff 0.25 s doubling with jitter, at most 30 s; Retry-After stretches a wait, capped at 60 s; nothing deleted until a 2xx with the ids")
+    @Test(
+        "5xx, a captive portal's 200, 429 with Retry-After, a reset: backoff 0.25 s doubling with jitter, at most 30 s; Retry-After stretches a wait, capped at 60 s; nothing deleted until a 2xx with the ids"
+    )
     func backoffGaps() async throws {
         let script: [Answer] = [
-            .status(500),                                                    // failure 1: [0.25, 0.5] s
+            .status(500),  // failure 1: [0.25, 0.5] s
             .status(200, headers: ["content-type": "text/html"], body: "<html>Wi-Fi terms</html>"),  // 2: [0.5, 1]
-            .status(429, headers: ["retry-after": "7"]),                      // 3: [1, 2], stretched to 7
-            .reset,                                                          // 4: [2, 4]
-            .status(503, headers: ["retry-after": "600"]),                    // 5: capped at 60
-            .status(502), .status(500),                                      // 6: [8, 16]; 7: [15, 30] (30 s cap)
-            .status(429, headers: ["retry-after": "nan"]),                    // 8: [15, 30], the header ignored
+            .status(429, headers: ["retry-after": "7"]),  // 3: [1, 2], stretched to 7
+            .reset,  // 4: [2, 4]
+            .status(503, headers: ["retry-after": "600"]),  // 5: capped at 60
+            .status(502), .status(500),  // 6: [8, 16]; 7: [15, 30] (30 s cap)
+            .status(429, headers: ["retry-after": "nan"]),  // 8: [15, 30], the header ignored
             .accepted,
         ]
         let w = try World(events: 3) { _, i in i < script.count ? script[i] : .accepted }
@@ -189,7 +196,9 @@ struct UplinkLogicTests {
         }
     }
 
-    @Test("5 lone events refused with 400 in a row are a cloud fault: the first 4 are dead-lettered, then nothing more until a request succeeds; after it a lone 400 is dead-lettered again")
+    @Test(
+        "5 lone events refused with 400 in a row are a cloud fault: the first 4 are dead-lettered, then nothing more until a request succeeds; after it a lone 400 is dead-lettered again"
+    )
     func fourHundredStorm() async throws {
         let healed = Atomic<Bool>(false)
         let w = try World(events: 8, poisoned: [7], maxBatch: 1) { events, _ in

@@ -11,10 +11,13 @@ struct UplinkTests {
     /// Publishes `n` environment readings with msg_ids and waits for all their acks.
     static func burst(_ env: Env, prefix: String, n: Int, device: String = "env-1", room: String = "sala-2") async throws {
         for i in 0..<n {
-            try env.device.publish(env.topic("room/\(room)/environment/\(device)"),
-                                   #"{"msg_id": "\#(prefix)-\#(i)", "temperature_c": \#(20 + Double(i % 10) / 10), "battery": 87}"#)
+            try env.device.publish(
+                env.topic("room/\(room)/environment/\(device)"),
+                #"{"msg_id": "\#(prefix)-\#(i)", "temperature_c": \#(20 + Double(i % 10) / 10), "battery": 87}"#)
         }
-        try await env.device.waitFor(env.topic("device/\(device)/ack"), count: n, timeout: 30) { ($0["msg_id"]?.stringValue ?? "").hasPrefix(prefix + "-") }
+        try await env.device.waitFor(env.topic("device/\(device)/ack"), count: n, timeout: 30) {
+            ($0["msg_id"]?.stringValue ?? "").hasPrefix(prefix + "-")
+        }
     }
 
     static func readingMsgIds(_ events: [JSON]) -> [String] {
@@ -49,9 +52,11 @@ struct UplinkTests {
         await env.stop()
     }
 
-    @Test("500s, connection resets and answers slower than the time-out behave like an outage", arguments: [
-        CloudStubFaults(mode: .error500), CloudStubFaults(mode: .reset), CloudStubFaults(mode: .slow, slowMs: 3500),
-    ])
+    @Test(
+        "500s, connection resets and answers slower than the time-out behave like an outage",
+        arguments: [
+            CloudStubFaults(mode: .error500), CloudStubFaults(mode: .reset), CloudStubFaults(mode: .slow, slowMs: 3500),
+        ])
     func faultsLikeOutage(_ fault: CloudStubFaults) async throws {
         let env = try await Env.start()
         defer { Task { await env.stop() } }
@@ -187,7 +192,8 @@ struct UplinkTests {
             try env.device.publish(env.topic("room/sala-2/presence/pres-1"), #"{"occupied": \#(round % 2 == 0)}"#)
             let pad = String(repeating: "z", count: 900)
             for i in 0..<400 {
-                try env.device.publish(env.topic("room/sala-3/environment/env-b"), #"{"msg_id": "b\#(round)-\#(i)", "humidity_pct": 50, "note": "\#(pad)"}"#)
+                try env.device.publish(
+                    env.topic("room/sala-3/environment/env-b"), #"{"msg_id": "b\#(round)-\#(i)", "humidity_pct": 50, "note": "\#(pad)"}"#)
             }
             try await env.device.waitFor(env.topic("device/env-b/ack"), count: (round + 1) * 400, timeout: 60)
             maxUsed = max(maxUsed, try await env.daemon.status()["storage"]?["used_bytes"]?.doubleValue ?? 0)
@@ -219,7 +225,9 @@ struct UplinkTests {
         await env.stop()
     }
 
-    @Test("Clinical data alone fills the budget: state over_budget, an error logged, new telemetry refused with storage_full (a rejection row, no event); check-ins still work; once delivered, telemetry is taken again")
+    @Test(
+        "Clinical data alone fills the budget: state over_budget, an error logged, new telemetry refused with storage_full (a rejection row, no event); check-ins still work; once delivered, telemetry is taken again"
+    )
     func overBudget() async throws {
         var day = ClinicDay()
         day.book(day.maria, startMinutes: 30)
@@ -230,8 +238,9 @@ struct UplinkTests {
         stub.setFaults(.init(mode: .down, eventsOnly: true))
         // Device status changes are clinical events: 5,000 of them exceed 1 MiB on their own.
         for i in 0..<5000 {
-            try env.device.publish(env.topic("device/s1/status"),
-                                   #"{"state": "\#(i % 2 == 0 ? "offline" : "online")", "type": "presence_sensor", "msg_id": "s\#(i)"}"#)
+            try env.device.publish(
+                env.topic("device/s1/status"),
+                #"{"state": "\#(i % 2 == 0 ? "offline" : "online")", "type": "presence_sensor", "msg_id": "s\#(i)"}"#)
         }
         try await env.device.waitFor(env.topic("device/s1/ack"), count: 5000, timeout: 120)
         try await Harness.waitUntil("storage over_budget", timeout: 30) {
@@ -260,8 +269,9 @@ struct UplinkTests {
         _ = try await env.waitForCloudEvents("integration/iot.event", count: 1, timeout: 30) { $0["data"]?["event_type"]?.stringValue == "presence" }
         #expect(env.cloudEvents(named: "integration/device.status_changed").count == 5000, "every clinical event delivered")
         let presence = env.cloudEvents(named: "integration/iot.event").filter { $0["data"]?["event_type"]?.stringValue == "presence" }
-        #expect(presence.count == 1 && presence.allSatisfy { $0["data"]?["payload"]?["msg_id"]?.stringValue == "full-2" },
-                "the refused reading never became an event; the one after did")
+        #expect(
+            presence.count == 1 && presence.allSatisfy { $0["data"]?["payload"]?["msg_id"]?.stringValue == "full-2" },
+            "the refused reading never became an event; the one after did")
         await env.stop()
     }
 }

@@ -23,19 +23,25 @@ public final class KioskSim: SimRunnable, Sendable {
     }
     private let state = Mutex(State())
     /// Morning rush: one scan every 15–30 s instead of every 2–5 minutes.
-    public var rush: Bool { get { state.withLock { $0.rush } } set { state.withLock { $0.rush = newValue } } }
+    public var rush: Bool {
+        get { state.withLock { $0.rush } }
+        set { state.withLock { $0.rush = newValue } }
+    }
 
     init(id: String, room: String?, codes: [String], auto: Bool, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
         self.id = id; knownCodes = codes; self.auto = auto; faults = settings.faults
         rate = settings.rate(for: .kiosk)
         rng = LockedRandom(seed: settings.seed, salt: id)
-        link = SimLink(id: id, kind: .kiosk, contractType: "checkin_kiosk", room: room, fw: "1.4.0", settings: settings,
-                       extraReplyTopics: ["clinic/\(settings.site)/kiosk/\(id)/result", "clinic/\(settings.site)/edge/status"],
-                       resendProtocolSeconds: 3, resendCapProtocolSeconds: 30, emit: emit)
+        link = SimLink(
+            id: id, kind: .kiosk, contractType: "checkin_kiosk", room: room, fw: "1.4.0", settings: settings,
+            extraReplyTopics: ["clinic/\(settings.site)/kiosk/\(id)/result", "clinic/\(settings.site)/edge/status"],
+            resendProtocolSeconds: 3, resendCapProtocolSeconds: 30, emit: emit)
     }
 
     func nextScanId() -> String {
-        let n = state.withLock { $0.counter += 1; return $0.counter }
+        let n = state.withLock {
+            $0.counter += 1; return $0.counter
+        }
         return "\(id)-\(tag)-\(String(format: "%06d", n))"
     }
 
@@ -44,13 +50,16 @@ public final class KioskSim: SimRunnable, Sendable {
     @discardableResult
     public func scan(_ qr: String, label: String = "given", timeout: Double = 60) async -> KioskAnswer? {
         let scanId = nextScanId()
-        let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date())) }
+        let payload = JSONText.object { j in
+            j.add("scan_id", scanId); j.add("qr", qr); j.add("ts", Time.rfc3339(Date()))
+        }
         guard let (json, sends, ms) = await link.request("clinic/\(link.site)/kiosk/\(id)/scan", payload, key: scanId, giveUpAfter: timeout) else {
             return nil
         }
-        let a = KioskAnswer(device: id, scanId: scanId, outcome: json["outcome"]?.stringValue ?? "?",
-                            message: json["message"]?.stringValue ?? "", firstName: json["patient"]?["first_name"]?.stringValue,
-                            millis: ms, sends: sends, label: label, result: json)
+        let a = KioskAnswer(
+            device: id, scanId: scanId, outcome: json["outcome"]?.stringValue ?? "?",
+            message: json["message"]?.stringValue ?? "", firstName: json["patient"]?["first_name"]?.stringValue,
+            millis: ms, sends: sends, label: label, result: json)
         link.emit(.kioskResult(a))
         return a
     }
@@ -80,4 +89,3 @@ public final class KioskSim: SimRunnable, Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

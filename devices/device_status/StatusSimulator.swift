@@ -18,8 +18,9 @@ public final class StatusSim: SimRunnable, @unchecked Sendable {
         self.id = id; self.reboots = reboots
         rate = settings.rate(for: .status)
         rng = LockedRandom(seed: settings.seed, salt: id)
-        link = SimLink(id: id, kind: .status, contractType: type, room: room, fw: "1.4.0", settings: settings,
-                       resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
+        link = SimLink(
+            id: id, kind: .status, contractType: type, room: room, fw: "1.4.0", settings: settings,
+            resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
     }
 
     /// Reboots now: offline, away for `downSeconds` (wall), online again.
@@ -41,4 +42,3 @@ public final class StatusSim: SimRunnable, @unchecked Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

@@ -25,15 +25,20 @@ public final class EnvironmentSim: SimRunnable, @unchecked Sendable {
         rate = settings.rate(for: .environment)
         rng = LockedRandom(seed: settings.seed, salt: id)
         temperature = rng.double(22...24); humidity = rng.double(45...58)
-        link = SimLink(id: id, kind: .environment, contractType: "environment", room: room, fw: "2.3.1", settings: settings,
-                       resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
+        link = SimLink(
+            id: id, kind: .environment, contractType: "environment", room: room, fw: "2.3.1", settings: settings,
+            resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
     }
 
     func tick() {
         let people = Double(model.people)
         temperature = min(25, max(21, temperature + rng.double(-0.15...0.15) + people * 0.03))
         humidity = min(65, max(40, humidity + rng.double(-0.8...0.8) + people * 0.1))
-        if people > 0 { co2 = min(1400, co2 + 15 * people + rng.double(-5...5)) } else { co2 = max(430, co2 - (co2 - 450) * 0.15 + rng.double(-5...5)) }
+        if people > 0 {
+            co2 = min(1400, co2 + 15 * people + rng.double(-5...5))
+        } else {
+            co2 = max(430, co2 - (co2 - 450) * 0.15 + rng.double(-5...5))
+        }
         counter += 1
         let msgId = "\(id)-\(tag)-\(String(format: "%06d", counter))"
         let sensorFault = faults && rng.chance(0.005)
@@ -59,4 +64,3 @@ public final class EnvironmentSim: SimRunnable, @unchecked Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

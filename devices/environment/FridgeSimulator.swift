@@ -27,19 +27,23 @@ public final class FridgeSim: SimRunnable, Sendable {
     }
     private let state: Mutex<State>
 
-    init(id: String, room: String, autoExcursions: Bool, intervalSeconds: Double, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
+    init(id: String, room: String, autoExcursions: Bool, intervalSeconds: Double, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void)
+    {
         self.id = id; self.room = room; self.autoExcursions = autoExcursions; self.intervalSeconds = intervalSeconds
         rate = settings.rate(for: .fridge)
         rng = LockedRandom(seed: settings.seed, salt: id)
         state = Mutex(State(temperature: rng.double(4.0...5.5)))
-        link = SimLink(id: id, kind: .fridge, contractType: "environment", room: room, fw: "1.1.0", settings: settings,
-                       resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
+        link = SimLink(
+            id: id, kind: .fridge, contractType: "environment", room: room, fw: "1.1.0", settings: settings,
+            resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
     }
 
     /// The door is left open: the temperature climbs ~1.2 °C per reading to `peak`, stays
     /// there `holdReadings` readings, then the fridge recovers ~0.9 °C per reading.
     public func openDoor(peak: Double = 9.4, holdReadings: Int = 2) {
-        state.withLock { $0.phase = .doorOpen; $0.peak = peak; $0.holdTicks = holdReadings; $0.excursions += 1 }
+        state.withLock {
+            $0.phase = .doorOpen; $0.peak = peak; $0.holdTicks = holdReadings; $0.excursions += 1
+        }
     }
 
     public var currentPhase: Phase { state.withLock { $0.phase } }
@@ -73,9 +77,13 @@ public final class FridgeSim: SimRunnable, Sendable {
 
     func tick() {
         let (t, p) = step()
-        let n = state.withLock { $0.counter += 1; return $0.counter }
+        let n = state.withLock {
+            $0.counter += 1; return $0.counter
+        }
         let msgId = "\(id)-\(tag)-\(String(format: "%06d", n))"
-        let payload = JSONText.object { j in j.add("ts", Time.rfc3339(Date())); j.add("temperature_c", t); j.add("msg_id", msgId) }
+        let payload = JSONText.object { j in
+            j.add("ts", Time.rfc3339(Date())); j.add("temperature_c", t); j.add("msg_id", msgId)
+        }
         link.sendTracked("clinic/\(link.site)/room/\(room)/environment/\(id)", payload, key: msgId)
         link.emit(.fridge(device: id, room: room, temperature: t, phase: p.rawValue))
     }
@@ -100,4 +108,3 @@ public final class FridgeSim: SimRunnable, Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

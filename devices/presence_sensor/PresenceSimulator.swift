@@ -27,8 +27,9 @@ public final class PresenceSim: SimRunnable, Sendable {
         self.id = id; self.room = room; self.auto = auto; self.model = model
         rate = settings.rate(for: .presence)
         rng = LockedRandom(seed: settings.seed, salt: id)
-        link = SimLink(id: id, kind: .presence, contractType: "presence_sensor", room: room, fw: "0.9.3", settings: settings,
-                       resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
+        link = SimLink(
+            id: id, kind: .presence, contractType: "presence_sensor", room: room, fw: "0.9.3", settings: settings,
+            resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
     }
 
     var topic: String { "clinic/\(link.site)/room/\(room)/presence/\(id)" }
@@ -104,4 +105,3 @@ public final class PresenceSim: SimRunnable, Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

@@ -58,7 +58,9 @@ public final class DeviceSimulator: Sendable {
     }
 
     private func add<D: SimRunnable>(_ d: D) -> D {
-        let running = state.withLock { $0.devices.append(d); return $0.started }
+        let running = state.withLock {
+            $0.devices.append(d); return $0.started
+        }
         if running {
             try? d.link.connect()
             let t = Task { await d.behave() }
@@ -81,26 +83,34 @@ public final class DeviceSimulator: Sendable {
     }
     /// `intervalSeconds`: simulated seconds between readings (60 in the field).
     @discardableResult
-    public func addFridge(id: String = "env-geladeira", room: String = "geladeira-vacinas", autoExcursions: Bool = true,
-                          intervalSeconds: Double = 60) -> FridgeSim {
+    public func addFridge(
+        id: String = "env-geladeira", room: String = "geladeira-vacinas", autoExcursions: Bool = true,
+        intervalSeconds: Double = 60
+    ) -> FridgeSim {
         add(FridgeSim(id: id, room: room, autoExcursions: autoExcursions, intervalSeconds: intervalSeconds, settings: settings, emit: emitter))
     }
     @discardableResult
-    public func addWearableGateway(id: String = "gw-1", patients: [String] = [], batchSize: ClosedRange<Int> = 20...200,
-                                   auto: Bool = true) -> WearableGatewaySim {
+    public func addWearableGateway(
+        id: String = "gw-1", patients: [String] = [], batchSize: ClosedRange<Int> = 20...200,
+        auto: Bool = true
+    ) -> WearableGatewaySim {
         add(WearableGatewaySim(id: id, patients: patients, batchSize: batchSize, auto: auto, settings: settings, emit: emitter))
     }
     @discardableResult
-    public func addStatusDevice(id: String = "kiosk-recepcao-2", type: String = "checkin_kiosk", room: String? = "recepcao",
-                                reboots: Bool = true) -> StatusSim {
+    public func addStatusDevice(
+        id: String = "kiosk-recepcao-2", type: String = "checkin_kiosk", room: String? = "recepcao",
+        reboots: Bool = true
+    ) -> StatusSim {
         add(StatusSim(id: id, type: type, room: room, reboots: reboots, settings: settings, emit: emitter))
     }
 
     /// The standard fleet of the device READMEs for the given types: one kiosk, one presence
     /// sensor and one monitor per room, the fridge probe, the wearable gateway, and a second
     /// kiosk that only keeps its status.
-    public func addFleet(_ types: Set<SimDeviceType>, rooms: [String] = ["sala-2", "sala-3"], codes: [String] = [],
-                         patients: [String] = []) {
+    public func addFleet(
+        _ types: Set<SimDeviceType>, rooms: [String] = ["sala-2", "sala-3"], codes: [String] = [],
+        patients: [String] = []
+    ) {
         if types.contains(.kiosk) { addKiosk(codes: codes) }
         if types.contains(.presence) { for r in rooms { addPresence(id: "pres-\(r)", room: r) } }
         if types.contains(.environment) { for r in rooms { addEnvironment(id: "env-\(r)", room: r) } }
@@ -114,13 +124,17 @@ public final class DeviceSimulator: Sendable {
     /// Connects every device (status online, will offline), waits until all are connected,
     /// then starts their behaviour.
     public func start(timeout: Double = 10) async throws {
-        let ds = state.withLock { $0.started = true; return $0.devices }
+        let ds = state.withLock {
+            $0.started = true; return $0.devices
+        }
         for d in ds { try d.link.connect() }
         let deadline = uptime() + timeout
         while ds.contains(where: { !$0.link.isConnected }) {
             if uptime() > deadline {
                 let missing = ds.filter { !$0.link.isConnected }.map { $0.link.id }
-                throw SimError("cannot connect to the MQTT broker at \(settings.host):\(settings.port) within \(Int(timeout)) s (devices not connected: \(missing.joined(separator: ", ")))")
+                throw SimError(
+                    "cannot connect to the MQTT broker at \(settings.host):\(settings.port) within \(Int(timeout)) s (devices not connected: \(missing.joined(separator: ", ")))"
+                )
             }
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -50,9 +50,11 @@ final class SimLink: Sendable {
     }
     private let state: Mutex<State>
 
-    init(id: String, kind: SimDeviceType, contractType: String, room: String?, fw: String, settings: SimSettings,
-         extraReplyTopics: [String] = [], resendProtocolSeconds: Double, resendCapProtocolSeconds: Double,
-         emit: @escaping @Sendable (SimEvent) -> Void) {
+    init(
+        id: String, kind: SimDeviceType, contractType: String, room: String?, fw: String, settings: SimSettings,
+        extraReplyTopics: [String] = [], resendProtocolSeconds: Double, resendCapProtocolSeconds: Double,
+        emit: @escaping @Sendable (SimEvent) -> Void
+    ) {
         self.id = id; self.kind = kind; self.contractType = contractType; self.room = room; self.fw = fw
         self.settings = settings; self.emit = emit
         let rate = settings.rate(for: kind)
@@ -66,7 +68,11 @@ final class SimLink: Sendable {
     var statusTopic: String { "clinic/\(site)/device/\(id)/status" }
     var ackTopic: String { "clinic/\(site)/device/\(id)/ack" }
     var isConnected: Bool { state.withLock { $0.connected } }
-    func snapshot() -> SimDeviceStats { state.withLock { var s = $0.stats; s.pending = $0.pending.count; return s } }
+    func snapshot() -> SimDeviceStats {
+        state.withLock {
+            var s = $0.stats; s.pending = $0.pending.count; return s
+        }
+    }
 
     func statusPayload(online: Bool) -> String {
         JSONText.object { j in
@@ -81,8 +87,9 @@ final class SimLink: Sendable {
         let will = MQTTWill(topic: statusTopic, payload: Array(statusPayload(online: false).utf8), qos: 1, retain: true)
         var logger = Logger(label: "sim.\(id)")
         logger.logLevel = .critical
-        let c = try MQTTClient(clientId: settings.clientIdPrefix + id, cleanSession: settings.cleanSession,
-                               username: settings.username, password: settings.password, will: will, logger: logger)
+        let c = try MQTTClient(
+            clientId: settings.clientIdPrefix + id, cleanSession: settings.cleanSession,
+            username: settings.username, password: settings.password, will: will, logger: logger)
         let isClosed = state.withLock { s in
             if s.closed { return true }
             s.client = c; s.stopped = false
@@ -132,7 +139,9 @@ final class SimLink: Sendable {
             emit(.online(device: id))
             flushDue()
         case .disconnected(let code):
-            let wasStopping = state.withLock { s in let w = s.stopped; s.connected = false; return w }
+            let wasStopping = state.withLock { s in
+                let w = s.stopped; s.connected = false; return w
+            }
             if code != 0 && !wasStopping { emit(.connectionLost(device: id, code: code)) }
         case .message(let m):
             guard let json = try? JSON.parse(m.payload) else { return }
@@ -152,7 +161,7 @@ final class SimLink: Sendable {
             s.compactOrder()
             return (p, waiter, error)
         }
-        guard let (p, waiter, error) = found else { return } // a late duplicate ack
+        guard let (p, waiter, error) = found else { return }  // a late duplicate ack
         let ms = p.firstSentAt.map { (uptime() - $0) * 1000 } ?? 0
         if isAck { emit(.acked(device: id, msgId: key, error: error, sends: p.sends)) }
         waiter?.resume(returning: (json, p.sends, ms))
@@ -270,7 +279,9 @@ final class SimLink: Sendable {
             }
             c.disconnect()
         }
-        let pump = state.withLock { s in defer { s.pump = nil }; return s.pump }
+        let pump = state.withLock { s in
+            defer { s.pump = nil }; return s.pump
+        }
         pump?.cancel()
         state.withLock { $0.connected = false }
         emit(.stopped(device: id))
@@ -284,4 +295,3 @@ protocol SimRunnable: AnyObject, Sendable {
     /// The device's behaviour; runs until cancelled.
     func behave() async
 }
-

@@ -165,4 +165,3 @@ final class RoomModel: Sendable {
     func set(_ device: String, people: Int) { occupants.withLock { $0[device] = people } }
     var people: Int { occupants.withLock { $0.values.max() ?? 0 } }
 }
-

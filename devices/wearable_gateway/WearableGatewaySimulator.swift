@@ -27,7 +27,8 @@ public final class WearableGatewaySim: SimRunnable, Sendable {
     private let wake: AsyncStream<Void>.Continuation
     private let wakeups: AsyncStream<Void>
 
-    init(id: String, patients: [String], batchSize: ClosedRange<Int>, auto: Bool, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
+    init(id: String, patients: [String], batchSize: ClosedRange<Int>, auto: Bool, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void)
+    {
         self.id = id; self.batchSize = batchSize; self.auto = auto; faults = settings.faults
         rate = settings.rate(for: .wearable)
         let r = LockedRandom(seed: settings.seed, salt: id)
@@ -36,8 +37,9 @@ public final class WearableGatewaySim: SimRunnable, Sendable {
         var c: AsyncStream<Void>.Continuation!
         wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { c = $0 }
         wake = c
-        link = SimLink(id: id, kind: .wearable, contractType: "wearable_gateway", room: nil, fw: "2.1.0", settings: settings,
-                       resendProtocolSeconds: 30, resendCapProtocolSeconds: 300, emit: emit)
+        link = SimLink(
+            id: id, kind: .wearable, contractType: "wearable_gateway", room: nil, fw: "2.1.0", settings: settings,
+            resendProtocolSeconds: 30, resendCapProtocolSeconds: 300, emit: emit)
     }
 
     static let metrics: [(String, String, ClosedRange<Double>, Double)] = [
@@ -71,9 +73,13 @@ public final class WearableGatewaySim: SimRunnable, Sendable {
             if bad { invalid += 1 }
             parts.append(sample(invalid: bad))
         }
-        let k = state.withLock { $0.counter += 1; return $0.counter }
+        let k = state.withLock {
+            $0.counter += 1; return $0.counter
+        }
         let msgId = "\(id)-\(tag)-\(String(format: "%05d", k))"
-        let payload = JSONText.object { j in j.add("msg_id", msgId); j.addRaw("samples", "[" + parts.joined(separator: ",") + "]") }
+        let payload = JSONText.object { j in
+            j.add("msg_id", msgId); j.addRaw("samples", "[" + parts.joined(separator: ",") + "]")
+        }
         state.withLock { $0.queue.append((msgId, payload)) }
         link.emit(.wearableBatch(device: id, msgId: msgId, samples: n, invalid: invalid))
         wake.yield()
@@ -100,7 +106,10 @@ public final class WearableGatewaySim: SimRunnable, Sendable {
                         if await it.next() == nil { return }
                         continue
                     }
-                    guard let (json, sends, _) = await self.link.request("clinic/\(self.link.site)/wearable/\(self.id)", payload, key: msgId, giveUpAfter: nil) else { return }
+                    guard
+                        let (json, sends, _) = await self.link.request(
+                            "clinic/\(self.link.site)/wearable/\(self.id)", payload, key: msgId, giveUpAfter: nil)
+                    else { return }
                     self.state.withLock {
                         $0.queue.removeFirst()
                         $0.sendsById[msgId] = sends
@@ -123,4 +132,3 @@ public final class WearableGatewaySim: SimRunnable, Sendable {
 
     public var stats: SimDeviceStats { link.snapshot() }
 }
-

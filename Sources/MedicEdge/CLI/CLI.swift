@@ -78,8 +78,9 @@ struct Status: AsyncParsableCommand {
 }
 
 struct Outbox: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Events waiting for the cloud, and those it refused.",
-                                                    subcommands: [List.self, DeadLetters.self, Retry.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Events waiting for the cloud, and those it refused.",
+        subcommands: [List.self, DeadLetters.self, Retry.self])
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Pending events by class and name, with the oldest.")
         @OptionGroup var options: ConfigOption
@@ -89,8 +90,9 @@ struct Outbox: AsyncParsableCommand {
             print("class       name                                count  oldest")
             for r in rows {
                 let cls = r.eventClass.name
-                print(cls.padding(toLength: 12, withPad: " ", startingAt: 0) + r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
-                      + String(r.count).padding(toLength: 7, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r.oldestMs))
+                print(
+                    cls.padding(toLength: 12, withPad: " ", startingAt: 0) + r.name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                        + String(r.count).padding(toLength: 7, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r.oldestMs))
             }
             if rows.isEmpty { print("(nothing pending)") }
         }

@@ -33,12 +33,14 @@ enum LabHandOff {
     static func execIfLabCommand(_ arguments: [String]) {
         guard arguments.count >= 2, names.contains(where: { $0.0 == arguments[1] }) else { return }
         guard let lab = labPath() else {
-            FileHandle.standardError.write(Data("""
-                medic-edge: '\(arguments[1])' is a lab command and \(labName) is not installed beside this binary \
-                (the package carries the daemon only). Build from source: swift build --product \(labName), \
-                then run .build/debug/medic-edge \(arguments[1]).
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    medic-edge: '\(arguments[1])' is a lab command and \(labName) is not installed beside this binary \
+                    (the package carries the daemon only). Build from source: swift build --product \(labName), \
+                    then run .build/debug/medic-edge \(arguments[1]).
 
-                """.utf8))
+                    """.utf8))
             exit(2)
         }
         var argv: [UnsafeMutablePointer<CChar>?] = ([labName] + arguments.dropFirst()).map { strdup($0) }

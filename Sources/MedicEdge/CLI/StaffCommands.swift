@@ -13,10 +13,10 @@ struct Staff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an account; the password is read from standard input (one line, at least 8 characters).",
             discussion: """
-            Example: printf '%s\\n' "$PASSWORD" | medic-edge staff add ana
-            On a terminal the password is asked twice, without echo. It is stored as a salted \
-            PBKDF2-HMAC-SHA256 hash (\(StaffPassword.defaultIterations) iterations), never as text.
-            """)
+                Example: printf '%s\\n' "$PASSWORD" | medic-edge staff add ana
+                On a terminal the password is asked twice, without echo. It is stored as a salted \
+                PBKDF2-HMAC-SHA256 hash (\(StaffPassword.defaultIterations) iterations), never as text.
+                """)
         @OptionGroup var options: ConfigOption
         @Argument(help: "Login name: \(StaffName.rule).") var name: String
         @Flag(help: "Set a new password for an existing account (its open sessions end).") var replace = false
@@ -44,10 +44,13 @@ struct Staff: AsyncParsableCommand {
             let (_, db) = try options.openDatabase()
             let rows = try StaffAccounts(db: db, clock: SystemClock()).list()
             if rows.isEmpty { print("(no staff accounts; create one with: medic-edge staff add NAME)"); return }
-            print("name".padding(toLength: 24, withPad: " ", startingAt: 0) + "created".padding(toLength: 26, withPad: " ", startingAt: 0) + "sessions")
+            print(
+                "name".padding(toLength: 24, withPad: " ", startingAt: 0) + "created".padding(toLength: 26, withPad: " ", startingAt: 0) + "sessions")
             for r in rows {
-                print(r.name.padding(toLength: 24, withPad: " ", startingAt: 0) + Time.rfc3339(ms: r.createdMs).padding(toLength: 26, withPad: " ", startingAt: 0)
-                      + String(r.sessions))
+                print(
+                    r.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                        + Time.rfc3339(ms: r.createdMs).padding(toLength: 26, withPad: " ", startingAt: 0)
+                        + String(r.sessions))
             }
         }
     }

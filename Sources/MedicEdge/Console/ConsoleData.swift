@@ -32,8 +32,14 @@ struct AgendaItem: Sendable, Equatable {
             j.add("scheduled_end", Time.rfc3339(ms: endMs))
             j.add("status", status)
             if let patientId {
-                j.addRaw("patient", JSONText.object { p in p.add("id", patientId); p.add("name", patientName); p.add("phone", patientPhone) })
-            } else { j.addRaw("patient", "null") }
+                j.addRaw(
+                    "patient",
+                    JSONText.object { p in
+                        p.add("id", patientId); p.add("name", patientName); p.add("phone", patientPhone)
+                    })
+            } else {
+                j.addRaw("patient", "null")
+            }
             AgendaItem.ref(&j, "professional", professionalId, professionalName)
             AgendaItem.ref(&j, "room", roomId, roomName)
             AgendaItem.ref(&j, "service", serviceId, serviceName)
@@ -42,7 +48,15 @@ struct AgendaItem: Sendable, Equatable {
         }
     }
     private static func ref(_ j: inout JSONText, _ key: String, _ id: String?, _ name: String?) {
-        if let id { j.addRaw(key, JSONText.object { o in o.add("id", id); o.add("name", name) }) } else { j.addRaw(key, "null") }
+        if let id {
+            j.addRaw(
+                key,
+                JSONText.object { o in
+                    o.add("id", id); o.add("name", name)
+                })
+        } else {
+            j.addRaw(key, "null")
+        }
     }
 }
 
@@ -65,24 +79,35 @@ struct RoomView: Sendable, Equatable {
             j.add("name", name)
             j.add("occupied", occupied)
             j.add("presence_sensor", presenceKnown)
-            j.addRaw("readings", JSONText.object { r in
-                for m in EnvironmentMetric.allCases { r.add(m.rawValue, readings[m.rawValue]) }
-                r.add("at", readingsAtMs.map { Time.rfc3339(ms: $0) })
-            })
-            j.addRaw("alerts", "[" + alerts.map { a in
-                JSONText.object { o in
-                    o.add("metric", a.metric); o.add("value", a.value); o.add("min", a.min); o.add("max", a.max)
-                    o.add("since", Time.rfc3339(ms: a.sinceMs))
-                }
-            }.joined(separator: ",") + "]")
+            j.addRaw(
+                "readings",
+                JSONText.object { r in
+                    for m in EnvironmentMetric.allCases { r.add(m.rawValue, readings[m.rawValue]) }
+                    r.add("at", readingsAtMs.map { Time.rfc3339(ms: $0) })
+                })
+            j.addRaw(
+                "alerts",
+                "["
+                    + alerts.map { a in
+                        JSONText.object { o in
+                            o.add("metric", a.metric); o.add("value", a.value); o.add("min", a.min); o.add("max", a.max)
+                            o.add("since", Time.rfc3339(ms: a.sinceMs))
+                        }
+                    }.joined(separator: ",") + "]")
             // Additions to the contract's fields: `presence_sensor` above, and the configured
             // limits, so people see "4,6 °C (2–8 °C)".
-            j.addRaw("limits", JSONText.object { l in
-                for m in EnvironmentMetric.allCases {
-                    guard let x = limits[m.rawValue] else { continue }
-                    l.addRaw(m.rawValue, JSONText.object { o in o.add("min", x.min); o.add("max", x.max) })
-                }
-            })
+            j.addRaw(
+                "limits",
+                JSONText.object { l in
+                    for m in EnvironmentMetric.allCases {
+                        guard let x = limits[m.rawValue] else { continue }
+                        l.addRaw(
+                            m.rawValue,
+                            JSONText.object { o in
+                                o.add("min", x.min); o.add("max", x.max)
+                            })
+                    }
+                })
         }
     }
 }
@@ -103,16 +128,19 @@ struct ConsoleData: Sendable {
                 let roomId = r.roomId
                 var roomName: String?
                 if let roomId {
-                    if let cached = roomNames[roomId] { roomName = cached } else {
+                    if let cached = roomNames[roomId] {
+                        roomName = cached
+                    } else {
                         roomName = try Rooms.displayName(db, cloudRoomId: roomId, config: config)
                         roomNames[roomId] = roomName
                     }
                 }
-                return AgendaItem(id: r.id, startMs: r.startMs, endMs: r.endMs, status: r.status,
-                                  patientId: r.patientId, patientName: r.patientName, patientPhone: r.patientPhone,
-                                  professionalId: r.professionalId, professionalName: r.professionalName,
-                                  roomId: roomId, roomName: roomName, serviceId: r.serviceId, serviceName: r.serviceName,
-                                  checkedInMs: r.checkedInMs, checkinMethod: r.checkinMethod)
+                return AgendaItem(
+                    id: r.id, startMs: r.startMs, endMs: r.endMs, status: r.status,
+                    patientId: r.patientId, patientName: r.patientName, patientPhone: r.patientPhone,
+                    professionalId: r.professionalId, professionalName: r.professionalName,
+                    roomId: roomId, roomName: roomName, serviceId: r.serviceId, serviceName: r.serviceName,
+                    checkedInMs: r.checkedInMs, checkinMethod: r.checkinMethod)
             }
         }
     }
@@ -146,8 +174,11 @@ struct ConsoleData: Sendable {
                 let alerts = board.alerts.map {
                     RoomView.Alert(metric: $0.metric, value: $0.value, min: $0.min, max: $0.max, sinceMs: $0.sinceMs)
                 }
-                views.append(RoomView(key: key, name: try Rooms.displayName(db, key: key, config: config), occupied: occ ?? false,
-                                      presenceKnown: occ != nil || sensors, readings: readings, readingsAtMs: at, alerts: alerts, limits: config.rooms[key]?.limits ?? [:]))
+                views.append(
+                    RoomView(
+                        key: key, name: try Rooms.displayName(db, key: key, config: config), occupied: occ ?? false,
+                        presenceKnown: occ != nil || sensors, readings: readings, readingsAtMs: at, alerts: alerts,
+                        limits: config.rooms[key]?.limits ?? [:]))
             }
             return views.sorted {
                 let c = $0.name.localizedStandardCompare($1.name)
@@ -180,8 +211,9 @@ struct ConsoleData: Sendable {
             guard known?.checkinEligible ?? false, let patientId = a.patientId else {
                 return .notCheckable(status: status)
             }
-            try desk.record(db, appointmentId: appointmentId, patientId: patientId, method: "reception", device: "reception",
-                            staff: staff, nowMs: nowMs)
+            try desk.record(
+                db, appointmentId: appointmentId, patientId: patientId, method: "reception", device: "reception",
+                staff: staff, nowMs: nowMs)
             try StaffAccounts.audit(db, name: staff, action: "checkin", target: appointmentId, nowMs: nowMs)
             return .recorded(checkedInMs: nowMs)
         }

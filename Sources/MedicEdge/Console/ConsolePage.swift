@@ -40,86 +40,88 @@ enum ConsolePage {
 
     static func login(site: String) -> String {
         head(title: "Entrar · Recepção") + """
-        <body class="login-page">
-        <main class="login-card" aria-labelledby="login-title">
-          <h1 id="login-title">Recepção</h1>
-          <p class="muted">Aparelho da clínica · unidade <span class="mono">\(esc(site))</span></p>
-          <form id="login-form" novalidate>
-            <div class="field">
-              <label for="login-name">Usuário</label>
-              <input id="login-name" name="name" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>
-            </div>
-            <div class="field">
-              <label for="login-password">Senha</label>
-              <input id="login-password" name="password" type="password" autocomplete="current-password" required>
-            </div>
-            <p id="login-error" class="form-error" role="alert" aria-live="assertive"></p>
-            <button id="login-submit" class="btn btn-primary btn-block" type="submit">Entrar</button>
-          </form>
-          <noscript><p class="form-error">Ative o JavaScript do navegador para usar o console.</p></noscript>
-          <p class="muted small">O check-in e a agenda funcionam mesmo sem internet.</p>
-        </main>
-        <script src="/assets/login.js"></script>
-        </body>
-        </html>
-        """
+            <body class="login-page">
+            <main class="login-card" aria-labelledby="login-title">
+              <h1 id="login-title">Recepção</h1>
+              <p class="muted">Aparelho da clínica · unidade <span class="mono">\(esc(site))</span></p>
+              <form id="login-form" novalidate>
+                <div class="field">
+                  <label for="login-name">Usuário</label>
+                  <input id="login-name" name="name" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>
+                </div>
+                <div class="field">
+                  <label for="login-password">Senha</label>
+                  <input id="login-password" name="password" type="password" autocomplete="current-password" required>
+                </div>
+                <p id="login-error" class="form-error" role="alert" aria-live="assertive"></p>
+                <button id="login-submit" class="btn btn-primary btn-block" type="submit">Entrar</button>
+              </form>
+              <noscript><p class="form-error">Ative o JavaScript do navegador para usar o console.</p></noscript>
+              <p class="muted small">O check-in e a agenda funcionam mesmo sem internet.</p>
+            </main>
+            <script src="/assets/login.js"></script>
+            </body>
+            </html>
+            """
     }
 
     // MARK: console
 
-    static func console(staff: String, site: String, zone: TimeZone, today: String, items: [AgendaItem], rooms: [RoomView],
-                        status: JSON, nowMs: Int64) -> String {
+    static func console(
+        staff: String, site: String, zone: TimeZone, today: String, items: [AgendaItem], rooms: [RoomView],
+        status: JSON, nowMs: Int64
+    ) -> String {
         head(title: "Recepção · \(site)") + """
-        <body>
-        <a class="skip" href="#agenda">Pular para a agenda</a>
-        <div id="console" data-zone="\(esc(zone.identifier))" data-day="\(today)" data-today="\(today)">
-        <header class="topbar">
-          <div class="brand"><h1>Recepção</h1><span class="site mono">\(esc(site))</span></div>
-          <nav aria-label="Seções" class="sections"><a href="#agenda">Agenda</a><a href="#rooms">Salas</a></nav>
-          <div class="who"><span>Conectado como <strong id="staff-name">\(esc(staff))</strong></span>
-            <button id="logout" type="button" class="btn btn-quiet">Sair</button></div>
-        </header>
-        \(banner(status, zone: zone))
-        <div id="announce" class="toast" role="status" aria-live="polite" aria-atomic="true"></div>
-        <main class="layout">
-          <section id="agenda" class="panel" aria-labelledby="agenda-title" tabindex="-1">
-            <div class="panel-head">
-              <div class="title"><h2 id="agenda-title">Agenda</h2><p id="agenda-day" class="day-label">\(dayLabel(today, today: today, zone: zone))</p></div>
-              <div class="controls">
-                <div class="day-picker" role="group" aria-label="Dia da agenda">
-                  <button id="prev-day" type="button" class="btn btn-quiet" aria-label="Dia anterior">‹</button>
-                  <label for="agenda-date" class="sr-only">Data</label>
-                  <input id="agenda-date" type="date" value="\(today)">
-                  <button id="next-day" type="button" class="btn btn-quiet" aria-label="Próximo dia">›</button>
-                  <button id="today" type="button" class="btn btn-quiet">Hoje</button>
+            <body>
+            <a class="skip" href="#agenda">Pular para a agenda</a>
+            <div id="console" data-zone="\(esc(zone.identifier))" data-day="\(today)" data-today="\(today)">
+            <header class="topbar">
+              <div class="brand"><h1>Recepção</h1><span class="site mono">\(esc(site))</span></div>
+              <nav aria-label="Seções" class="sections"><a href="#agenda">Agenda</a><a href="#rooms">Salas</a></nav>
+              <div class="who"><span>Conectado como <strong id="staff-name">\(esc(staff))</strong></span>
+                <button id="logout" type="button" class="btn btn-quiet">Sair</button></div>
+            </header>
+            \(banner(status, zone: zone))
+            <div id="announce" class="toast" role="status" aria-live="polite" aria-atomic="true"></div>
+            <main class="layout">
+              <section id="agenda" class="panel" aria-labelledby="agenda-title" tabindex="-1">
+                <div class="panel-head">
+                  <div class="title"><h2 id="agenda-title">Agenda</h2><p id="agenda-day" class="day-label">\(dayLabel(today, today: today, zone: zone))</p></div>
+                  <div class="controls">
+                    <div class="day-picker" role="group" aria-label="Dia da agenda">
+                      <button id="prev-day" type="button" class="btn btn-quiet" aria-label="Dia anterior">‹</button>
+                      <label for="agenda-date" class="sr-only">Data</label>
+                      <input id="agenda-date" type="date" value="\(today)">
+                      <button id="next-day" type="button" class="btn btn-quiet" aria-label="Próximo dia">›</button>
+                      <button id="today" type="button" class="btn btn-quiet">Hoje</button>
+                    </div>
+                    <div class="search">
+                      <label for="agenda-search">Buscar paciente</label>
+                      <input id="agenda-search" type="search" placeholder="Nome ou telefone" autocomplete="off" spellcheck="false">
+                    </div>
+                  </div>
                 </div>
-                <div class="search">
-                  <label for="agenda-search">Buscar paciente</label>
-                  <input id="agenda-search" type="search" placeholder="Nome ou telefone" autocomplete="off" spellcheck="false">
-                </div>
-              </div>
+                <p id="agenda-summary" class="summary">\(summary(items))</p>
+                <table class="agenda">
+                  <caption class="sr-only">Consultas do dia, em ordem de horário</caption>
+                  <thead><tr><th scope="col">Horário</th><th scope="col">Paciente</th><th scope="col">Profissional</th><th scope="col">Sala</th><th scope="col">Serviço</th><th scope="col">Situação</th><th scope="col"><span class="sr-only">Ação</span></th></tr></thead>
+                  <tbody id="agenda-rows">\(rows(items, zone: zone, checkinOpen: true))</tbody>
+                </table>
+                <p id="agenda-empty" class="empty"\(items.isEmpty ? "" : " hidden")>Nenhuma consulta neste dia.</p>
+                <p id="agenda-nomatch" class="empty" hidden>Nenhum paciente encontrado para esta busca.</p>
+              </section>
+              <section id="rooms" class="panel" aria-labelledby="rooms-title" tabindex="-1">
+                <div class="panel-head"><h2 id="rooms-title">Salas</h2></div>
+                <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs))</ul>
+                <p id="rooms-empty" class="empty"\(rooms.isEmpty ? "" : " hidden")>Nenhuma sala configurada.</p>
+              </section>
+            </main>
+            <footer class="foot muted small">Atualização automática a cada 2 s · <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
             </div>
-            <p id="agenda-summary" class="summary">\(summary(items))</p>
-            <table class="agenda">
-              <caption class="sr-only">Consultas do dia, em ordem de horário</caption>
-              <thead><tr><th scope="col">Horário</th><th scope="col">Paciente</th><th scope="col">Profissional</th><th scope="col">Sala</th><th scope="col">Serviço</th><th scope="col">Situação</th><th scope="col"><span class="sr-only">Ação</span></th></tr></thead>
-              <tbody id="agenda-rows">\(rows(items, zone: zone, checkinOpen: true))</tbody>
-            </table>
-            <p id="agenda-empty" class="empty"\(items.isEmpty ? "" : " hidden")>Nenhuma consulta neste dia.</p>
-            <p id="agenda-nomatch" class="empty" hidden>Nenhum paciente encontrado para esta busca.</p>
-          </section>
-          <section id="rooms" class="panel" aria-labelledby="rooms-title" tabindex="-1">
-            <div class="panel-head"><h2 id="rooms-title">Salas</h2></div>
-            <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs))</ul>
-            <p id="rooms-empty" class="empty"\(rooms.isEmpty ? "" : " hidden")>Nenhuma sala configurada.</p>
-          </section>
-        </main>
-        <footer class="foot muted small">Atualização automática a cada 2 s · <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
-        </div>
-        <script src="/assets/console.js"></script>
-        </body>
-        </html>
-        """
+            <script src="/assets/console.js"></script>
+            </body>
+            </html>
+            """
     }
 
     // The functions below have twins in console.js (same markup): keep them in step.
@@ -133,7 +135,8 @@ enum ConsolePage {
         let active = items.filter { !["cancelled", "rescheduled"].contains($0.status) }
         let arrived = active.filter(\.arrived).count
         let n = active.count
-        return "\(n) \(n == 1 ? "consulta" : "consultas") · \(arrived) \(arrived == 1 ? "chegou" : "chegaram") · \(n - arrived) \(n - arrived == 1 ? "aguardando" : "aguardando")"
+        return
+            "\(n) \(n == 1 ? "consulta" : "consultas") · \(arrived) \(arrived == 1 ? "chegou" : "chegaram") · \(n - arrived) \(n - arrived == 1 ? "aguardando" : "aguardando")"
     }
 
     /// "Domingo, 29 de novembro de 2026 (hoje)": the native date field follows the
@@ -193,7 +196,8 @@ enum ConsolePage {
             let (cls, label) = statusBadge(i, zone: zone)
             let start = KioskMessages.clock(i.startMs, zone: zone), end = KioskMessages.clock(i.endMs, zone: zone)
             let name = i.patientName ?? "Paciente não encontrado"
-            let button = (checkinOpen && i.checkinAllowed)
+            let button =
+                (checkinOpen && i.checkinAllowed)
                 ? "<button type=\"button\" class=\"btn btn-primary btn-checkin\" data-checkin=\"\(esc(i.id))\" data-name=\"\(esc(name))\" data-focus-key=\"checkin:\(esc(i.id))\" aria-label=\"Fazer check-in de \(esc(name)), \(start)\">Check-in</button>"
                 : ""
             return "<tr id=\"appt-\(esc(i.id))\" class=\"appt st-\(cls)\" data-id=\"\(esc(i.id))\" data-search=\"\(esc(searchKey(i)))\">"
@@ -209,7 +213,12 @@ enum ConsolePage {
 
     /// Each metric's key, its name in Portuguese and its unit.
     static let metricLabels: [(String, String, String)] = EnvironmentMetric.allCases.map { m in
-        let name = switch m { case .temperatureC: "Temperatura"; case .humidityPct: "Umidade"; case .co2Ppm: "CO₂" }
+        let name =
+            switch m {
+            case .temperatureC: "Temperatura";
+            case .humidityPct: "Umidade";
+            case .co2Ppm: "CO₂"
+            }
         return (m.rawValue, name, m.unit)
     }
 
@@ -222,7 +231,9 @@ enum ConsolePage {
     static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64) -> String {
         rooms.map { r in
             let hasLimits = !r.limits.isEmpty
-            let badge = !r.alerts.isEmpty ? "<span class=\"badge badge-alert\">Alerta</span>"
+            let badge =
+                !r.alerts.isEmpty
+                ? "<span class=\"badge badge-alert\">Alerta</span>"
                 : hasLimits ? "<span class=\"badge badge-ok\">Normal</span>" : ""
             var occ = ""
             if r.presenceKnown {
@@ -233,19 +244,23 @@ enum ConsolePage {
                 guard let v = r.readings[key] else { continue }
                 let lim = r.limits[key].map { " <span class=\"range\">(\(number($0.min))–\(number($0.max)) \(unit))</span>" } ?? ""
                 let bad = r.alerts.contains { $0.metric == key }
-                dl += "<div class=\"reading\(bad ? " reading-bad" : "")\" data-metric=\"\(key)\"><dt>\(label)</dt><dd><span class=\"value\">\(number(v)) \(unit)</span>\(lim)</dd></div>"
+                dl +=
+                    "<div class=\"reading\(bad ? " reading-bad" : "")\" data-metric=\"\(key)\"><dt>\(label)</dt><dd><span class=\"value\">\(number(v)) \(unit)</span>\(lim)</dd></div>"
             }
             var when = ""
             if let at = r.readingsAtMs {
                 let stale = nowMs - at > 15 * 60_000
-                when = stale ? "<p class=\"updated stale\">Sem leitura recente (última às \(KioskMessages.clock(at, zone: zone)))</p>"
+                when =
+                    stale
+                    ? "<p class=\"updated stale\">Sem leitura recente (última às \(KioskMessages.clock(at, zone: zone)))</p>"
                     : "<p class=\"updated\">Leitura às \(KioskMessages.clock(at, zone: zone))</p>"
             } else if hasLimits {
                 when = "<p class=\"updated stale\">Sem leituras ainda</p>"
             }
             let alerts = r.alerts.map { a -> String in
                 let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
-                return "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde \(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
+                return
+                    "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde \(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
             }.joined()
             return "<li class=\"room\(r.alerts.isEmpty ? "" : " room-alert")\" data-room=\"\(esc(r.key))\">"
                 + "<div class=\"room-head\"><h3>\(esc(r.name))</h3>\(badge)</div>\(occ)"
@@ -265,7 +280,9 @@ enum ConsolePage {
         let state = s["cloud"]?["state"]?.stringValue ?? "unknown"
         let pending = Int(s["outbox"]?["pending"]?.doubleValue ?? 0)
         let backlog = pending == 0 ? "Nada aguardando envio." : "\(pending) \(pending == 1 ? "registro aguardando" : "registros aguardando") envio."
-        let last = s["cloud"]?["last_success_at"]?.stringValue.flatMap(Time.parseMs).map { " Última comunicação às \(KioskMessages.clock($0, zone: zone))." } ?? ""
+        let last =
+            s["cloud"]?["last_success_at"]?.stringValue.flatMap(Time.parseMs).map { " Última comunicação às \(KioskMessages.clock($0, zone: zone))." }
+            ?? ""
         let mqtt = s["mqtt"]?["connected"]?.boolValue == false ? " Atenção: quiosques e sensores desconectados do aparelho." : ""
         switch state {
         case "online": return ("online", state, "Nuvem conectada.", backlog + mqtt)

@@ -28,8 +28,10 @@ struct StaffAPI: Sendable {
     static let cookieName = "medic_edge_session"
     static let maxBodyBytes = 16 * 1024
 
-    init(config: EdgeConfig, db: AppDatabase, state: EdgeState, logger: Logger, statusJSON: @escaping @Sendable () throws -> String,
-         clock: any EdgeClock = SystemClock()) {
+    init(
+        config: EdgeConfig, db: AppDatabase, state: EdgeState, logger: Logger, statusJSON: @escaping @Sendable () throws -> String,
+        clock: any EdgeClock = SystemClock()
+    ) {
         self.config = config; self.db = db; self.state = state; self.logger = logger; self.statusJSON = statusJSON
         self.clock = clock
         accounts = StaffAccounts(db: db, clock: clock)
@@ -73,9 +75,10 @@ struct StaffAPI: Sendable {
         switch throttle.attempt(name: nameKey, address: address) {
         case .locked(let wait):
             logger.warning("console: login throttled (address \(address)); retry in \(wait) s")
-            return StaffAPI.failure(.tooManyRequests, "too_many_attempts",
-                                    "Muitas tentativas de login. Tente novamente em \(StaffAPI.minutesText(wait)).",
-                                    headers: [.retryAfter: String(wait)])
+            return StaffAPI.failure(
+                .tooManyRequests, "too_many_attempts",
+                "Muitas tentativas de login. Tente novamente em \(StaffAPI.minutesText(wait)).",
+                headers: [.retryAfter: String(wait)])
         case .counted(let m): mark = m
         }
         let failed = { [logger] in
@@ -87,8 +90,9 @@ struct StaffAPI: Sendable {
         guard hashGate.tryEnter() else {
             throttle.release(name: nameKey, address: address, mark: mark)
             logger.warning("console: login refused: \(hashGate.limit) password checks already running (address \(address))")
-            return StaffAPI.failure(.serviceUnavailable, "busy", "Muitos logins ao mesmo tempo. Tente novamente em instantes.",
-                                    headers: [.retryAfter: "1"])
+            return StaffAPI.failure(
+                .serviceUnavailable, "busy", "Muitos logins ao mesmo tempo. Tente novamente em instantes.",
+                headers: [.retryAfter: "1"])
         }
         Counter(label: "medic_edge_login_password_checks_total").increment()
         let verified: String?
@@ -103,7 +107,8 @@ struct StaffAPI: Sendable {
         let body200 = JSONText.object { j in
             j.add("token", token); j.add("name", name); j.add("expires_at", Time.rfc3339(ms: expires))
         }
-        let cookie = "\(StaffAPI.cookieName)=\(token); Path=/; Max-Age=\(StaffAccounts.sessionMs / 1000); HttpOnly; SameSite=Strict"
+        let cookie =
+            "\(StaffAPI.cookieName)=\(token); Path=/; Max-Age=\(StaffAccounts.sessionMs / 1000); HttpOnly; SameSite=Strict"
             + (StaffAPI.isTLS(req, ctx) ? "; Secure" : "")
         return HTTPRoutes.json(.ok, body200, headers: [.setCookie: cookie])
     }
@@ -144,9 +149,11 @@ struct StaffAPI: Sendable {
         switch try data.checkIn(appointmentId: id, staff: session.name, nowMs: now) {
         case .recorded(let at):
             logger.info("console: reception check-in of appointment \(id) by \(session.name)")
-            return HTTPRoutes.json(.created, JSONText.object { j in
-                j.add("appointment_id", id); j.add("checked_in_at", Time.rfc3339(ms: at)); j.add("method", "reception")
-            })
+            return HTTPRoutes.json(
+                .created,
+                JSONText.object { j in
+                    j.add("appointment_id", id); j.add("checked_in_at", Time.rfc3339(ms: at)); j.add("method", "reception")
+                })
         case .unknown:
             return StaffAPI.failure(.notFound, "appointment_not_found", "Consulta não encontrada.")
         case .alreadyCheckedIn(let at, let method):
@@ -157,7 +164,8 @@ struct StaffAPI: Sendable {
             switch status {
             case "cancelled": return StaffAPI.failure(.conflict, "appointment_cancelled", "Consulta cancelada: não é possível fazer check-in.")
             case "rescheduled": return StaffAPI.failure(.conflict, "appointment_rescheduled", "Consulta remarcada: não é possível fazer check-in.")
-            default: return StaffAPI.failure(.conflict, "appointment_not_checkable", "Consulta com situação \"\(status)\": não é possível fazer check-in.")
+            default:
+                return StaffAPI.failure(.conflict, "appointment_not_checkable", "Consulta com situação \"\(status)\": não é possível fazer check-in.")
             }
         }
     }
@@ -178,8 +186,10 @@ struct StaffAPI: Sendable {
         let items = try data.agenda(day: today) ?? []
         let rooms = try data.rooms()
         let status = (try? JSON.parse(statusJSON())) ?? .null
-        return StaffAPI.html(ConsolePage.console(staff: session.name, site: config.siteId, zone: config.timeZone, today: today,
-                                                 items: items, rooms: rooms, status: status, nowMs: now))
+        return StaffAPI.html(
+            ConsolePage.console(
+                staff: session.name, site: config.siteId, zone: config.timeZone, today: today,
+                items: items, rooms: rooms, status: status, nowMs: now))
     }
 
     // MARK: authentication and CSRF
@@ -211,8 +221,10 @@ struct StaffAPI: Sendable {
         }
         if changesState && !StaffAPI.sameOrigin(req) {
             logger.warning("console: refused a cookie-authenticated \(req.method) \(req.uri.path) from another origin")
-            return .refused(StaffAPI.failure(.forbidden, "csrf_refused",
-                                             "Pedido recusado: origem diferente do console (proteção contra CSRF)."))
+            return .refused(
+                StaffAPI.failure(
+                    .forbidden, "csrf_refused",
+                    "Pedido recusado: origem diferente do console (proteção contra CSRF)."))
         }
         return .ok(s, viaCookie: true)
     }
@@ -231,7 +243,8 @@ struct StaffAPI: Sendable {
     /// `http://127.0.0.1:8080` matches the Host `127.0.0.1:8080` (default ports implied).
     static func originMatches(_ origin: String, host: String?) -> Bool {
         guard let host, !host.isEmpty, let u = URLComponents(string: origin), let scheme = u.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", var oh = u.host?.lowercased(), !oh.isEmpty else { return false }
+            scheme == "http" || scheme == "https", var oh = u.host?.lowercased(), !oh.isEmpty
+        else { return false }
         if oh.hasPrefix("[") { oh = String(oh.dropFirst().dropLast()) }
         let defaultPort = scheme == "https" ? 443 : 80
         let op = u.port ?? defaultPort
@@ -301,8 +314,10 @@ struct StaffAPI: Sendable {
     }
 
     static let securityHeaders: [(FieldName, String)] = [
-        (FieldName("Content-Security-Policy")!,
-         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        (
+            FieldName("Content-Security-Policy")!,
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
         (FieldName("X-Content-Type-Options")!, "nosniff"),
         (FieldName("X-Frame-Options")!, "DENY"),
         (FieldName("Referrer-Policy")!, "no-referrer"),

@@ -10,7 +10,7 @@ enum StaffName {
     static func normalized(_ raw: String) -> String? {
         let n = raw.trimmingCharacters(in: .whitespaces).lowercased()
         guard (1...64).contains(n.utf8.count),
-              n.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 || $0 == 64 })
+            n.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 || $0 == 64 })
         else { return nil }
         return n
     }
@@ -108,7 +108,11 @@ final class HashGate: Sendable {
     let limit: Int
     private let running = Mutex<Int>(0)
     init(limit: Int = 2) { self.limit = limit }
-    func tryEnter() -> Bool { running.withLock { n in guard n < limit else { return false }; n += 1; return true } }
+    func tryEnter() -> Bool {
+        running.withLock { n in
+            guard n < limit else { return false }; n += 1; return true
+        }
+    }
     func leave() { running.withLock { $0 = max(0, $0 - 1) } }
     var inUse: Int { running.withLock { $0 } }
 }

@@ -42,8 +42,9 @@ enum StaffPassword {
     static func make(_ password: String, iterations: Int = defaultIterations) -> Stored {
         var rng = SystemRandomNumberGenerator()
         let salt = (0..<saltBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        return Stored(salt: salt, hash: pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations, length: keyBytes),
-                      iterations: iterations)
+        return Stored(
+            salt: salt, hash: pbkdf2(password: Array(password.utf8), salt: salt, iterations: iterations, length: keyBytes),
+            iterations: iterations)
     }
 
     /// Whether `password` matches `stored`; the final comparison takes the same time
@@ -58,8 +59,9 @@ enum StaffPassword {
     static func dummyVerify(_ password: String) {
         _ = verify(password, against: dummy)
     }
-    private static let dummy = Stored(salt: Array(repeating: 0x5a, count: saltBytes), hash: Array(repeating: 0, count: keyBytes),
-                                      iterations: defaultIterations)
+    private static let dummy = Stored(
+        salt: Array(repeating: 0x5a, count: saltBytes), hash: Array(repeating: 0, count: keyBytes),
+        iterations: defaultIterations)
 
     /// Compares every byte, whatever the content; only the lengths (public) short-cut.
     static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
@@ -82,8 +84,9 @@ enum StaffPassword {
         let ok = password.withUnsafeBytes { pw in
             salt.withUnsafeBufferPointer { sl in
                 out.withUnsafeMutableBufferPointer { o in
-                    PKCS5_PBKDF2_HMAC(pw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(pw.count),
-                                      sl.baseAddress, Int32(sl.count), Int32(iterations), EVP_sha256(), Int32(length), o.baseAddress)
+                    PKCS5_PBKDF2_HMAC(
+                        pw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(pw.count),
+                        sl.baseAddress, Int32(sl.count), Int32(iterations), EVP_sha256(), Int32(length), o.baseAddress)
                 }
             }
         }

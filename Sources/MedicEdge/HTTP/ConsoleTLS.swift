@@ -25,7 +25,8 @@ enum ConsoleTLS {
         }
         let chain = (try? NIOSSLCertificate.fromPEMFile(certFile)) ?? []
         guard !chain.isEmpty else {
-            throw ConfigError(key: "http.cert_file", problem: "\(certFile) holds no PEM certificate (expected the server certificate, then any intermediates)")
+            throw ConfigError(
+                key: "http.cert_file", problem: "\(certFile) holds no PEM certificate (expected the server certificate, then any intermediates)")
         }
         let key: NIOSSLPrivateKey
         do { key = try NIOSSLPrivateKey(file: keyFile, format: .pem) } catch {
@@ -46,10 +47,16 @@ enum ConsoleTLS {
         let left = notValidAfter - nowSeconds
         let day = String(Time.rfc3339(ms: notValidAfter * 1000).prefix(10))
         if left <= 0 {
-            return (true, "console: the certificate in http.cert_file \(certFile) expired on \(day); browsers refuse the console over HTTPS: re-run install.sh to reissue it")
+            return (
+                true,
+                "console: the certificate in http.cert_file \(certFile) expired on \(day); browsers refuse the console over HTTPS: re-run install.sh to reissue it"
+            )
         }
         guard left < 30 * 86_400 else { return nil }
         let days = Int((left + 86_399) / 86_400)
-        return (false, "console: the certificate in http.cert_file \(certFile) expires on \(day) (in \(days) day\(days == 1 ? "" : "s")): re-run install.sh to reissue it")
+        return (
+            false,
+            "console: the certificate in http.cert_file \(certFile) expires on \(day) (in \(days) day\(days == 1 ? "" : "s")): re-run install.sh to reissue it"
+        )
     }
 }

@@ -19,9 +19,15 @@ struct HTTPRoutes: Sendable {
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     static func error(_ status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
-        json(status, JSONText.object { j in
-            j.addRaw("error", JSONText.object { e in e.add("code", code); e.add("message", message) })
-        }, headers: headers)
+        json(
+            status,
+            JSONText.object { j in
+                j.addRaw(
+                    "error",
+                    JSONText.object { e in
+                        e.add("code", code); e.add("message", message)
+                    })
+            }, headers: headers)
     }
 
     /// No table is scanned here (CONTRACT §4).
@@ -37,24 +43,32 @@ struct HTTPRoutes: Sendable {
         return JSONText.object { j in
             j.add("site_id", config.siteId)
             j.addRaw("mqtt", JSONText.object { $0.add("connected", state.mqttConnected) })
-            j.addRaw("cloud", JSONText.object { c in
-                c.add("state", state.cloudState(nowMs: now).rawValue)
-                c.add("last_success_at", state.lastSuccessMs.map { Time.rfc3339(ms: $0) })
-            })
-            j.addRaw("outbox", JSONText.object { o in
-                o.add("pending", stats.pending)
-                o.add("oldest_pending_at", stats.oldestPendingMs.map { Time.rfc3339(ms: $0) })
-                o.add("dead_letters", stats.deadLetters)
-            })
-            j.addRaw("roster", JSONText.object { r in
-                r.add("patients", patients); r.add("appointments", appts)
-                r.add("last_sync_at", state.lastRosterSyncMs.map { Time.rfc3339(ms: $0) })
-            })
+            j.addRaw(
+                "cloud",
+                JSONText.object { c in
+                    c.add("state", state.cloudState(nowMs: now).rawValue)
+                    c.add("last_success_at", state.lastSuccessMs.map { Time.rfc3339(ms: $0) })
+                })
+            j.addRaw(
+                "outbox",
+                JSONText.object { o in
+                    o.add("pending", stats.pending)
+                    o.add("oldest_pending_at", stats.oldestPendingMs.map { Time.rfc3339(ms: $0) })
+                    o.add("dead_letters", stats.deadLetters)
+                })
+            j.addRaw(
+                "roster",
+                JSONText.object { r in
+                    r.add("patients", patients); r.add("appointments", appts)
+                    r.add("last_sync_at", state.lastRosterSyncMs.map { Time.rfc3339(ms: $0) })
+                })
             j.addRaw("alerts", JSONText.object { $0.add("active", alerts) })
-            j.addRaw("storage", JSONText.object { s in
-                s.add("used_bytes", used); s.add("budget_bytes", config.storageMaxBytes)
-                s.add("state", storageState.rawValue)
-            })
+            j.addRaw(
+                "storage",
+                JSONText.object { s in
+                    s.add("used_bytes", used); s.add("budget_bytes", config.storageMaxBytes)
+                    s.add("state", storageState.rawValue)
+                })
         }
     }
 
@@ -66,14 +80,17 @@ struct HTTPRoutes: Sendable {
         router.get("/healthz") { _, _ in
             let reasons = state.healthReasons()
             if reasons.isEmpty { return HTTPRoutes.json(.ok, #"{"status":"ok"}"#) }
-            return HTTPRoutes.json(.serviceUnavailable, JSONText.object { j in
-                j.add("status", "unhealthy")
-                j.addRaw("reasons", "[" + reasons.map(JSONText.quote).joined(separator: ",") + "]")
-            })
+            return HTTPRoutes.json(
+                .serviceUnavailable,
+                JSONText.object { j in
+                    j.add("status", "unhealthy")
+                    j.addRaw("reasons", "[" + reasons.map(JSONText.quote).joined(separator: ",") + "]")
+                })
         }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
         }
         router.get("/api/v1/status") { _, _ in
             do { return HTTPRoutes.json(.ok, try statusJSON()) } catch {

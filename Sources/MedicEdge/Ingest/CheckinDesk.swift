@@ -18,13 +18,18 @@ struct KioskResult {
                 j.addRaw("patient", JSONText.object { $0.add("first_name", firstName) })
             }
             if let a = appointment, outcome == .checkedIn || outcome == .alreadyCheckedIn {
-                j.addRaw("appointment", JSONText.object { o in
-                    o.add("id", a.id); o.add("scheduled_start", a.scheduledStart)
-                    o.add("professional", a.professional); o.add("room", a.room); o.add("service", a.service)
-                })
+                j.addRaw(
+                    "appointment",
+                    JSONText.object { o in
+                        o.add("id", a.id); o.add("scheduled_start", a.scheduledStart)
+                        o.add("professional", a.professional); o.add("room", a.room); o.add("service", a.service)
+                    })
             }
-            j.add("message", KioskMessages.message(outcome: outcome, firstName: firstName, professional: appointment?.professional,
-                                                   room: appointment?.room, startMs: appointment?.startMs, zone: zone))
+            j.add(
+                "message",
+                KioskMessages.message(
+                    outcome: outcome, firstName: firstName, professional: appointment?.professional,
+                    room: appointment?.room, startMs: appointment?.startMs, zone: zone))
         }
     }
 }
@@ -55,22 +60,26 @@ struct CheckinDesk {
     }
 
     /// Records a check-in and its `clinic/checkin.recorded` event, in the caller's transaction.
-    func record(_ db: StoreTransaction, appointmentId: String, patientId: String, method: String, device: String, staff: String?, nowMs: Int64) throws {
+    func record(_ db: StoreTransaction, appointmentId: String, patientId: String, method: String, device: String, staff: String?, nowMs: Int64) throws
+    {
         let data = JSONText.object { j in
             j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId)
             j.add("appointment_id", appointmentId); j.add("patient_id", patientId)
             j.add("device_id", device); j.add("method", method); j.add("checked_in_at", Time.rfc3339(ms: nowMs))
         }
-        let eventId = try db.enqueue(name: "clinic/checkin.recorded", eventClass: .clinical, source: "appointment:\(appointmentId)",
-                                     data: data, nowMs: nowMs, ids: ids)
-        try db.recordCheckin(appointmentId: appointmentId, patientId: patientId, nowMs: nowMs, method: method, device: device,
-                             staff: staff, eventId: eventId)
+        let eventId = try db.enqueue(
+            name: "clinic/checkin.recorded", eventClass: .clinical, source: "appointment:\(appointmentId)",
+            data: data, nowMs: nowMs, ids: ids)
+        try db.recordCheckin(
+            appointmentId: appointmentId, patientId: patientId, nowMs: nowMs, method: method, device: device,
+            staff: staff, eventId: eventId)
     }
 
     func details(_ db: StoreTransaction, _ id: String) throws -> KioskResult.Appt? {
         guard let r = try db.appointmentDetails(id) else { return nil }
-        return KioskResult.Appt(id: r.id, startMs: r.startMs, scheduledStart: Time.rfc3339(ms: r.startMs),
-                                professional: r.professional, room: try Rooms.displayName(db, cloudRoomId: r.roomId, config: config),
-                                service: r.service)
+        return KioskResult.Appt(
+            id: r.id, startMs: r.startMs, scheduledStart: Time.rfc3339(ms: r.startMs),
+            professional: r.professional, room: try Rooms.displayName(db, cloudRoomId: r.roomId, config: config),
+            service: r.service)
     }
 }

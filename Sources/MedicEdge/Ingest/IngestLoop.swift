@@ -12,17 +12,20 @@ typealias IngestLink = MQTTClientOf<DeviceMessage>
 extension IngestLink {
     /// A link of the daemon's: each message decoded on the network thread (alongside the
     /// writer), queued as urgent by the policy's rule for that link.
-    convenience init(link: IngestPolicy.Link, policy: IngestPolicy, site: String, clientId: String,
-                     username: String?, password: String?, will: MQTTWill?, maxPendingBytes: Int,
-                     alsoWake: AsyncStream<Void>.Continuation, onLoopEnd: @escaping @Sendable (Int32) -> Void,
-                     logger: Logger) throws {
+    convenience init(
+        link: IngestPolicy.Link, policy: IngestPolicy, site: String, clientId: String,
+        username: String?, password: String?, will: MQTTWill?, maxPendingBytes: Int,
+        alsoWake: AsyncStream<Void>.Continuation, onLoopEnd: @escaping @Sendable (Int32) -> Void,
+        logger: Logger
+    ) throws {
         // Fixed client ids with persistent sessions: the broker keeps QoS 1 messages for the
         // daemon while it restarts, and while the intake bound holds it back.
-        try self.init(clientId: clientId, cleanSession: false, username: username, password: password, will: will,
-                      prepare: { topic, payload in DeviceMessage.decode(topic: topic, payload: payload, site: site) },
-                      urgent: { policy.isUrgent($0.prepared, on: link) },
-                      maxPendingBytes: policy.intakeShare(link, maxPendingBytes: maxPendingBytes),
-                      alsoWake: alsoWake, onLoopEnd: onLoopEnd, logger: logger)
+        try self.init(
+            clientId: clientId, cleanSession: false, username: username, password: password, will: will,
+            prepare: { topic, payload in DeviceMessage.decode(topic: topic, payload: payload, site: site) },
+            urgent: { policy.isUrgent($0.prepared, on: link) },
+            maxPendingBytes: policy.intakeShare(link, maxPendingBytes: maxPendingBytes),
+            alsoWake: alsoWake, onLoopEnd: onLoopEnd, logger: logger)
     }
 }
 
@@ -41,8 +44,10 @@ final class IngestLoop: Sendable {
     /// Wakes the loop when either link has events.
     private let wakeups: AsyncStream<Void>
 
-    init(policy: IngestPolicy, main: IngestLink, kiosk: IngestLink, wakeups: AsyncStream<Void>, pipeline: IngestPipeline,
-         state: EdgeState, metrics: EdgeMetrics, logger: Logger) {
+    init(
+        policy: IngestPolicy, main: IngestLink, kiosk: IngestLink, wakeups: AsyncStream<Void>, pipeline: IngestPipeline,
+        state: EdgeState, metrics: EdgeMetrics, logger: Logger
+    ) {
         self.policy = policy; self.main = main; self.kiosk = kiosk; self.wakeups = wakeups; self.pipeline = pipeline
         self.state = state; self.metrics = metrics; self.logger = logger
     }
@@ -99,12 +104,14 @@ final class IngestLoop: Sendable {
 
     /// Under a steady stream a small batch of telemetry waits a little for more
     /// (`IngestPolicy.lingers`); the wait ends as soon as a scan arrives.
-    private func linger(_ messages: [IngestMessage],
-                        connection: @escaping @Sendable (IngestPolicy.Link, Bool, Int32) -> Void) async -> [IngestMessage] {
+    private func linger(
+        _ messages: [IngestMessage],
+        connection: @escaping @Sendable (IngestPolicy.Link, Bool, Int32) -> Void
+    ) async -> [IngestMessage] {
         guard policy.lingers(count: messages.count, holdsUrgent: messages.contains(where: \.urgent)) else { return messages }
         let deadline = DispatchTime.now().uptimeNanoseconds + policy.lingerNs
         while DispatchTime.now().uptimeNanoseconds < deadline {
-            do { try await Task.sleep(nanoseconds: policy.lingerPollNs) } catch { break }   // shutting down
+            do { try await Task.sleep(nanoseconds: policy.lingerPollNs) } catch { break }  // shutting down
             let w = main.waiting(), k = kiosk.waiting()
             if policy.lingerEnds(inHand: messages.count, urgentWaiting: w.urgent + k.urgent + k.others, othersWaiting: w.others) { break }
         }
@@ -114,8 +121,10 @@ final class IngestLoop: Sendable {
 
     /// Connection events go to `connection`; messages come back in processing order
     /// (`IngestPolicy.order`).
-    private func handle(_ events: Events, carry: [IngestMessage],
-                        connection: (IngestPolicy.Link, Bool, Int32) -> Void) -> [IngestMessage] {
+    private func handle(
+        _ events: Events, carry: [IngestMessage],
+        connection: (IngestPolicy.Link, Bool, Int32) -> Void
+    ) -> [IngestMessage] {
         var urgent: [IngestMessage] = [], others: [IngestMessage] = []
         for (link, list) in [(IngestPolicy.Link.kiosk, events.kiosk), (.main, events.main)] {
             for e in list {
@@ -136,11 +145,14 @@ final class IngestLoop: Sendable {
     private func process(_ messages: [IngestMessage]) async -> Int {
         let main = self.main, kiosk = self.kiosk, policy = self.policy, metrics = self.metrics, logger = self.logger
         let jumpers = Jumpers()
-        let done = await pipeline.process(messages, takeUrgent: {
-            let taken = kiosk.takeUrgent() + main.takeUrgent()
-            jumpers.add(taken)
-            return taken
-        }) { reply in
+        let done = await pipeline.process(
+            messages,
+            takeUrgent: {
+                let taken = kiosk.takeUrgent() + main.takeUrgent()
+                jumpers.add(taken)
+                return taken
+            }
+        ) { reply in
             let route = policy.route(kioskResult: reply.kioskResult)
             do {
                 try (route.link == .kiosk ? kiosk : main).publish(topic: reply.topic, text: reply.payload, qos: route.qos, retain: false)

@@ -28,8 +28,10 @@ final class IngestPipeline: Sendable {
     /// when a kiosk scan is waiting, so a patient never waits behind a telemetry burst.
     let policy: IngestPolicy
 
-    init(config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, budget: StorageBudget,
-         policy: IngestPolicy = .standard, logger: Logger) {
+    init(
+        config: EdgeConfig, db: AppDatabase, metrics: EdgeMetrics, state: EdgeState, budget: StorageBudget,
+        policy: IngestPolicy = .standard, logger: Logger
+    ) {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.budget = budget; self.logger = logger
         self.policy = policy
         iotPrefix = "{\"tenant_id\":" + JSONText.quote(config.tenantId) + ",\"site_id\":" + JSONText.quote(config.siteId)
@@ -49,8 +51,10 @@ final class IngestPipeline: Sendable {
     /// (no ack, no result: devices resend), the failure is counted, logged and reported to
     /// /healthz, and the count returned is all of them.
     @discardableResult
-    func process(_ messages: [IngestMessage], takeUrgent: @Sendable () -> [IngestMessage] = { [] },
-                 publish: (Reply) -> Void) async -> Int {
+    func process(
+        _ messages: [IngestMessage], takeUrgent: @Sendable () -> [IngestMessage] = { [] },
+        publish: (Reply) -> Void
+    ) async -> Int {
         let policy = self.policy
         let nowMs = Time.nowMs()
         let refuseTelemetry = state.storage.0 == .overBudget
@@ -63,9 +67,13 @@ final class IngestPipeline: Sendable {
                     // the time bound, or until a scan arrives: it joins this transaction,
                     // which then commits (one fsync between the scan and its result).
                     var jumpers: [IngestMessage] = []
-                    switch policy.step(taken: o.done, nextUrgent: m.urgent, lastUrgent: o.done > 0 && messages[o.done - 1].urgent,
-                                       elapsedNs: DispatchTime.now().uptimeNanoseconds - t0,
-                                       scansArrived: { jumpers = takeUrgent(); return !jumpers.isEmpty }) {
+                    switch policy.step(
+                        taken: o.done, nextUrgent: m.urgent, lastUrgent: o.done > 0 && messages[o.done - 1].urgent,
+                        elapsedNs: DispatchTime.now().uptimeNanoseconds - t0,
+                        scansArrived: {
+                            jumpers = takeUrgent(); return !jumpers.isEmpty
+                        })
+                    {
                     case .take: break
                     case .commit: break loop
                     case .joinScansAndCommit:
@@ -138,11 +146,15 @@ final class IngestPipeline: Sendable {
 
     /// The seed's `iot_events` row as an `integration/iot.event` (written by hand: one per
     /// device message, the hottest JSON the appliance builds).
-    func iotEvent(_ db: StoreTransaction, device: String, deviceType: String, eventType: String, payload: String,
-                  room: String?, nowMs: Int64, _ o: inout Batch) throws {
+    func iotEvent(
+        _ db: StoreTransaction, device: String, deviceType: String, eventType: String, payload: String,
+        room: String?, nowMs: Int64, _ o: inout Batch
+    ) throws {
         var cloudRoom: String? = nil
         if let room {
-            if let known = o.cloudRooms[room] { cloudRoom = known } else {
+            if let known = o.cloudRooms[room] {
+                cloudRoom = known
+            } else {
                 cloudRoom = try Rooms.cloudId(db, key: room)
                 o.cloudRooms[room] = .some(cloudRoom)
             }
@@ -157,12 +169,16 @@ final class IngestPipeline: Sendable {
         data += ",\"room_id\":"; data += q(room)
         data += ",\"cloud_room_id\":"; data += q(cloudRoom)
         data += ",\"created_at\":\""; data += o.time(nowMs); data += "\"}"
-        o.events.append(Ledger.Pending(name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
-                                       data: data, nowMs: nowMs, ids: ids))
+        o.events.append(
+            Ledger.Pending(
+                name: "integration/iot.event", eventClass: .telemetry, source: "device:\(device)",
+                data: data, nowMs: nowMs, ids: ids))
     }
 
-    private func apply(_ w: DeviceMessage, message m: IngestMessage, db: StoreTransaction, nowMs: Int64, refuseTelemetry: Bool,
-                       _ o: inout Batch) throws {
+    private func apply(
+        _ w: DeviceMessage, message m: IngestMessage, db: StoreTransaction, nowMs: Int64, refuseTelemetry: Bool,
+        _ o: inout Batch
+    ) throws {
         func reject(_ topic: String, _ kind: MessageKind, _ device: String?, _ msgId: String?, _ r: Rejection) throws {
             try db.recordRejection(topic: topic, kind: kind, deviceId: device, msgId: msgId, rejection: r, nowMs: nowMs)
             o.counts[Tally(kind, "rejected"), default: 0] += 1; o.dead[r.reason.rawValue, default: 0] += 1
@@ -215,13 +231,17 @@ final class IngestPipeline: Sendable {
             case .success(let s):
                 result = try CheckinDesk(config: config, ids: ids).scan(db, scan: s, device: device, nowMs: nowMs)
                 o.counts[Tally(.kioskScan, "accepted"), default: 0] += 1
-                let payload = JSONText.object { j in j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue) }
+                let payload = JSONText.object { j in
+                    j.add("scan_id", scanId); j.add("outcome", result.outcome.rawValue)
+                }
                 try iotEvent(db, device: device, deviceType: "checkin_kiosk", eventType: "qr_scan", payload: payload, room: nil, nowMs: nowMs, &o)
             }
             let text = result.json(zone: config.timeZone)
             try db.saveKioskResult(deviceId: device, scanId: scanId, outcome: result.outcome.rawValue, result: text, nowMs: nowMs)
-            o.replies.append(Reply(topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
-                                 checkin: (m.receivedAtNs, result.outcome), kioskResult: true))
+            o.replies.append(
+                Reply(
+                    topic: DeviceTopic.resultTopic(site: config.siteId, device: device), payload: text,
+                    checkin: (m.receivedAtNs, result.outcome), kioskResult: true))
 
         case .presence(let room, let device, let msgId, let p, let raw):
             if try replayed(.presence, device, msgId) { return }
@@ -244,8 +264,9 @@ final class IngestPipeline: Sendable {
             if changed {
                 let known = try db.deviceType(device)
                 let type = s.type?.rawValue ?? known ?? "unknown"
-                try iotEvent(db, device: device, deviceType: type, eventType: "device_status", payload: raw,
-                             room: s.roomId, nowMs: nowMs, &o)
+                try iotEvent(
+                    db, device: device, deviceType: type, eventType: "device_status", payload: raw,
+                    room: s.roomId, nowMs: nowMs, &o)
             }
             try accepted(.deviceStatus, device, msgId)
 
@@ -257,14 +278,17 @@ final class IngestPipeline: Sendable {
                 j.add("gateway_id", gateway); j.add("msg_id", b.msgId)
                 j.addRaw("samples", "[" + b.valid.map { $0.raw.text }.joined(separator: ",") + "]")
             }
-            o.events.append(Ledger.Pending(name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
-                                           data: data, nowMs: nowMs, ids: ids))
+            o.events.append(
+                Ledger.Pending(
+                    name: "integration/wearable.received", eventClass: .telemetry, source: "device:\(gateway)",
+                    data: data, nowMs: nowMs, ids: ids))
             o.wearable.0 += b.valid.count; o.wearable.1 += b.invalid.count
             if !b.invalid.isEmpty {
-                logger.notice("ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))")
+                logger.notice(
+                    "ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))"
+                )
             }
             try accepted(.wearable, gateway, b.msgId)
         }
     }
 }
-

@@ -99,8 +99,10 @@ struct IngestPolicy: Sendable {
     /// What to do before the next message, `taken` messages into the batch: scans come first
     /// and are committed on their own; other messages go on until `maxBatchNs`, or until a
     /// scan arrives (`scansArrived`, asked only when it matters).
-    func step(taken: Int, nextUrgent: Bool, lastUrgent: Bool, elapsedNs: @autoclosure () -> UInt64,
-              scansArrived: () -> Bool) -> Step {
+    func step(
+        taken: Int, nextUrgent: Bool, lastUrgent: Bool, elapsedNs: @autoclosure () -> UInt64,
+        scansArrived: () -> Bool
+    ) -> Step {
         guard taken > 0, !nextUrgent else { return .take }
         if lastUrgent { return .commit }
         if scansArrived() { return .joinScansAndCommit }

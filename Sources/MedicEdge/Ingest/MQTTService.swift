@@ -60,14 +60,17 @@ final class MQTTService: Service, Sendable {
             }
         }
         let m = config.mqtt
-        client = try IngestLink(link: .main, policy: policy, site: config.siteId, clientId: m.clientId, username: m.username,
-                                password: m.password, will: will, maxPendingBytes: m.maxPendingBytes, alsoWake: wake,
-                                onLoopEnd: loopEnded("main"), logger: logger)
-        kiosk = try IngestLink(link: .kiosk, policy: policy, site: config.siteId, clientId: m.clientId + "-kiosk",
-                               username: m.username, password: m.password, will: nil, maxPendingBytes: m.maxPendingBytes,
-                               alsoWake: wake, onLoopEnd: loopEnded("kiosk"), logger: logger)
-        ingest = IngestLoop(policy: policy, main: client, kiosk: kiosk, wakeups: wakeups, pipeline: pipeline, state: state,
-                            metrics: metrics, logger: logger)
+        client = try IngestLink(
+            link: .main, policy: policy, site: config.siteId, clientId: m.clientId, username: m.username,
+            password: m.password, will: will, maxPendingBytes: m.maxPendingBytes, alsoWake: wake,
+            onLoopEnd: loopEnded("main"), logger: logger)
+        kiosk = try IngestLink(
+            link: .kiosk, policy: policy, site: config.siteId, clientId: m.clientId + "-kiosk",
+            username: m.username, password: m.password, will: nil, maxPendingBytes: m.maxPendingBytes,
+            alsoWake: wake, onLoopEnd: loopEnded("kiosk"), logger: logger)
+        ingest = IngestLoop(
+            policy: policy, main: client, kiosk: kiosk, wakeups: wakeups, pipeline: pipeline, state: state,
+            metrics: metrics, logger: logger)
     }
 
     func statusPayload() -> (String, String) {
@@ -98,10 +101,14 @@ final class MQTTService: Service, Sendable {
     func noteStalls() {
         let i = client.intake, k = kiosk.intake
         let stalls = i.stalls + k.stalls
-        let new = links.withLock { l -> Int in defer { l.stallsSeen = stalls }; return stalls - l.stallsSeen }
+        let new = links.withLock { l -> Int in
+            defer { l.stallsSeen = stalls }; return stalls - l.stallsSeen
+        }
         guard new > 0, let t = rate.note("intake_full", every: 60, new) else { return }
         let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
-        logger.warning("mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker keeps the rest")
+        logger.warning(
+            "mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker keeps the rest"
+        )
     }
 
     func run() async throws {

@@ -42,15 +42,18 @@ enum Rooms {
 
     static func writeReadings(_ db: StoreTransaction, _ latest: LatestReadings) throws {
         guard !latest.rows.isEmpty else { return }
-        try db.writeLatestReadings(latest.rows.map { k, v in
-            LatestReading(room: k.room, metric: k.metric.rawValue, value: v.value, atMs: v.atMs, device: v.device)
-        })
+        try db.writeLatestReadings(
+            latest.rows.map { k, v in
+                LatestReading(room: k.room, metric: k.metric.rawValue, value: v.value, atMs: v.atMs, device: v.device)
+            })
     }
 
     /// Keeps the reading's values as the room's latest (written at the end of the batch) and
     /// raises or clears the room's environment alerts.
-    static func recordReadings(_ db: StoreTransaction, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig,
-                               nowMs: Int64, ids: UUIDv7, latest: inout LatestReadings) throws {
+    static func recordReadings(
+        _ db: StoreTransaction, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig,
+        nowMs: Int64, ids: UUIDv7, latest: inout LatestReadings
+    ) throws {
         for (metric, value) in reading.values {
             latest.rows[.init(room: room, metric: metric)] = (value, nowMs, device)
         }
@@ -77,7 +80,9 @@ enum Rooms {
     }
 
     /// Returns whether the device's state changed.
-    static func recordStatus(_ db: StoreTransaction, device: String, status: DeviceStatus, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws -> Bool {
+    static func recordStatus(_ db: StoreTransaction, device: String, status: DeviceStatus, config: EdgeConfig, nowMs: Int64, ids: UUIDv7) throws
+        -> Bool
+    {
         let prev = try db.device(device)
         let state = status.online ? "online" : "offline"
         let type: String? = status.type?.rawValue ?? prev?.type
@@ -93,7 +98,8 @@ enum Rooms {
             j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("device_id", device)
             j.add("device_type", type ?? "unknown"); j.add("state", state); j.add("at", Time.rfc3339(ms: nowMs))
         }
-        try db.enqueue(name: "integration/device.status_changed", eventClass: .clinical, source: "device:\(device)", data: data, nowMs: nowMs, ids: ids)
+        try db.enqueue(
+            name: "integration/device.status_changed", eventClass: .clinical, source: "device:\(device)", data: data, nowMs: nowMs, ids: ids)
         return true
     }
 }

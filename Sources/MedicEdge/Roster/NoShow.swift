@@ -18,8 +18,10 @@ struct NoShowScheduler {
     let metrics: EdgeMetrics?
     let logger: Logger
 
-    init(config: EdgeConfig, db: AppDatabase, watch: ClockWatch = ClockWatch(), clock: any EdgeClock = SystemClock(),
-         metrics: EdgeMetrics? = nil, logger: Logger) {
+    init(
+        config: EdgeConfig, db: AppDatabase, watch: ClockWatch = ClockWatch(), clock: any EdgeClock = SystemClock(),
+        metrics: EdgeMetrics? = nil, logger: Logger
+    ) {
         self.config = config; self.db = db; self.watch = watch; self.clock = clock; self.metrics = metrics; self.logger = logger
     }
 
@@ -80,6 +82,8 @@ enum ClockJumpReport {
     static func say(_ jump: ClockWatch.Jump, metrics: EdgeMetrics?, logger: Logger) {
         metrics?.clockJump(jump.direction.rawValue)
         let text = jump.direction == .forward ? "forward by about \(jump.seconds) s" : "backward by about \(-jump.seconds) s"
-        logger.error("clock: the wall clock jumped \(text) (now \(Time.rfc3339(ms: jump.actualMs))); no-shows due inside the jump are not signalled; is time sync (systemd-timesyncd, chrony) working?")
+        logger.error(
+            "clock: the wall clock jumped \(text) (now \(Time.rfc3339(ms: jump.actualMs))); no-shows due inside the jump are not signalled; is time sync (systemd-timesyncd, chrony) working?"
+        )
     }
 }

@@ -27,19 +27,29 @@ enum RosterAnswer {
     /// The fields read per collection, and the JSON type each must have. A required field must
     /// be present and not null; an optional one may be missing or null.
     static let shapes: [String: [(field: String, kind: Kind, required: Bool)]] = [
-        "patients": [("id", .string, true), ("name", .string, true), ("phone", .nullableString, false),
-                     ("qr_code_hash", .nullableString, false), ("created_at", .nullableString, false),
-                     ("updated_at", .nullableString, false)],
-        "professionals": [("id", .string, true), ("name", .nullableString, false),
-                          ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
-        "services": [("id", .string, true), ("name", .nullableString, false),
-                     ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
-        "rooms": [("id", .string, true), ("name", .nullableString, false), ("iot_config", .objectOrString, false),
-                  ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
-        "appointments": [("id", .string, true), ("patient_id", .string, true), ("professional_id", .nullableString, false),
-                         ("service_id", .nullableString, false), ("room_id", .nullableString, false),
-                         ("scheduled_start", .time, true), ("scheduled_end", .time, true), ("status", .string, true),
-                         ("created_at", .nullableString, false), ("updated_at", .nullableString, false)],
+        "patients": [
+            ("id", .string, true), ("name", .string, true), ("phone", .nullableString, false),
+            ("qr_code_hash", .nullableString, false), ("created_at", .nullableString, false),
+            ("updated_at", .nullableString, false),
+        ],
+        "professionals": [
+            ("id", .string, true), ("name", .nullableString, false),
+            ("created_at", .nullableString, false), ("updated_at", .nullableString, false),
+        ],
+        "services": [
+            ("id", .string, true), ("name", .nullableString, false),
+            ("created_at", .nullableString, false), ("updated_at", .nullableString, false),
+        ],
+        "rooms": [
+            ("id", .string, true), ("name", .nullableString, false), ("iot_config", .objectOrString, false),
+            ("created_at", .nullableString, false), ("updated_at", .nullableString, false),
+        ],
+        "appointments": [
+            ("id", .string, true), ("patient_id", .string, true), ("professional_id", .nullableString, false),
+            ("service_id", .nullableString, false), ("room_id", .nullableString, false),
+            ("scheduled_start", .time, true), ("scheduled_end", .time, true), ("status", .string, true),
+            ("created_at", .nullableString, false), ("updated_at", .nullableString, false),
+        ],
     ]
     static let maxIdBytes = 255
 
@@ -56,18 +66,22 @@ enum RosterAnswer {
 
     /// The rows of one page of `GET /items/{collection}`, checked; throws `DirectusError` for a
     /// non-200 answer and `RosterAnswerError` for a 200 that is not a roster page.
-    static func rows(collection: String, status: Int, contentType: String?, body: [UInt8],
-                     limit: Int) throws -> [[String: JSON]] {
+    static func rows(
+        collection: String, status: Int, contentType: String?, body: [UInt8],
+        limit: Int
+    ) throws -> [[String: JSON]] {
         let parsed = try? JSON.parse(body)
         guard status == 200 else {
             let err = parsed?["errors"]?.arrayValue?.first
             let code = err?["extensions"]?["code"]?.stringValue.map(printable) ?? "UNKNOWN"
-            let message = err?["message"]?.stringValue.map { printable(String($0.prefix(200))) }
+            let message =
+                err?["message"]?.stringValue.map { printable(String($0.prefix(200))) }
                 ?? (parsed == nil ? "the body is not JSON (\(describe(contentType, body.count)))" : "no error message")
             throw DirectusError(status: status, code: code, message: message)
         }
         guard let json = parsed else {
-            throw RosterAnswerError(collection: collection, reason: "HTTP 200 but the body is not JSON (\(describe(contentType, body.count))); a proxy or login page?")
+            throw RosterAnswerError(
+                collection: collection, reason: "HTTP 200 but the body is not JSON (\(describe(contentType, body.count))); a proxy or login page?")
         }
         guard let top = json.objectValue else {
             throw RosterAnswerError(collection: collection, reason: "the answer is \(typeName(json)), not an object with \"data\"")
@@ -99,7 +113,9 @@ enum RosterAnswer {
         let shape = shapes[collection] ?? [("id", .string, true)]
         // The id first, so the other messages can name the row (ids are not personal data).
         var name = "row \(index)"
-        if let id = o["id"]?.stringValue, !id.isEmpty, id.utf8.count <= maxIdBytes, id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) {
+        if let id = o["id"]?.stringValue, !id.isEmpty, id.utf8.count <= maxIdBytes,
+            id.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f })
+        {
             name += " (id \(id))"
         }
         for (field, kind, required) in shape {
@@ -115,7 +131,8 @@ enum RosterAnswer {
                 }
                 if field.hasSuffix("id") {
                     guard !s.isEmpty, s.utf8.count <= maxIdBytes, s.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
-                        throw RosterAnswerError(collection: collection, reason: "\(name): \"\(field)\" is not an id (empty, too long or not printable ASCII)")
+                        throw RosterAnswerError(
+                            collection: collection, reason: "\(name): \"\(field)\" is not an id (empty, too long or not printable ASCII)")
                     }
                 }
             case .time:
@@ -190,8 +207,10 @@ final class RosterSync: Sendable {
         ("appointments", "id,patient_id,professional_id,service_id,room_id,scheduled_start,scheduled_end,status,created_at,updated_at"),
     ]
 
-    init(config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, state: EdgeState, metrics: EdgeMetrics, logger: Logger,
-         suspectConfirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs, clock: (any EdgeClock)? = nil) {
+    init(
+        config: EdgeConfig, db: AppDatabase, http: any HTTPTransport, state: EdgeState, metrics: EdgeMetrics, logger: Logger,
+        suspectConfirmNs: UInt64 = RosterSync.defaultSuspectConfirmNs, clock: (any EdgeClock)? = nil
+    ) {
         self.config = config; self.db = db; self.http = http; self.state = state; self.metrics = metrics; self.logger = logger
         self.suspectConfirmNs = suspectConfirmNs; self.clock = clock ?? state.clock
     }
@@ -233,14 +252,18 @@ final class RosterSync: Sendable {
         var last: String? = nil
         for _ in 0..<RosterSync.maxPages {
             state.busy("roster")  // progress: each page
-            let url = base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/items/\(collection)?"
+            let url =
+                base.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/items/\(collection)?"
                 + RosterSync.pageQuery(fields: fields, filter: filter, after: last)
-            let resp = try await http.send(HTTPRequest(url: url, headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
-                                                       connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5,
-                                                       timeout: config.cloud?.requestTimeoutSeconds ?? 15,
-                                                       maxBodyBytes: RosterSync.maxBodyBytes))
-            let page = try RosterAnswer.rows(collection: collection, status: resp.status, contentType: resp.headers["content-type"],
-                                             body: resp.body, limit: RosterSync.pageSize)
+            let resp = try await http.send(
+                HTTPRequest(
+                    url: url, headers: [("Authorization", "Bearer \(token)"), ("Accept", "application/json")],
+                    connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5,
+                    timeout: config.cloud?.requestTimeoutSeconds ?? 15,
+                    maxBodyBytes: RosterSync.maxBodyBytes))
+            let page = try RosterAnswer.rows(
+                collection: collection, status: resp.status, contentType: resp.headers["content-type"],
+                body: resp.body, limit: RosterSync.pageSize)
             for r in page {
                 let id = r["id"]!.stringValue!.lowercased()
                 guard seen.insert(id).inserted else {
@@ -271,25 +294,31 @@ final class RosterSync: Sendable {
             let ca = r["created_at"]?.stringValue, ua = r["updated_at"]?.stringValue
             switch collection {
             case "patients":
-                try db.upsertPatient(id: id, name: r["name"]?.stringValue ?? "", phone: r["phone"]?.stringValue,
-                                     qrCodeHash: r["qr_code_hash"]?.stringValue?.lowercased(), createdAt: ca, updatedAt: ua)
+                try db.upsertPatient(
+                    id: id, name: r["name"]?.stringValue ?? "", phone: r["phone"]?.stringValue,
+                    qrCodeHash: r["qr_code_hash"]?.stringValue?.lowercased(), createdAt: ca, updatedAt: ua)
             case "professionals", "services":
-                try db.upsertNamed(collection == "services" ? .services : .professionals, id: id, name: r["name"]?.stringValue,
-                                   createdAt: ca, updatedAt: ua)
+                try db.upsertNamed(
+                    collection == "services" ? .services : .professionals, id: id, name: r["name"]?.stringValue,
+                    createdAt: ca, updatedAt: ua)
             case "rooms":
                 var key = r["iot_config"]?["mqtt_room_id"]?.stringValue
                 if key == nil, let s = r["iot_config"]?.stringValue, let j = try? JSON.parse(s) { key = j["mqtt_room_id"]?.stringValue }
                 try db.upsertRoom(id: id, name: r["name"]?.stringValue, mqttRoomId: key, createdAt: ca, updatedAt: ua)
             case "appointments":
                 guard let ss = r["scheduled_start"]?.stringValue, let se = r["scheduled_end"]?.stringValue,
-                      let sm = Time.parseMs(ss), let em = Time.parseMs(se) else {
+                    let sm = Time.parseMs(ss), let em = Time.parseMs(se)
+                else {
                     logger.warning("roster: appointment \(id) skipped: scheduled_start/scheduled_end are not RFC 3339 times")
                     continue
                 }
-                try db.upsertAppointment(AppointmentRow(
-                    id: id, patientId: r["patient_id"]?.stringValue?.lowercased(), professionalId: r["professional_id"]?.stringValue?.lowercased(),
-                    serviceId: r["service_id"]?.stringValue?.lowercased(), roomId: r["room_id"]?.stringValue?.lowercased(), startMs: sm, endMs: em,
-                    scheduledStart: ss, scheduledEnd: se, status: r["status"]?.stringValue ?? "scheduled", createdAt: ca, updatedAt: ua))
+                try db.upsertAppointment(
+                    AppointmentRow(
+                        id: id, patientId: r["patient_id"]?.stringValue?.lowercased(),
+                        professionalId: r["professional_id"]?.stringValue?.lowercased(),
+                        serviceId: r["service_id"]?.stringValue?.lowercased(), roomId: r["room_id"]?.stringValue?.lowercased(), startMs: sm,
+                        endMs: em,
+                        scheduledStart: ss, scheduledEnd: se, status: r["status"]?.stringValue ?? "scheduled", createdAt: ca, updatedAt: ua))
             default: break
             }
         }
@@ -382,7 +411,8 @@ final class RosterSync: Sendable {
             case .held(let removing, let local, _, let since):
                 heldBack.append(c)
                 metrics.rosterSuspectPull(c)
-                logger.error("""
+                logger.error(
+                    """
                     roster: full pull of \(c) held back: it would remove \(removing) of \(local) local rows (an empty answer, \
                     a wrong permission filter, an emptied database?); nothing removed. Check the Directus token's permissions \
                     and data; the removal is applied only if a full pull at least \(JSONText.number(minutes)) min after the \
@@ -466,7 +496,8 @@ final class RosterSync: Sendable {
             } catch {
                 failures += 1
                 delay = max(0.2, min(cloud.rosterSyncSeconds, 0.5 * pow(2.0, Double(min(failures, 8)))))
-                let message = "roster: pull failed, keeping the last good roster; retry in \(JSONText.number((delay * 10).rounded() / 10)) s: \(error)"
+                let message =
+                    "roster: pull failed, keeping the last good roster; retry in \(JSONText.number((delay * 10).rounded() / 10)) s: \(error)"
                 if error is RosterAnswerError { logger.error("\(message)") } else { logger.warning("\(message)") }
             }
             await releaseMemory()

@@ -100,28 +100,30 @@ public enum Daemon {
             metrics.outbox(OutboxStatsView(clinical: s.pendingClinical, telemetry: s.pendingTelemetry, oldestMs: s.oldestPendingMs), nowMs: nowMs)
         }
         refreshFigures(nowMs: state.clock.nowMs())
-        let housekeeping = Housekeeping(jobs: [
-            PeriodicJob("status figures", every: .seconds(1)) { now in
-                refreshFigures(nowMs: now)
-                metrics.cloudUp(state.cloudState(nowMs: now) == .online)
-            },
-            PeriodicJob("disk budget", every: .seconds(1)) { _ in await budget.enforce() },
-            PeriodicJob("bounded tables purge", every: .seconds(10), needsSteadyClock: true) { _ in await budget.purgeBounded() },
-            PeriodicJob("old messages purge", every: .seconds(3600), needsSteadyClock: true) { now in
-                _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) }
-            },
-            // The console certificate's end, said at start and then once a day.
-            PeriodicJob("console certificate", every: .seconds(86_400)) { now in
-                if let end = consoleTLS?.notValidAfter,
-                   let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-") {
-                    if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
-                }
-            },
-            PeriodicJob("mqtt status", every: .seconds(1)) { _ in
-                mqtt.publishStatus(force: false)
-                mqtt.noteStalls()
-            },
-        ], clockWatch: clockWatch, state: state, metrics: metrics, logger: logger)
+        let housekeeping = Housekeeping(
+            jobs: [
+                PeriodicJob("status figures", every: .seconds(1)) { now in
+                    refreshFigures(nowMs: now)
+                    metrics.cloudUp(state.cloudState(nowMs: now) == .online)
+                },
+                PeriodicJob("disk budget", every: .seconds(1)) { _ in await budget.enforce() },
+                PeriodicJob("bounded tables purge", every: .seconds(10), needsSteadyClock: true) { _ in await budget.purgeBounded() },
+                PeriodicJob("old messages purge", every: .seconds(3600), needsSteadyClock: true) { now in
+                    _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) }
+                },
+                // The console certificate's end, said at start and then once a day.
+                PeriodicJob("console certificate", every: .seconds(86_400)) { now in
+                    if let end = consoleTLS?.notValidAfter,
+                        let n = ConsoleTLS.expiryNotice(notValidAfter: end, nowSeconds: now / 1000, certFile: config.http.certFile ?? "-")
+                    {
+                        if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
+                    }
+                },
+                PeriodicJob("mqtt status", every: .seconds(1)) { _ in
+                    mqtt.publishStatus(force: false)
+                    mqtt.noteStalls()
+                },
+            ], clockWatch: clockWatch, state: state, metrics: metrics, logger: logger)
         let checkpoints = LoopService(description: "checkpoints") {
             var failures = 0
             while !Task.isCancelled {
@@ -144,7 +146,9 @@ public enum Daemon {
             while !Task.isCancelled {
                 // Fed only while healthy, so systemd restarts a daemon that is stuck.
                 let reasons = state.healthReasons()
-                if reasons.isEmpty { SystemdNotify.send("WATCHDOG=1"); said = false } else if !said {
+                if reasons.isEmpty {
+                    SystemdNotify.send("WATCHDOG=1"); said = false
+                } else if !said {
                     logger.error("health: unhealthy, the watchdog is no longer fed: \(reasons.joined(separator: "; "))")
                     said = true
                 }
@@ -153,29 +157,33 @@ public enum Daemon {
         }
         let routes = HTTPRoutes(config: config, db: db, state: state, metrics: metrics, logger: logger)
         // Ready (READY=1) once the plain listener and, when configured, the HTTPS one serve.
-        let tlsListen = config.http.tlsListen   // set exactly when consoleTLS is
+        let tlsListen = config.http.tlsListen  // set exactly when consoleTLS is
         let readiness = Readiness(listeners: ["http.listen"] + (tlsListen == nil ? [] : ["http.tls_listen"])) {
             logger.info("medic-edge ready: site \(config.siteId), http://\(config.http.listen)")
             SystemdNotify.send("READY=1")
         }
-        let app = Listener(service: Application(router: routes.router(),
-                                                configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
-                                                onServerRunning: { _ in readiness.up("http.listen") },
-                                                logger: logger),
-                           key: "http.listen", address: "\(config.http.listen)", readiness: readiness)
+        let app = Listener(
+            service: Application(
+                router: routes.router(),
+                configuration: .init(address: .hostname(config.http.listen.host, port: config.http.listen.port), serverName: "medic-edge"),
+                onServerRunning: { _ in readiness.up("http.listen") },
+                logger: logger),
+            key: "http.listen", address: "\(config.http.listen)", readiness: readiness)
         // The console on the LAN: the same routes over HTTPS on http.tls_listen (plain HTTP
         // stays on the loopback listener above).
         var tlsApp: (any Service)?
         if let consoleTLS, let tlsListen {
-            tlsApp = Listener(service: Application(router: routes.router(context: ConsoleTLSRequestContext.self),
-                                                   server: try .tls(.http1(), tlsConfiguration: consoleTLS.tls),
-                                                   configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
-                                                   onServerRunning: { _ in
-                                                       logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))")
-                                                       readiness.up("http.tls_listen")
-                                                   },
-                                                   logger: logger),
-                              key: "http.tls_listen", address: "\(tlsListen)", readiness: readiness)
+            tlsApp = Listener(
+                service: Application(
+                    router: routes.router(context: ConsoleTLSRequestContext.self),
+                    server: try .tls(.http1(), tlsConfiguration: consoleTLS.tls),
+                    configuration: .init(address: .hostname(tlsListen.host, port: tlsListen.port), serverName: "medic-edge"),
+                    onServerRunning: { _ in
+                        logger.info("console: https://\(tlsListen) (TLS 1.2+, certificate \(config.http.certFile ?? "-"))")
+                        readiness.up("http.tls_listen")
+                    },
+                    logger: logger),
+                key: "http.tls_listen", address: "\(tlsListen)", readiness: readiness)
         }
         await budget.enforce()
         // Start order; shutdown runs in reverse: intake (MQTT) stops first, the uplink makes
@@ -191,10 +199,11 @@ public enum Daemon {
         ]
         if let tlsApp { services.append(.init(service: tlsApp)) }
         services.append(.init(service: mqtt))
-        let group = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
         SystemdNotify.send("STOPPING=1")
         logger.info("medic-edge stopped cleanly")

@@ -12,14 +12,20 @@ public final class EdgeMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         if bootstrap {
             var factory = PrometheusMetricsFactory(registry: registry)
-            let buckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(3),
-                                       .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                                       .milliseconds(100), .milliseconds(250), .milliseconds(1000)]
+            let buckets: [Duration] = [
+                .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(3),
+                .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                .milliseconds(100), .milliseconds(250), .milliseconds(1000),
+            ]
             factory.durationHistogramBuckets = ["medic_edge_checkin_seconds": buckets]
             MetricsSystem.bootstrap(factory)
         }
         // Make the core series visible from the start (zero until something happens).
-        for k in MessageKind.allCases { for r in ["accepted", "duplicate", "rejected"] { Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", k.rawValue), ("result", r)]).increment(by: 0) } }
+        for k in MessageKind.allCases {
+            for r in ["accepted", "duplicate", "rejected"] {
+                Counter(label: "medic_edge_mqtt_messages_total", dimensions: [("kind", k.rawValue), ("result", r)]).increment(by: 0)
+            }
+        }
         for r in RejectReason.allCases { deadLetter(r.rawValue, by: 0) }
         for o in KioskOutcome.allCases { Counter(label: "medic_edge_checkins_total", dimensions: [("outcome", o.rawValue)]).increment(by: 0) }
         for r in ["accepted", "rejected"] { Counter(label: "medic_edge_wearable_samples_total", dimensions: [("result", r)]).increment(by: 0) }

@@ -49,7 +49,9 @@ public final class EdgeState: Sendable {
     }
 
     public func uplinkSucceeded(nowMs: Int64) {
-        s.withLock { $0.lastSuccessMs = nowMs; $0.failingSinceMs = nil; $0.unauthorized = false }
+        s.withLock {
+            $0.lastSuccessMs = nowMs; $0.failingSinceMs = nil; $0.unauthorized = false
+        }
     }
     public func uplinkFailed(nowMs: Int64, unauthorized: Bool = false) {
         s.withLock {
@@ -71,7 +73,11 @@ public final class EdgeState: Sendable {
     public var lastSuccessMs: Int64? { s.withLock { $0.lastSuccessMs } }
 
     public var storage: (StorageState, Int64) { s.withLock { ($0.storage, $0.usedBytes) } }
-    public func setStorage(_ st: StorageState, used: Int64) { s.withLock { $0.storage = st; $0.usedBytes = used } }
+    public func setStorage(_ st: StorageState, used: Int64) {
+        s.withLock {
+            $0.storage = st; $0.usedBytes = used
+        }
+    }
 
     public var lastRosterSyncMs: Int64? { s.withLock { $0.lastRosterSyncMs } }
 

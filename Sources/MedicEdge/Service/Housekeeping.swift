@@ -13,8 +13,10 @@ struct PeriodicJob: Sendable {
     let needsSteadyClock: Bool
     let body: @Sendable (_ nowMs: Int64) async -> Void
 
-    init(_ name: String, every period: Duration, needsSteadyClock: Bool = false,
-         _ body: @escaping @Sendable (_ nowMs: Int64) async -> Void) {
+    init(
+        _ name: String, every period: Duration, needsSteadyClock: Bool = false,
+        _ body: @escaping @Sendable (_ nowMs: Int64) async -> Void
+    ) {
         self.name = name
         let (s, atto) = period.components
         periodNs = UInt64(s) * 1_000_000_000 + UInt64(atto / 1_000_000_000)

@@ -11,10 +11,11 @@ struct StatusFigures: Sendable {
 
     static func read(_ db: AppDatabase) throws -> StatusFigures {
         try db.read { d in
-            StatusFigures(outbox: try d.outboxStats(),
-                          patients: try d.rowCount(.patients),
-                          appointments: try d.rowCount(.appointments),
-                          alerts: try d.rowCount(.alerts))
+            StatusFigures(
+                outbox: try d.outboxStats(),
+                patients: try d.rowCount(.patients),
+                appointments: try d.rowCount(.appointments),
+                alerts: try d.rowCount(.alerts))
         }
     }
 }

@@ -39,7 +39,8 @@ final class StorageBudget: Sendable {
     /// per batch: it is clinical and never evicted itself).
     static let reportEvery = 1.0
     /// The detail of a telemetry message refused with `storage_full`.
-    static let refusal = "no room for telemetry: clinical data fills the disk budget (storage.max_bytes) or the file system's free space (storage.min_free_bytes)"
+    static let refusal =
+        "no room for telemetry: clinical data fills the disk budget (storage.max_bytes) or the file system's free space (storage.min_free_bytes)"
 
     init(config: EdgeConfig, db: AppDatabase, state: EdgeState, metrics: EdgeMetrics, logger: Logger, backgroundCheckpoints: Bool = true) {
         self.config = config; self.db = db; self.state = state; self.metrics = metrics; self.logger = logger
@@ -147,22 +148,29 @@ final class StorageBudget: Sendable {
         } else if c.evicted > 0 {
             if state.storage.0 != .overBudget { state.setStorage(.evicting, used: c.physical) }
             if let t = rate.note("evicted", every: Self.evictLogEvery, c.evicted) {
-                logger.warning("storage: \(limitWords(c)) reached: \(t.sum(0)) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept")
+                logger.warning(
+                    "storage: \(limitWords(c)) reached: \(t.sum(0)) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept"
+                )
             }
         }
     }
 
     private func limitWords(_ c: Check) -> String {
-        c.byFreeSpace ? "less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir)"
-                      : "the disk budget (storage.max_bytes \(config.storageMaxBytes) bytes)"
+        c.byFreeSpace
+            ? "less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir)"
+            : "the disk budget (storage.max_bytes \(config.storageMaxBytes) bytes)"
     }
 
     private func enterOverBudget(_ c: Check) {
         if state.storage.0 != .overBudget {
             if c.byFreeSpace {
-                logger.error("storage: less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir) and no telemetry left to drop: clinical data is kept, new telemetry is refused (storage_full); free space on that file system (df -h \(config.dataDir))")
+                logger.error(
+                    "storage: less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir) and no telemetry left to drop: clinical data is kept, new telemetry is refused (storage_full); free space on that file system (df -h \(config.dataDir))"
+                )
             } else {
-                logger.error("storage: clinical data alone fills the disk budget (\(c.usage) of \(c.limit) bytes): clinical data is kept, new telemetry is refused (storage_full); is the cloud reachable (medic-edge status)? raise storage.max_bytes if the disk allows")
+                logger.error(
+                    "storage: clinical data alone fills the disk budget (\(c.usage) of \(c.limit) bytes): clinical data is kept, new telemetry is refused (storage_full); is the cloud reachable (medic-edge status)? raise storage.max_bytes if the disk allows"
+                )
             }
         }
         state.setStorage(.overBudget, used: c.physical)
@@ -178,7 +186,9 @@ final class StorageBudget: Sendable {
         state.commitFailed(text)
         if let t = rate.note("commit_failed", every: Self.failLogEvery, messages) {
             let avail = Self.freeBytes(config.dataDir).map { "\($0) bytes free there" } ?? "free space unknown"
-            logger.error("storage: commit failed (\(text)): \(t.count) batch(es), \(t.sum(0)) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write")
+            logger.error(
+                "storage: commit failed (\(text)): \(t.count) batch(es), \(t.sum(0)) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write"
+            )
         }
     }
 
@@ -187,7 +197,8 @@ final class StorageBudget: Sendable {
         guard state.commitsFailing else { return }
         state.commitSucceeded()
         let lost = rate.end("commit_failed")?.sum(0) ?? 0
-        logger.notice("storage: commits succeed again; intake resumed (\(lost) more message(s) were not acknowledged since the last line, devices resend them)")
+        logger.notice(
+            "storage: commits succeed again; intake resumed (\(lost) more message(s) were not acknowledged since the last line, devices resend them)")
     }
 
     /// SQLite's code and words, without the statement.
@@ -207,7 +218,8 @@ final class StorageBudget: Sendable {
         // not, and must not hide their failures.
         let clock = state.clock
         if state.commitsFailing, (state.sinceLastCommitFailureNs() ?? 0) > Self.probeAfterNs,
-           (try? await db.write({ try $0.setSetting("storage_probe_ms", String(clock.nowMs())) })) != nil {
+            (try? await db.write({ try $0.setSetting("storage_probe_ms", String(clock.nowMs())) })) != nil
+        {
             commitSucceeded()
         }
         guard var c = try? await db.read({ try self.measure($0) }) else { return }
@@ -278,6 +290,8 @@ final class StorageBudget: Sendable {
             await Task.yield()
         }
         guard rejects + dead > 0, let t = rate.note("purged", every: Self.purgeLogEvery, rejects, dead) else { return }
-        logger.notice("storage: purged \(t.sum(0)) rejected-message row(s) and \(t.sum(1)) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)")
+        logger.notice(
+            "storage: purged \(t.sum(0)) rejected-message row(s) and \(t.sum(1)) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)"
+        )
     }
 }

@@ -76,11 +76,11 @@ final class Uplink: Sendable {
         if e.isPartialBody { return "partial_body" }
         if e.isSetoptFailure { return "client_error" }
         switch e.code {
-        case 6, 7: return "connect_failed"               // CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT
-        case 52: return "empty_reply"                    // CURLE_GOT_NOTHING
-        case 55, 56: return "connection_error"           // CURLE_SEND_ERROR, CURLE_RECV_ERROR (a reset)
+        case 6, 7: return "connect_failed"  // CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT
+        case 52: return "empty_reply"  // CURLE_GOT_NOTHING
+        case 55, 56: return "connection_error"  // CURLE_SEND_ERROR, CURLE_RECV_ERROR (a reset)
         case 35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98: return "tls_error"
-        case 1, 8: return "bad_answer"                   // CURLE_UNSUPPORTED_PROTOCOL, CURLE_WEIRD_SERVER_REPLY
+        case 1, 8: return "bad_answer"  // CURLE_UNSUPPORTED_PROTOCOL, CURLE_WEIRD_SERVER_REPLY
         default: return "error"
         }
     }
@@ -150,9 +150,10 @@ final class Uplink: Sendable {
         if !tooBig.isEmpty { try? deadLetter(tooBig, status: 0, reason: "event over 256 KiB: never sent") }
         if sendable.isEmpty { return .done }
         let body = Array(("[" + sendable.map(\.json).joined(separator: ",") + "]").utf8)
-        let req = HTTPRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")], body: body,
-                              connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5, timeout: config.cloud?.requestTimeoutSeconds ?? 15,
-                              maxBodyBytes: Uplink.maxResponseBytes)
+        let req = HTTPRequest(
+            method: "POST", url: url, headers: [("Content-Type", "application/json")], body: body,
+            connectTimeout: config.cloud?.connectTimeoutSeconds ?? 5, timeout: config.cloud?.requestTimeoutSeconds ?? 15,
+            maxBodyBytes: Uplink.maxResponseBytes)
         let resp: HTTPResponse
         // A request is progress: the health check sees the loop stuck only if one request
         // (bounded by the request time-out) never ends.
@@ -161,7 +162,9 @@ final class Uplink: Sendable {
             let label = Uplink.label(for: error)
             metrics.uplinkRequest(status: label)
             state.uplinkFailed(nowMs: clock.nowMs())
-            warnRateLimited("transport", "uplink: no usable answer from the cloud (\(label): \(error)); nothing deleted, \(sendable.count) event(s) kept and retried later")
+            warnRateLimited(
+                "transport",
+                "uplink: no usable answer from the cloud (\(label): \(error)); nothing deleted, \(sendable.count) event(s) kept and retried later")
             return .retry(after: nil)
         }
         let retryAfter = RetryAfter.seconds(resp.headers["retry-after"], now: Date(timeIntervalSince1970: Double(clock.nowMs()) / 1000))
@@ -171,12 +174,17 @@ final class Uplink: Sendable {
                 metrics.uplinkRequest(status: "\(resp.status)_bad_body")
                 state.uplinkFailed(nowMs: clock.nowMs())
                 let type = resp.headers["content-type"].map { ", content-type \($0.prefix(60))" } ?? ""
-                warnRateLimited("bad_body", "uplink: HTTP \(resp.status) without Inngest's {\"ids\": [...]} for the \(sendable.count) event(s) sent (\(resp.body.count) bytes\(type); a captive portal or a proxy page?); not a delivery: nothing deleted, retrying later")
+                warnRateLimited(
+                    "bad_body",
+                    "uplink: HTTP \(resp.status) without Inngest's {\"ids\": [...]} for the \(sendable.count) event(s) sent (\(resp.body.count) bytes\(type); a captive portal or a proxy page?); not a delivery: nothing deleted, retrying later"
+                )
                 return .retry(after: retryAfter)
             }
             metrics.uplinkRequest(status: String(resp.status))
             let seqs = sendable.map(\.seq)
-            if let deleter { await deleter.hand(seqs) } else {
+            if let deleter {
+                await deleter.hand(seqs)
+            } else {
                 guard await Uplink.deleteDelivered(db, seqs, logger: logger) else { return .retry(after: 1) }
             }
             metrics.delivered(sendable.count)
@@ -202,9 +210,12 @@ final class Uplink: Sendable {
                     if storm {
                         state.uplinkFailed(nowMs: clock.nowMs())
                         if started {
-                            logger.error("uplink: \(inRow) events in a row refused one by one with HTTP 400: taken as a cloud fault, not bad events; nothing more is dead-lettered until the cloud accepts a request; retrying with backoff. Check the Event API (Inngest) and cloud.events_url")
+                            logger.error(
+                                "uplink: \(inRow) events in a row refused one by one with HTTP 400: taken as a cloud fault, not bad events; nothing more is dead-lettered until the cloud accepts a request; retrying with backoff. Check the Event API (Inngest) and cloud.events_url"
+                            )
                         } else {
-                            warnRateLimited("storm", "uplink: still in a 400 storm (\(inRow) lone refusals in a row); nothing dead-lettered, retrying later")
+                            warnRateLimited(
+                                "storm", "uplink: still in a 400 storm (\(inRow) lone refusals in a row); nothing dead-lettered, retrying later")
                         }
                         return .retry(after: retryAfter)
                     }
@@ -228,7 +239,9 @@ final class Uplink: Sendable {
             metrics.uplinkRequest(status: String(resp.status))
             state.uplinkFailed(nowMs: clock.nowMs())
             let what = (300..<400).contains(resp.status) ? "a redirect (not followed)" : "HTTP \(resp.status)"
-            warnRateLimited("status", "uplink: the cloud answered \(what)\(retryAfter.map { ", Retry-After \(Int($0)) s" } ?? ""); nothing deleted, retrying later")
+            warnRateLimited(
+                "status",
+                "uplink: the cloud answered \(what)\(retryAfter.map { ", Retry-After \(Int($0)) s" } ?? ""); nothing deleted, retrying later")
             return .retry(after: retryAfter)
         }
     }
@@ -244,7 +257,9 @@ final class Uplink: Sendable {
         while !Task.isCancelled {
             state.busy("uplink")
             let batch: [OutboxEvent]
-            if let p = prefetched, !p.isEmpty { batch = p } else {
+            if let p = prefetched, !p.isEmpty {
+                batch = p
+            } else {
                 do { batch = try nextBatch(excluding: deleter.inFlight) } catch {
                     logger.error("uplink: cannot read the outbox: \(error)")
                     await wait(1); continue
