@@ -1,3 +1,4 @@
+import EdgeTestSupport
 import Foundation
 import Testing
 
@@ -84,21 +85,10 @@ struct ModuleRulesTests {
         for f in folders { #expect(Self.allowed.contains { $0.folder == "Sources/\(f)" }, "Sources/\(f) has no row in the table") }
     }
 
-    /// The built `medic-edge` binary (beside the test bundle).
-    static func daemonBinary() -> String? {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = (exe as NSString).deletingLastPathComponent
-        for _ in 0..<3 {
-            let candidate = (dir as NSString).appendingPathComponent("medic-edge")
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = (dir as NSString).deletingLastPathComponent
-        }
-        return nil
-    }
-
     @Test("The daemon's built binary carries no code of the lab (no CloudStub, EdgeLab, EdgeSimulators or EdgeTestSupport symbol)")
     func daemonBinaryHasNoLab() throws {
-        let path = try #require(Self.daemonBinary(), "medic-edge is not built beside the tests (swift build --build-tests)")
+        let path = Harness.binaryPath()
+        try #require(path.hasSuffix("/medic-edge"), "medic-edge is not built beside the tests (swift build --build-tests)")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         // Swift mangles a module name as its length and its name: `9MedicEdge`, `7EdgeLab`.
         func carries(_ module: String) -> Bool { bytes.range(of: Data("\(module.utf8.count)\(module)".utf8)) != nil }
