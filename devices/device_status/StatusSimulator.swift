@@ -7,7 +7,7 @@ import Logging
 /// an explicit offline status, a clean disconnect, 10–60 s away, reconnect, online again
 /// (kiosks reboot nightly; every 20–40 simulated minutes here). `kill -9` of the simulator
 /// process instead makes the broker publish every device's will.
-public final class StatusSim: SimRunnable, @unchecked Sendable {
+public final class StatusSim: SimRunnable, Sendable {
     public let id: String
     let link: SimLink
     let rng: LockedRandom

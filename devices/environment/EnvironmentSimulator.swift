@@ -2,11 +2,12 @@ import EdgeCore
 import EdgeMQTT
 import Foundation
 import Logging
+import Synchronization
 
 /// A consulting-room environment monitor (devices/environment): temperature, humidity and
 /// CO₂ every 60 s, each reading with a `msg_id`, resent until acked. CO₂ rises ~15 ppm/min
 /// per person while the room's presence sensor says occupied.
-public final class EnvironmentSim: SimRunnable, @unchecked Sendable {
+public final class EnvironmentSim: SimRunnable, Sendable {
     public let id: String
     public let room: String
     let link: SimLink
@@ -15,16 +16,19 @@ public final class EnvironmentSim: SimRunnable, @unchecked Sendable {
     let model: RoomModel
     let faults: Bool
     let tag = runTag()
-    private var temperature: Double
-    private var humidity: Double
-    private var co2 = 450.0
-    private var counter = 0
+    private struct Air {
+        var temperature: Double
+        var humidity: Double
+        var co2 = 450.0
+        var counter = 0
+    }
+    private let air: Mutex<Air>
 
     init(id: String, room: String, model: RoomModel, settings: SimSettings, emit: @escaping @Sendable (SimEvent) -> Void) {
         self.id = id; self.room = room; self.model = model; faults = settings.faults
         rate = settings.rate(for: .environment)
         rng = LockedRandom(seed: settings.seed, salt: id)
-        temperature = rng.double(22...24); humidity = rng.double(45...58)
+        air = Mutex(Air(temperature: rng.double(22...24), humidity: rng.double(45...58)))
         link = SimLink(
             id: id, kind: .environment, contractType: "environment", room: room, fw: "2.3.1", settings: settings,
             resendProtocolSeconds: 10, resendCapProtocolSeconds: 300, emit: emit)
@@ -32,14 +36,17 @@ public final class EnvironmentSim: SimRunnable, @unchecked Sendable {
 
     func tick() {
         let people = Double(model.people)
-        temperature = min(25, max(21, temperature + rng.double(-0.15...0.15) + people * 0.03))
-        humidity = min(65, max(40, humidity + rng.double(-0.8...0.8) + people * 0.1))
-        if people > 0 {
-            co2 = min(1400, co2 + 15 * people + rng.double(-5...5))
-        } else {
-            co2 = max(430, co2 - (co2 - 450) * 0.15 + rng.double(-5...5))
+        let (temperature, humidity, co2, counter) = air.withLock { a in
+            a.temperature = min(25, max(21, a.temperature + rng.double(-0.15...0.15) + people * 0.03))
+            a.humidity = min(65, max(40, a.humidity + rng.double(-0.8...0.8) + people * 0.1))
+            if people > 0 {
+                a.co2 = min(1400, a.co2 + 15 * people + rng.double(-5...5))
+            } else {
+                a.co2 = max(430, a.co2 - (a.co2 - 450) * 0.15 + rng.double(-5...5))
+            }
+            a.counter += 1
+            return (a.temperature, a.humidity, a.co2, a.counter)
         }
-        counter += 1
         let msgId = "\(id)-\(tag)-\(String(format: "%06d", counter))"
         let sensorFault = faults && rng.chance(0.005)
         let t = round1(temperature), h = round1(humidity), c = co2.rounded()
