@@ -45,7 +45,8 @@ struct BenchCheckin: AsyncParsableCommand {
         try await BenchEnv.start(daemon)
         try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count)
         say(
-            "set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(daemon.pid ?? 0); roster \(day.patients.count) patients, \(day.appointments.count) appointments"
+            "set-up: mosquitto :\(broker.port), cloud stub :\(cloudPort), daemon pid \(daemon.pid ?? 0); roster \(day.patients.count) patients, "
+                + "\(day.appointments.count) appointments"
         )
 
         let site = BenchEnv.site
@@ -193,7 +194,8 @@ struct BenchCheckin: AsyncParsableCommand {
         let worst = phases.map(\.lat.p99).max() ?? .nan
         let lost = phases.map(\.lost).reduce(0, +)
         say(
-            "target: p99 ≤ 5 ms in every phase → worst p99 \(Fmt.ms(worst)) ms: \(Fmt.verdict(worst <= 5 && lost == 0))\(lost > 0 ? " (\(lost) scans got no result within 5 s)" : "")"
+            "target: p99 ≤ 5 ms in every phase → worst p99 \(Fmt.ms(worst)) ms: "
+                + "\(Fmt.verdict(worst <= 5 && lost == 0))\(lost > 0 ? " (\(lost) scans got no result within 5 s)" : "")"
         )
         say("background acks with an error: \(errors); daemon VmHWM \(Fmt.mib(hwm)); cloud state at the end: \(cloudState)")
         BenchEnv.finish()

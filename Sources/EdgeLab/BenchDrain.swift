@@ -80,7 +80,8 @@ struct BenchDrain: AsyncParsableCommand {
         let fill = try await BenchDrain.fill(dataDir: daemon.dataDir, count: n)
         let dbBytes = BenchDrain.fileBytes(daemon.dataDir)
         say(
-            "fill: \(n) events in \(Fmt.f(fill.seconds)) s (\(Fmt.int(Double(n) / fill.seconds))/s); data mean \(Fmt.int(Double(fill.dataBytes) / Double(n))) B; "
+            "fill: \(n) events in \(Fmt.f(fill.seconds)) s (\(Fmt.int(Double(n) / fill.seconds))/s); data mean "
+                + "\(Fmt.int(Double(fill.dataBytes) / Double(n))) B; "
                 + "as Inngest JSON \(Fmt.f(Double(fill.jsonBytes) / 1e6)) MB; database on disk \(Fmt.f(Double(dbBytes) / 1e6)) MB")
 
         // 3. The limit: the stub's own capacity, pre-built batches of the same size, one connection.
@@ -125,7 +126,8 @@ struct BenchDrain: AsyncParsableCommand {
             if benchNowNs() - lastPrint >= 10_000_000_000 {
                 let dt = Double(benchNowNs() - lastPrint) / 1e9
                 say(
-                    "  t+\(Fmt.f(Double(benchNowNs() - tReady) / 1e9, 0)) s: \(st.uniqueIds) delivered (\(Fmt.int(Double(st.uniqueIds - lastCount) / dt))/s), "
+                    "  t+\(Fmt.f(Double(benchNowNs() - tReady) / 1e9, 0)) s: \(st.uniqueIds) delivered "
+                        + "(\(Fmt.int(Double(st.uniqueIds - lastCount) / dt))/s), "
                         + "VmRSS \(Fmt.mib(Proc.rssKB(pid))), requests \(st.eventRequests)")
                 lastPrint = benchNowNs(); lastCount = st.uniqueIds
             }
@@ -170,10 +172,12 @@ struct BenchDrain: AsyncParsableCommand {
         let capMB = Double(cap.bytes) / 1e6 / cap.seconds
         say("")
         say(
-            "limit: cloud stub capacity, \(cap.requests) pre-built requests of \(maxBatch) events (\(Fmt.f(Double(cap.bytes) / Double(max(cap.requests, 1)) / 1024)) KiB each), one connection, \(Fmt.f(cap.seconds)) s:"
+            "limit: cloud stub capacity, \(cap.requests) pre-built requests of \(maxBatch) events "
+                + "(\(Fmt.f(Double(cap.bytes) / Double(max(cap.requests, 1)) / 1024)) KiB each), one connection, \(Fmt.f(cap.seconds)) s:"
         )
         say(
-            "  \(Fmt.int(capRate)) events/s, \(Fmt.f(capMB)) MB/s, statuses \(cap.statuses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))"
+            "  \(Fmt.int(capRate)) events/s, \(Fmt.f(capMB)) MB/s, statuses "
+                + "\(cap.statuses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " "))"
         )
         if let tDone {
             let secs = Double(tDone - tReady) / 1e9
@@ -184,7 +188,9 @@ struct BenchDrain: AsyncParsableCommand {
                     + "\(Fmt.int(rate)) events/s, \(Fmt.f(mbs)) MB/s")
             say("  ratio drain / stub capacity: \(Fmt.pct(rate / capRate)) — target ≥ 50 %: \(Fmt.verdict(rate / capRate >= 0.5))")
             say(
-                "  outbox.pending = 0 \(tPendingZero.map { "after \(Fmt.f(Double($0 - tReady) / 1e9)) s" } ?? "NOT reached within 120 s after the backlog was delivered")"
+                "  outbox.pending = 0 "
+                    + (tPendingZero.map { "after \(Fmt.f(Double($0 - tReady) / 1e9)) s" }
+                        ?? "NOT reached within 120 s after the backlog was delivered")
             )
         } else {
             say("drain: NOT finished within \(Fmt.f(timeout)) s: \(st.uniqueIds) of \(n) delivered")
@@ -194,18 +200,22 @@ struct BenchDrain: AsyncParsableCommand {
             "stub: events received \(st.eventsReceived), unique ids \(st.uniqueIds), duplicates \(st.duplicateIds), requests \(st.eventRequests) "
                 + "(\(st.requestsByStatus.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")))")
         say(
-            "  backlog ids received: \(backlogSeen) of \(n) (each once: \(Fmt.verdict(backlogSeen == n && repeats == 0))); other events (the probe's): \(others); repeated ids: \(repeats)"
+            "  backlog ids received: \(backlogSeen) of \(n) (each once: \(Fmt.verdict(backlogSeen == n && repeats == 0))); "
+                + "other events (the probe's): \(others); repeated ids: \(repeats)"
         )
         say("  daemon status at the end: outbox \(status?["outbox"]?.text ?? "?"), storage \(status?["storage"]?["state"]?.stringValue ?? "?")")
         let readyMax = (readyEmpty + readyBacklog).max() ?? .nan
         say(
-            "ready: empty database max \(Fmt.f((readyEmpty.max() ?? .nan) * 1000, 0)) ms, with \(pendingBefore) pending max \(Fmt.f((readyBacklog.max() ?? .nan) * 1000, 0)) ms — "
-                + "ratio \(Fmt.f((readyBacklog.max() ?? .nan) / (readyEmpty.max() ?? .nan), 2))×; target ≤ 1 s either way: \(Fmt.verdict(readyMax <= 1))"
+            "ready: empty database max \(Fmt.f((readyEmpty.max() ?? .nan) * 1000, 0)) ms, with \(pendingBefore) pending max "
+                + "\(Fmt.f((readyBacklog.max() ?? .nan) * 1000, 0)) ms — "
+                + "ratio \(Fmt.f((readyBacklog.max() ?? .nan) / (readyEmpty.max() ?? .nan), 2))×; target ≤ 1 s either way: "
+                + "\(Fmt.verdict(readyMax <= 1))"
         )
         let sorted = rssSamples.sorted()
         let median = sorted.isEmpty ? nil : sorted[sorted.count / 2]
         say(
-            "memory while draining: peak VmRSS sampled \(Fmt.mib(rssMax)) (median \(Fmt.mib(median)), at the end \(Fmt.mib(rssEnd))), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
+            "memory while draining: peak VmRSS sampled \(Fmt.mib(rssMax)) (median \(Fmt.mib(median)), at the end \(Fmt.mib(rssEnd))), VmHWM "
+                + "\(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
         )
         if probe != nil {
             say(
@@ -267,7 +277,8 @@ struct BenchDrain: AsyncParsableCommand {
             let dev = "env-\(String(format: "%02d", i % 40))"
             let room = "sala-\(i % 10 + 1)"
             var payload =
-                "{\"ts\":\"\(at)\",\"temperature_c\":\(JSONText.number(20 + Double(r % 80) / 10)),\"humidity_pct\":\(JSONText.number(40 + Double(r % 300) / 10)),\"co2_ppm\":\(450 + Int(r % 700)),\"msg_id\":\"\(dev)-\(i)\""
+                "{\"ts\":\"\(at)\",\"temperature_c\":\(JSONText.number(20 + Double(r % 80) / 10)),"
+                + "\"humidity_pct\":\(JSONText.number(40 + Double(r % 300) / 10)),\"co2_ppm\":\(450 + Int(r % 700)),\"msg_id\":\"\(dev)-\(i)\""
             let base = 330 + payload.utf8.count
             if target > base + 12 { payload += ",\"fw_diag\":\"" + String(repeating: "d", count: target - base - 12) + "\"" }
             payload += "}"

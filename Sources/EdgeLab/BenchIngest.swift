@@ -80,7 +80,8 @@ struct BenchIngest: AsyncParsableCommand {
             try await dev.subscribe(["clinic/\(site)/device/+/ack"])
             let topics = SensorPayload.topics(site: site, devices: devs)
             say(
-                "daemon (pid \(pid), cloud \(cloud ? "stub up" : "not configured")): durable acked ingest (window \(win), \(Fmt.f(warm)) s warm-up, \(Fmt.f(secs)) s)…"
+                "daemon (pid \(pid), cloud \(cloud ? "stub up" : "not configured")): durable acked ingest (window \(win), \(Fmt.f(warm)) s warm-up, "
+                    + "\(Fmt.f(secs)) s)…"
             )
             let sampler = Task {
                 var m = 0
@@ -133,7 +134,8 @@ struct BenchIngest: AsyncParsableCommand {
         say("")
         say("ratio daemon / limit: \(Fmt.pct(ratio)) — target ≥ 60 %: \(Fmt.verdict(ratio >= 0.6))")
         say(
-            "daemon memory: peak VmRSS sampled \(Fmt.mib(rssMax)), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: \(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
+            "daemon memory: peak VmRSS sampled \(Fmt.mib(rssMax)), VmHWM \(Fmt.mib(hwm)) — target ≤ 64 MiB: "
+                + "\(Fmt.verdict((hwm ?? .max) <= 64 * 1024))"
         )
         say(
             "acks with an error: \(ackErrors.count); published \(d.published), acked \(acks.count)"

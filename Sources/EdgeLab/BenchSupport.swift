@@ -196,7 +196,8 @@ enum BenchEnv {
         let bin = Harness.binaryPath()
         say("== medic-edge bench \(title)")
         say(
-            "date: \(Time.rfc3339(Date()))  host: nproc=\(ProcessInfo.processInfo.activeProcessorCount) mem=\(Proc.memTotal()) load(1/5/15 min)=\(Proc.loadAverage())"
+            "date: \(Time.rfc3339(Date()))  host: nproc=\(ProcessInfo.processInfo.activeProcessorCount) mem=\(Proc.memTotal()) "
+                + "load(1/5/15 min)=\(Proc.loadAverage())"
         )
         say("daemon binary: \(bin)\(bin.contains("/debug/") ? "  (WARNING: a debug build; measure the release build)" : "")")
     }
@@ -391,7 +392,8 @@ enum SensorPayload {
         let t = 21.0 + Double(n % 40) / 10
         let h = 45.0 + Double(n % 100) / 10
         return
-            "{\"ts\":\"\(ts)\",\"temperature_c\":\(JSONText.number(t)),\"humidity_pct\":\(JSONText.number(h)),\"co2_ppm\":\(500 + n % 400),\"msg_id\":\"\(msgId)\"}"
+            "{\"ts\":\"\(ts)\",\"temperature_c\":\(JSONText.number(t)),\"humidity_pct\":\(JSONText.number(h)),\"co2_ppm\":\(500 + n % 400),"
+            + "\"msg_id\":\"\(msgId)\"}"
     }
     /// `clinic/{site}/room/{room}/environment/{device}` for `devices` sensors spread over ten rooms.
     static func topics(site: String, devices: Int, prefix: String = "env") -> [(topic: String, device: String)] {

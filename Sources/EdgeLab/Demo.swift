@@ -4,7 +4,8 @@ import Foundation
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Show the appliance working on this machine: mosquitto, the cloud stub, the daemon and simulated devices on free ports, a scripted clinic morning, then the totals.",
+            "Show the appliance working on this machine: mosquitto, the cloud stub, the daemon and simulated devices on free ports, a scripted "
+            + "clinic morning, then the totals.",
         discussion: """
             Needs mosquitto (apt-get install -y mosquitto). Everything runs on 127.0.0.1 under a temporary \
             directory that is deleted at the end; nothing is left running. Ctrl-C stops it early. See docs/demo.md.

@@ -7,7 +7,8 @@ import Foundation
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Simulate clinic devices (kiosks, presence sensors, environment monitors, the vaccine fridge, wearable gateways, device status) against an MQTT broker.",
+            "Simulate clinic devices (kiosks, presence sensors, environment monitors, the vaccine fridge, wearable gateways, device status) against "
+            + "an MQTT broker.",
         discussion: """
             Types: kiosk, presence, environment, fridge, wearable, status, or all (comma list or repeated --type).
             Rates multiply the devices' real rates (a room monitor reads every 60 s; --rate 60 makes that every second):

@@ -233,7 +233,8 @@ extension AppDatabase {
                 rows = try Row.fetchAll(
                     db,
                     sql:
-                        "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq LIMIT ?",
+                        "SELECT seq, id, name, class, source, data, created_ms, bytes FROM outbox WHERE seq NOT IN (\(marks)) ORDER BY class, seq "
+                        + "LIMIT ?",
                     arguments: StatementArguments(excluding.map { $0 as any DatabaseValueConvertible } + [limit]))
             }
             return rows.map { r in

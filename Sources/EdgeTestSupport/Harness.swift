@@ -308,7 +308,8 @@ extension Harness {
             let tail = String(decoding: await reader.value, as: UTF8.self).suffix(800)
             throw Harness.Timeout(
                 what:
-                    "\((path as NSString).lastPathComponent) \(args.joined(separator: " ").prefix(200)) to finish within \(Int(timeout)) s; its output ended: \(tail)"
+                    "\((path as NSString).lastPathComponent) \(args.joined(separator: " ").prefix(200)) to finish within \(Int(timeout)) s; its "
+                    + "output ended: \(tail)"
             )
         }
         let data = await reader.value

@@ -23,7 +23,7 @@ struct BoundedTablesTests {
     }
 
     @Test(
-        "Given one device rejected 500 times for one reason within an hour, then one row with count 500; another reason or another hour is another row"
+        "Given one device rejected 500 times for one reason in an hour, then one row with count 500; another reason or another hour is another row"
     )
     func repeatsShareARow() throws {
         try withStore { store in
@@ -49,7 +49,7 @@ struct BoundedTablesTests {
     }
 
     @Test(
-        "Given 2,500 rejects (some 31 days old) and max 1,000 rows, when purged in steps of 300, then the newest 1,000 stay, none older than 30 days, each step at most 300 rows"
+        "2,500 rejects (some 31 days old), max 1,000 rows, purged in steps of 300: the newest 1,000 stay, none over 30 days old, each step ≤ 300 rows"
     )
     func rejectsPurge() throws {
         try withStore { store in

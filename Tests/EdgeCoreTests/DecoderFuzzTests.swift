@@ -29,7 +29,8 @@ struct DecoderFuzzTests {
         ("clinic/demo/device/p1/status", #"{"state": "online", "type": "presence_sensor", "room_id": "sala-2", "fw": "1.4.2"}"#),
         (
             "clinic/demo/wearable/gw-1",
-            #"{"msg_id": "w-1", "samples": [{"patient_id": "6f1c2a9e-0000-4000-8000-000000000001", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T09:55:00Z"}]}"#
+            #"{"msg_id": "w-1", "samples": [{"patient_id": "6f1c2a9e-0000-4000-8000-000000000001", "source": "garmin", "metric_type": "heart_rate", "#
+                + #""value": 72, "unit": "bpm", "recorded_at": "2026-11-29T09:55:00Z"}]}"#
         ),
     ]
     static let interesting: [UInt8] = Array(#"{}[]":,\ 0123456789.-+eEtrufalsn"#.utf8) + [0x00, 0x1f, 0x7f, 0xc3, 0xa9, 0xff, 0xed, 0xa0, 0x80]

@@ -299,7 +299,7 @@ struct KioskMessagesTests {
     }
 
     @Test(
-        "Given a roster name separated by a tab, newline or no-break space (pasted from a spreadsheet), when the first name is taken, then only it is shown",
+        "Given a roster name split by a tab, newline or no-break space (pasted from a spreadsheet), then only the first name is shown",
         arguments: ["Maria\tAparecida da Silva", "Maria\nAparecida da Silva", "Maria\u{00A0}Aparecida da Silva"])
     func firstNameOtherWhitespace(_ full: String) {
         do {

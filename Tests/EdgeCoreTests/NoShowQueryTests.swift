@@ -12,7 +12,7 @@ struct NoShowQueryTests {
     static let statuses = AppointmentStatus.allCases.map(\.rawValue) + ["", "Scheduled", "unknown"]
 
     @Test(
-        "Given every status × start time around the grace boundary × checked in or not, when the query runs, then it selects exactly the rule's no-shows",
+        "Given every status × start time around the grace boundary × checked in or not, the query selects exactly the rule's no-shows",
         arguments: [15 * Clinic.minute, 30_000, 0])
     func matchesTheRule(graceMs: Int64) throws {
         let dir = try TempDir()

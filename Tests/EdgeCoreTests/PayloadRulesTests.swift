@@ -240,7 +240,8 @@ struct WearableRulesTests {
     @Test("Given a gateway batch, when validated, then the samples are read and the patient id lowercased")
     func valid() throws {
         let text =
-            #"{"msg_id":"gw1-0042","samples":[\#(sample(patient: "6F1C2A9E-0000-4000-8000-00000000000A")),\#(sample(metric: "steps", value: "1200", unit: "count"))]}"#
+            #"{"msg_id":"gw1-0042","samples":[\#(sample(patient: "6F1C2A9E-0000-4000-8000-00000000000A")),"#
+            + #"\#(sample(metric: "steps", value: "1200", unit: "count"))]}"#
         let b = try #require(PayloadRules.wearable(obj(text)).successValue)
         #expect(b.msgId == "gw1-0042")
         #expect(b.valid.count == 2)
@@ -265,7 +266,8 @@ struct WearableRulesTests {
     @Test("Given unknown fields in a sample, when validated, then they stay in the raw sample")
     func rawKept() {
         let s =
-            #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"whoop","metric_type":"hrv","value":55.5,"unit":"ms","recorded_at":"2026-11-29T06:00:00-03:00","strap":"4.0"}"#
+            #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"whoop","metric_type":"hrv","value":55.5,"unit":"ms","#
+            + #""recorded_at":"2026-11-29T06:00:00-03:00","strap":"4.0"}"#
         let b = PayloadRules.wearable(obj(#"{"msg_id":"m","samples":[\#(s)]}"#)).successValue
         #expect(b?.valid.first?.raw["strap"] == .string("4.0"))
     }
@@ -306,15 +308,18 @@ struct WearableRulesTests {
             (sample(at: "2026-11-29 noon"), .wrongType),
             (#"{"source":"garmin","metric_type":"steps","value":1,"unit":"count","recorded_at":"2026-11-29T12:00:00Z"}"#, .missingField),
             (
-                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","unit":"count","recorded_at":"2026-11-29T12:00:00Z"}"#,
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","unit":"count","#
+                    + #""recorded_at":"2026-11-29T12:00:00Z"}"#,
                 .missingField
             ),
             (
-                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"recorded_at":"2026-11-29T12:00:00Z"}"#,
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"#
+                    + #""recorded_at":"2026-11-29T12:00:00Z"}"#,
                 .missingField
             ),
             (
-                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"unit":5,"recorded_at":"2026-11-29T12:00:00Z"}"#,
+                #"{"patient_id":"6f1c2a9e-0000-4000-8000-000000000001","source":"garmin","metric_type":"steps","value":1,"unit":5,"#
+                    + #""recorded_at":"2026-11-29T12:00:00Z"}"#,
                 .wrongType
             ),
             ("42", .wrongType),

@@ -76,7 +76,7 @@ struct RawStatementTests {
     }
 
     @Test(
-        "Given 70 events of one batch, when written together (two 32-row inserts and 6 single rows), then all are in the outbox in their order with their ids and sizes"
+        "70 events of one batch written together (two 32-row inserts, 6 single rows): all in the outbox, in their order, with their ids and sizes"
     )
     func enqueueAllKeepsOrder() throws {
         try withStore { store in

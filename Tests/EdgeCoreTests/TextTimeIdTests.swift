@@ -49,7 +49,8 @@ struct JSONTextTests {
         }
         #expect(
             text
-                == #"{"site_id":"pleno-cuidado","room_id":null,"value":7.4,"min":null,"count":3,"ts":1795959000000,"occupied":true,"payload":{"occupied":true,"battery":87}}"#
+                == #"{"site_id":"pleno-cuidado","room_id":null,"value":7.4,"min":null,"count":3,"ts":1795959000000,"occupied":true,"#
+                + #""payload":{"occupied":true,"battery":87}}"#
         )
         let v = try JSON.parse(text)
         #expect(v["payload"]?["battery"] == .number(87))

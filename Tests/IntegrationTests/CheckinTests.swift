@@ -208,7 +208,7 @@ struct CheckinTests {
     }
 
     @Test(
-        "A scan is answered ahead of a telemetry flood already waiting: its result comes before the flood's last ack, and every flood message is still acked once"
+        "A scan is answered ahead of a waiting telemetry flood: its result comes before the flood's last ack; every flood message is acked once"
     )
     func scanJumpsTheQueue() async throws {
         var day = ClinicDay()

@@ -11,7 +11,7 @@ struct ClockJumpTests {
         .first { FileManager.default.fileExists(atPath: $0) }
 
     @Test(
-        "Given appointments in the next 3 hours, when the clock jumps forward 3 h and back 10 min, then no burst of no-shows and both jumps are counted"
+        "Given appointments in the next 3 h, when the clock jumps forward 3 h and back 10 min, then no burst of no-shows and both jumps are counted"
     )
     func jumps() async throws {
         let lib = try #require(Self.libfaketime, "libfaketime (Debian's faketime) is installed by scripts/install-deps.sh")

@@ -360,7 +360,7 @@ struct ConsoleTests {
     // MARK: agenda
 
     @Test(
-        "Given a seeded day, the agenda lists that local day's appointments by time with patient, professional, room, service and how each was checked in"
+        "Given a seeded day, the agenda lists that local day's appointments by time with patient, professional, room, service and how each checked in"
     )
     func agenda() async throws {
         var day = ClinicDay()

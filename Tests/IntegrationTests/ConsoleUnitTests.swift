@@ -298,7 +298,7 @@ struct ConsoleCertificateExpiryTests {
     static let end: Int64 = 1_798_761_600  // 2027-01-01T00:00:00Z
 
     @Test(
-        "Given a certificate, when it has more than 30 days left, in its last 30 days, on its last day, or expired, then nothing, a warning, a warning, an error"
+        "Given a certificate with more than 30 days left, in its last 30 days, on its last day, or expired: nothing, a warning, a warning, an error"
     )
     func notices() throws {
         let file = "/etc/medic-edge/tls/console.crt"
@@ -313,7 +313,8 @@ struct ConsoleCertificateExpiryTests {
         #expect(expired.isError)
         #expect(
             expired.text
-                == "console: the certificate in http.cert_file \(file) expired on 2027-01-01; browsers refuse the console over HTTPS: re-run install.sh to reissue it"
+                == "console: the certificate in http.cert_file \(file) expired on 2027-01-01; browsers refuse the console over HTTPS: re-run "
+                + "install.sh to reissue it"
         )
     }
 }

@@ -67,7 +67,7 @@ struct DiskFullTests {
     }
 
     @Test(
-        "Disk full: scans answered while SQLite can write; when it cannot, no ack and no result, /healthz 503 with the reason, the failures counted; space back: everything resumes, resent messages acked, nothing lost"
+        "Disk full: no ack, no result, /healthz 503 with the reason, failures counted; space back: all resumes, resent messages acked, none lost"
     )
     func diskFull() async throws {
         var day = ClinicDay()
@@ -153,7 +153,7 @@ struct DiskFullTests {
     }
 
     @Test(
-        "Free space below storage.min_free_bytes, whatever fills the disk: telemetry refused with storage_full, kiosk scans still checked in; space back: telemetry taken again"
+        "Free space below storage.min_free_bytes: telemetry refused with storage_full, scans still checked in; space back: telemetry taken again"
     )
     func minFreeBytes() async throws {
         var day = ClinicDay()
@@ -197,7 +197,7 @@ struct DiskFullTests {
     }
 
     @Test(
-        "A burst with a 4 MiB budget: the database and its WAL never exceed the budget by more than one batch (sampled while it runs); the drops are reported"
+        "A burst with a 4 MiB budget: the database and its WAL never exceed the budget by more than one batch (sampled while running); drops reported"
     )
     func burstWithinBudget() async throws {
         let budget = 4 << 20

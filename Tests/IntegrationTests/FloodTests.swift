@@ -24,7 +24,7 @@ struct FloodTests {
     static let peakLimit = ProcessInfo.processInfo.environment["MEDIC_EDGE_BIN"] == nil ? 96 << 20 : 64 << 20
 
     @Test(
-        "A flood of 200,000 QoS-1 messages from 4 devices: a kiosk scan in the middle gets its result within 2 s, peak memory stays bounded, every message is stored and acked"
+        "A flood of 200,000 QoS-1 messages from 4 devices: a scan in the middle answered in 2 s, peak memory bounded, every message stored and acked"
     )
     func flood() async throws {
         // The broker keeps whatever the daemon does not take yet (unbounded queue): nothing of
@@ -100,14 +100,15 @@ struct FloodTests {
                     $0.hasPrefix("Rss") || $0.hasPrefix("VmRSS") || $0.hasPrefix("Threads")
                 }.joined(separator: " "))
         print(
-            "flood: \(total) messages stored and acked in \(Int(elapsed)) s (\(Int(Double(total) / elapsed)) msgs/s); daemon peak memory (VmHWM) \(peak >> 20) MiB"
+            "flood: \(total) messages stored and acked in \(Int(elapsed)) s (\(Int(Double(total) / elapsed)) msgs/s); daemon peak memory (VmHWM) "
+                + "\(peak >> 20) MiB"
         )
         #expect(peak < Self.peakLimit, "daemon peak memory \(peak >> 20) MiB")
         #expect(try await daemon.get("/healthz").status == 200)
     }
 
     @Test(
-        "The intake bound at its smallest (256 KiB): a flood of 40,000 messages holds the broker back (logged) and passes whole, each stored once and acked"
+        "The intake bound at its smallest (256 KiB): a 40,000-message flood holds the broker back (logged), passes whole, each stored once and acked"
     )
     func smallBound() async throws {
         let broker = try Broker(extraConfig: "max_queued_messages 0")
@@ -151,7 +152,7 @@ struct FloodTests {
     }
 
     @Test(
-        "The broker stopped for 70 s: /healthz 503 with the mqtt reason after 60 s, not before; 200 again and intake resumed once it returns on the same port, with no restart"
+        "Broker stopped for 70 s: /healthz 503 with the mqtt reason after 60 s, not before; 200 and intake resumed once it is back, with no restart"
     )
     func deadBroker() async throws {
         let broker = try Broker()

@@ -88,7 +88,7 @@ func count(_ db: AppDatabase, _ table: String) async throws -> Int {
 @Suite("A bad roster answer never empties the day", .serialized)
 struct HostileRosterTests {
     @Test(
-        "Given a clinic day synced, when the daemon restarts with Directus answering {\"data\": []}, an HTML page or a wrongly shaped object, today's patients still check in and the roster is unchanged"
+        "After a synced day, a restart with Directus answering {\"data\": []}, HTML or a wrong shape: patients still check in, roster unchanged"
     )
     func hostileAnswersAtStartup() async throws {
         let day = rosterClinicDay()
@@ -240,7 +240,7 @@ struct HostileRosterTests {
     }
 
     @Test(
-        "A seeded fuzz of Directus answers (status, headers, bodies, JSON-ish garbage) at start-up: no crash, the local roster never emptied, check-in works"
+        "Seeded fuzz of Directus answers (status, headers, bodies, JSON-ish junk) at start-up: no crash, local roster never emptied, check-in works"
     )
     func fuzzedAnswers() async throws {
         let seed = UInt64(ProcessInfo.processInfo.environment["ROSTER_FUZZ_SEED"] ?? "") ?? 20_261_207
@@ -372,9 +372,11 @@ enum RosterFuzz {
 @Suite("The roster answer validator (pure)")
 struct RosterAnswerTests {
     static let patient =
-        #"{"id":"9a000000-0000-4000-8000-000000000001","name":"Maria Souza","phone":"+5511","qr_code_hash":"ab","created_at":"2026-11-01T12:00:00Z","updated_at":null}"#
+        #"{"id":"9a000000-0000-4000-8000-000000000001","name":"Maria "#
+        + #"Souza","phone":"+5511","qr_code_hash":"ab","created_at":"2026-11-01T12:00:00Z","updated_at":null}"#
     static let appointment =
-        #"{"id":"a1","patient_id":"p1","professional_id":null,"service_id":"s1","room_id":"r1","scheduled_start":"2026-11-29T13:30:00Z","scheduled_end":"2026-11-29T14:30:00-03:00","status":"scheduled","created_at":null,"updated_at":null}"#
+        #"{"id":"a1","patient_id":"p1","professional_id":null,"service_id":"s1","room_id":"r1","scheduled_start":"2026-11-29T13:30:00Z","#
+        + #""scheduled_end":"2026-11-29T14:30:00-03:00","status":"scheduled","created_at":null,"updated_at":null}"#
 
     func rows(_ c: String, _ body: String, status: Int = 200, type: String? = "application/json", limit: Int = 500) throws -> [[String: JSON]] {
         try RosterAnswer.rows(collection: c, status: status, contentType: type, body: Array(body.utf8), limit: limit)

@@ -76,9 +76,11 @@ struct InstalledBoxTests {
             db,
             """
             INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
-            VALUES (1, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 'clinic/checkin.recorded', 0, 'appointment:a1', '{}', 1764421331000, 2, 400, 'refused by the cloud', 1764421332000);
+            VALUES (1, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', 'clinic/checkin.recorded', 0, 'appointment:a1', '{}', 1764421331000, 2, 400,
+                'refused by the cloud', 1764421332000);
             INSERT INTO rejects (received_ms, topic, kind, device_id, msg_id, reason, detail)
-            VALUES (1764421333000, 'clinic/test-site/room/sala-2/environment/env-1', 'environment', 'env-1', NULL, 'out_of_range', 'temperature_c 999');
+            VALUES (1764421333000, 'clinic/test-site/room/sala-2/environment/env-1', 'environment', 'env-1', NULL, 'out_of_range',
+                'temperature_c 999');
             """)
 
         (code, out) = try await Self.cli(["status"], config: config)

@@ -13,7 +13,7 @@ struct MQTTQueueTests {
     }
 
     @Test(
-        "Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max; a batch in progress can take just the urgent ones"
+        "Urgent messages come out first, then the rest, each in arrival order; a batch never exceeds max; one in progress can take just urgent ones"
     )
     func urgentFirst() {
         let (stream, cont) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))

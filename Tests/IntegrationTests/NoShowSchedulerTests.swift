@@ -12,7 +12,7 @@ import Testing
 @Suite("No-show scheduler on the injected clock")
 struct NoShowSchedulerTests {
     @Test(
-        "Given an appointment due in 1 min and one due in 75 min, the first is signalled at the check after its grace; a 3 h forward wall jump skips the second (no signal, judged once)"
+        "Appointments due in 1 and 75 min: the first signalled at the check after its grace; a 3 h forward jump skips the second (no signal, judged)"
     )
     func signalsOnTheInjectedClock() async throws {
         let minute: Int64 = 60_000

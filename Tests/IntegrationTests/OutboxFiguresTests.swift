@@ -30,7 +30,7 @@ struct OutboxFiguresTests {
     }
 
     @Test(
-        "Given every write path of the outbox (batched and single inserts, delivery, dead letters, eviction, purge, retry twice), the figures equal the counts"
+        "Given every outbox write path (batched and single inserts, delivery, dead letters, eviction, purge, retry twice), figures equal the counts"
     )
     func figuresFollowEveryPath() async throws {
         let dir = Harness.tempDir("figures")

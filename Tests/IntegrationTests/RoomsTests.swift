@@ -60,7 +60,7 @@ struct RoomsTests {
     }
 
     @Test(
-        "The vaccine fridge 5, 9, 9.5, 7.8, 7.4, 1.5, 3 °C with limits 2–8 and hysteresis 0.5: raised, cleared, raised, cleared; state survives a restart"
+        "The vaccine fridge 5, 9, 9.5, 7.8, 7.4, 1.5, 3 °C, limits 2–8, hysteresis 0.5: raised, cleared, raised, cleared; state survives a restart"
     )
     func fridge() async throws {
         let env = try await Env.start(extraConfig: Self.fridgeConfig)
@@ -132,9 +132,12 @@ struct RoomsTests {
         let p = ClinicDay().maria.id
         let payload = """
             {"msg_id": "gw1-0042", "samples": [
-              {"patient_id": "\(p)", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", "recorded_at": "2026-11-29T12:00:00Z", "quality": "good"},
-              {"patient_id": "\(p)", "source": "myspace", "metric_type": "heart_rate", "value": 70, "unit": "bpm", "recorded_at": "2026-11-29T12:01:00Z"},
-              {"patient_id": "\(p)", "source": "whoop", "metric_type": "hrv", "value": 55.5, "unit": "ms", "recorded_at": "2026-11-29T12:02:00.123456Z"}
+              {"patient_id": "\(p)", "source": "garmin", "metric_type": "heart_rate", "value": 72, "unit": "bpm", \
+            "recorded_at": "2026-11-29T12:00:00Z", "quality": "good"},
+              {"patient_id": "\(p)", "source": "myspace", "metric_type": "heart_rate", "value": 70, "unit": "bpm", \
+            "recorded_at": "2026-11-29T12:01:00Z"},
+              {"patient_id": "\(p)", "source": "whoop", "metric_type": "hrv", "value": 55.5, "unit": "ms", \
+            "recorded_at": "2026-11-29T12:02:00.123456Z"}
             ]}
             """
         try env.device.publish(env.topic("wearable/gw-1"), payload)

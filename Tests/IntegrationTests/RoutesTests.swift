@@ -91,7 +91,7 @@ struct RoutesTests {
     }
 
     @Test(
-        "Console over the router: another site's login 403, wrong password 401, right one 200 with an HttpOnly cookie, the agenda with it, 401 once 12 h have passed on the clock"
+        "Console over the router: another site's login 403, wrong password 401, right one 200 with an HttpOnly cookie, the agenda, 401 after 12 h"
     )
     func loginSessionExpiry() async throws {
         let w = try World()

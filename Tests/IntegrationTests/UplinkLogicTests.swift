@@ -118,7 +118,7 @@ struct UplinkLogicTests {
     static func isPoisoned(_ events: [[String: JSON]]) -> Bool { events.contains { $0["data"]?["poison"]?.boolValue == true } }
 
     @Test(
-        "400 on a batch holding one bad event: bisected (left half first) down to that event, which is dead-lettered with its status and reason; every other event delivered once, in order"
+        "400 on a batch with one bad event: bisected (left half first) to it, dead-lettered with status and reason; the rest delivered once, in order"
     )
     func bisectToThePoison() async throws {
         let w = try World(events: 8, poisoned: [5]) { events, _ in
@@ -151,7 +151,7 @@ struct UplinkLogicTests {
     }
 
     @Test(
-        "5xx, a captive portal's 200, 429 with Retry-After, a reset: backoff 0.25 s doubling with jitter, at most 30 s; Retry-After stretches a wait, capped at 60 s; nothing deleted until a 2xx with the ids"
+        "5xx, portal 200, 429, reset: backoff 0.25 s doubling, jitter, ≤ 30 s; Retry-After stretches a wait (≤ 60 s); none deleted until a 2xx's ids"
     )
     func backoffGaps() async throws {
         let script: [Answer] = [
@@ -197,7 +197,7 @@ struct UplinkLogicTests {
     }
 
     @Test(
-        "5 lone events refused with 400 in a row are a cloud fault: the first 4 are dead-lettered, then nothing more until a request succeeds; after it a lone 400 is dead-lettered again"
+        "5 lone 400s in a row are a cloud fault: the first 4 dead-lettered, then none until a request succeeds; after it a lone 400 is dead-lettered"
     )
     func fourHundredStorm() async throws {
         let healed = Atomic<Bool>(false)

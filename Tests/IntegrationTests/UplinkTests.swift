@@ -226,7 +226,7 @@ struct UplinkTests {
     }
 
     @Test(
-        "Clinical data alone fills the budget: state over_budget, an error logged, new telemetry refused with storage_full (a rejection row, no event); check-ins still work; once delivered, telemetry is taken again"
+        "Clinical data fills the budget: over_budget, an error, telemetry refused (storage_full, reject row); check-ins work; once delivered, taken"
     )
     func overBudget() async throws {
         var day = ClinicDay()

@@ -133,7 +133,8 @@ public final class DeviceSimulator: Sendable {
             if uptime() > deadline {
                 let missing = ds.filter { !$0.link.isConnected }.map { $0.link.id }
                 throw SimError(
-                    "cannot connect to the MQTT broker at \(settings.host):\(settings.port) within \(Int(timeout)) s (devices not connected: \(missing.joined(separator: ", ")))"
+                    "cannot connect to the MQTT broker at \(settings.host):\(settings.port) within \(Int(timeout)) s (devices not connected: "
+                        + "\(missing.joined(separator: ", ")))"
                 )
             }
             try await Task.sleep(for: .milliseconds(20))

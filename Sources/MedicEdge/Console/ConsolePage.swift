@@ -86,7 +86,8 @@ enum ConsolePage {
             <main class="layout">
               <section id="agenda" class="panel" aria-labelledby="agenda-title" tabindex="-1">
                 <div class="panel-head">
-                  <div class="title"><h2 id="agenda-title">Agenda</h2><p id="agenda-day" class="day-label">\(dayLabel(today, today: today, zone: zone))</p></div>
+                  <div class="title"><h2 id="agenda-title">Agenda</h2>\
+            <p id="agenda-day" class="day-label">\(dayLabel(today, today: today, zone: zone))</p></div>
                   <div class="controls">
                     <div class="day-picker" role="group" aria-label="Dia da agenda">
                       <button id="prev-day" type="button" class="btn btn-quiet" aria-label="Dia anterior">‹</button>
@@ -104,7 +105,9 @@ enum ConsolePage {
                 <p id="agenda-summary" class="summary">\(summary(items))</p>
                 <table class="agenda">
                   <caption class="sr-only">Consultas do dia, em ordem de horário</caption>
-                  <thead><tr><th scope="col">Horário</th><th scope="col">Paciente</th><th scope="col">Profissional</th><th scope="col">Sala</th><th scope="col">Serviço</th><th scope="col">Situação</th><th scope="col"><span class="sr-only">Ação</span></th></tr></thead>
+                  <thead><tr><th scope="col">Horário</th><th scope="col">Paciente</th>\
+            <th scope="col">Profissional</th><th scope="col">Sala</th><th scope="col">Serviço</th>\
+            <th scope="col">Situação</th><th scope="col"><span class="sr-only">Ação</span></th></tr></thead>
                   <tbody id="agenda-rows">\(rows(items, zone: zone, checkinOpen: true))</tbody>
                 </table>
                 <p id="agenda-empty" class="empty"\(items.isEmpty ? "" : " hidden")>Nenhuma consulta neste dia.</p>
@@ -116,7 +119,8 @@ enum ConsolePage {
                 <p id="rooms-empty" class="empty"\(rooms.isEmpty ? "" : " hidden")>Nenhuma sala configurada.</p>
               </section>
             </main>
-            <footer class="foot muted small">Atualização automática a cada 2 s · <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
+            <footer class="foot muted small">Atualização automática a cada 2 s · \
+            <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
             </div>
             <script src="/assets/console.js"></script>
             </body>
@@ -136,7 +140,8 @@ enum ConsolePage {
         let arrived = active.filter(\.arrived).count
         let n = active.count
         return
-            "\(n) \(n == 1 ? "consulta" : "consultas") · \(arrived) \(arrived == 1 ? "chegou" : "chegaram") · \(n - arrived) \(n - arrived == 1 ? "aguardando" : "aguardando")"
+            "\(n) \(n == 1 ? "consulta" : "consultas") · \(arrived) \(arrived == 1 ? "chegou" : "chegaram") · \(n - arrived) "
+            + "\(n - arrived == 1 ? "aguardando" : "aguardando")"
     }
 
     /// "Domingo, 29 de novembro de 2026 (hoje)": the native date field follows the
@@ -198,15 +203,18 @@ enum ConsolePage {
             let name = i.patientName ?? "Paciente não encontrado"
             let button =
                 (checkinOpen && i.checkinAllowed)
-                ? "<button type=\"button\" class=\"btn btn-primary btn-checkin\" data-checkin=\"\(esc(i.id))\" data-name=\"\(esc(name))\" data-focus-key=\"checkin:\(esc(i.id))\" aria-label=\"Fazer check-in de \(esc(name)), \(start)\">Check-in</button>"
+                ? "<button type=\"button\" class=\"btn btn-primary btn-checkin\" data-checkin=\"\(esc(i.id))\" data-name=\"\(esc(name))\" "
+                    + "data-focus-key=\"checkin:\(esc(i.id))\" aria-label=\"Fazer check-in de \(esc(name)), \(start)\">Check-in</button>"
                 : ""
             return "<tr id=\"appt-\(esc(i.id))\" class=\"appt st-\(cls)\" data-id=\"\(esc(i.id))\" data-search=\"\(esc(searchKey(i)))\">"
                 + "<td class=\"time\" data-label=\"Horário\"><span class=\"t-start\">\(start)</span> <span class=\"t-end\">– \(end)</span></td>"
-                + "<td class=\"patient\" data-label=\"Paciente\"><span class=\"p-name\">\(esc(name))</span> <span class=\"p-phone\">\(esc(phoneText(i.patientPhone)))</span></td>"
+                + "<td class=\"patient\" data-label=\"Paciente\"><span class=\"p-name\">\(esc(name))</span> "
+                + "<span class=\"p-phone\">\(esc(phoneText(i.patientPhone)))</span></td>"
                 + "<td data-label=\"Profissional\">\(esc(i.professionalName ?? "—"))</td>"
                 + "<td class=\"col-room\" data-label=\"Sala\">\(esc(i.roomName ?? "—"))</td>"
                 + "<td data-label=\"Serviço\">\(esc(i.serviceName ?? "—"))</td>"
-                + "<td class=\"status\" data-label=\"Situação\" tabindex=\"-1\" data-focus-key=\"status:\(esc(i.id))\"><span class=\"badge badge-\(cls)\">\(esc(label))</span></td>"
+                + "<td class=\"status\" data-label=\"Situação\" tabindex=\"-1\" data-focus-key=\"status:\(esc(i.id))\">"
+                + "<span class=\"badge badge-\(cls)\">\(esc(label))</span></td>"
                 + "<td class=\"action\">\(button)</td></tr>"
         }.joined()
     }
@@ -245,7 +253,8 @@ enum ConsolePage {
                 let lim = r.limits[key].map { " <span class=\"range\">(\(number($0.min))–\(number($0.max)) \(unit))</span>" } ?? ""
                 let bad = r.alerts.contains { $0.metric == key }
                 dl +=
-                    "<div class=\"reading\(bad ? " reading-bad" : "")\" data-metric=\"\(key)\"><dt>\(label)</dt><dd><span class=\"value\">\(number(v)) \(unit)</span>\(lim)</dd></div>"
+                    "<div class=\"reading\(bad ? " reading-bad" : "")\" data-metric=\"\(key)\"><dt>\(label)</dt>"
+                    + "<dd><span class=\"value\">\(number(v)) \(unit)</span>\(lim)</dd></div>"
             }
             var when = ""
             if let at = r.readingsAtMs {
@@ -260,7 +269,8 @@ enum ConsolePage {
             let alerts = r.alerts.map { a -> String in
                 let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
                 return
-                    "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde \(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
+                    "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde "
+                    + "\(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
             }.joined()
             return "<li class=\"room\(r.alerts.isEmpty ? "" : " room-alert")\" data-room=\"\(esc(r.key))\">"
                 + "<div class=\"room-head\"><h3>\(esc(r.name))</h3>\(badge)</div>\(occ)"

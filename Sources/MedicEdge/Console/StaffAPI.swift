@@ -316,7 +316,8 @@ struct StaffAPI: Sendable {
     static let securityHeaders: [(FieldName, String)] = [
         (
             FieldName("Content-Security-Policy")!,
-            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors "
+                + "'none'; base-uri 'none'"
         ),
         (FieldName("X-Content-Type-Options")!, "nosniff"),
         (FieldName("X-Frame-Options")!, "DENY"),

@@ -49,14 +49,16 @@ enum ConsoleTLS {
         if left <= 0 {
             return (
                 true,
-                "console: the certificate in http.cert_file \(certFile) expired on \(day); browsers refuse the console over HTTPS: re-run install.sh to reissue it"
+                "console: the certificate in http.cert_file \(certFile) expired on \(day); browsers refuse the console over HTTPS: re-run install.sh "
+                    + "to reissue it"
             )
         }
         guard left < 30 * 86_400 else { return nil }
         let days = Int((left + 86_399) / 86_400)
         return (
             false,
-            "console: the certificate in http.cert_file \(certFile) expires on \(day) (in \(days) day\(days == 1 ? "" : "s")): re-run install.sh to reissue it"
+            "console: the certificate in http.cert_file \(certFile) expires on \(day) (in \(days) day\(days == 1 ? "" : "s")): re-run install.sh to "
+                + "reissue it"
         )
     }
 }

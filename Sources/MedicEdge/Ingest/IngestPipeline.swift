@@ -285,7 +285,10 @@ final class IngestPipeline: Sendable {
             o.wearable.0 += b.valid.count; o.wearable.1 += b.invalid.count
             if !b.invalid.isEmpty {
                 logger.notice(
-                    "ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))"
+                    """
+                    ingest: wearable batch \(b.msgId) from \(gateway): \(b.invalid.count) invalid samples dropped (first: \
+                    \(b.invalid[0].reason.rawValue): \(b.invalid[0].detail))
+                    """
                 )
             }
             try accepted(.wearable, gateway, b.msgId)

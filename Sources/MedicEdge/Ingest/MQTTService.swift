@@ -107,7 +107,11 @@ final class MQTTService: Service, Sendable {
         guard new > 0, let t = rate.note("intake_full", every: 60, new) else { return }
         let limit = (i.limitBytes ?? 0) + (k.limitBytes ?? 0)
         logger.warning(
-            "mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker keeps the rest"
+            """
+            mqtt: intake full (mqtt.max_pending_bytes: \(limit >> 10) KiB received and not yet committed); reading from the broker paused until the \
+            writer catches up (\(t.sum(0)) pauses since the last line, \((i.stalledNs + k.stalledNs) / 1_000_000) ms in all since start); the broker \
+            keeps the rest
+            """
         )
     }
 

@@ -83,7 +83,10 @@ enum ClockJumpReport {
         metrics?.clockJump(jump.direction.rawValue)
         let text = jump.direction == .forward ? "forward by about \(jump.seconds) s" : "backward by about \(-jump.seconds) s"
         logger.error(
-            "clock: the wall clock jumped \(text) (now \(Time.rfc3339(ms: jump.actualMs))); no-shows due inside the jump are not signalled; is time sync (systemd-timesyncd, chrony) working?"
+            """
+            clock: the wall clock jumped \(text) (now \(Time.rfc3339(ms: jump.actualMs))); no-shows due inside the jump are not signalled; is time \
+            sync (systemd-timesyncd, chrony) working?
+            """
         )
     }
 }

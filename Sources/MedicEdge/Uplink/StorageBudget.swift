@@ -149,7 +149,10 @@ final class StorageBudget: Sendable {
             if state.storage.0 != .overBudget { state.setStorage(.evicting, used: c.physical) }
             if let t = rate.note("evicted", every: Self.evictLogEvery, c.evicted) {
                 logger.warning(
-                    "storage: \(limitWords(c)) reached: \(t.sum(0)) oldest telemetry events dropped (reported to the cloud as integration/edge.data_dropped); clinical data is kept"
+                    """
+                    storage: \(limitWords(c)) reached: \(t.sum(0)) oldest telemetry events dropped (reported to the cloud as \
+                    integration/edge.data_dropped); clinical data is kept
+                    """
                 )
             }
         }
@@ -165,11 +168,18 @@ final class StorageBudget: Sendable {
         if state.storage.0 != .overBudget {
             if c.byFreeSpace {
                 logger.error(
-                    "storage: less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir) and no telemetry left to drop: clinical data is kept, new telemetry is refused (storage_full); free space on that file system (df -h \(config.dataDir))"
+                    """
+                    storage: less than storage.min_free_bytes (\(config.storageMinFreeBytes) bytes) free on the file system of \(config.dataDir) and \
+                    no telemetry left to drop: clinical data is kept, new telemetry is refused (storage_full); free space on that file system (df -h \
+                    \(config.dataDir))
+                    """
                 )
             } else {
                 logger.error(
-                    "storage: clinical data alone fills the disk budget (\(c.usage) of \(c.limit) bytes): clinical data is kept, new telemetry is refused (storage_full); is the cloud reachable (medic-edge status)? raise storage.max_bytes if the disk allows"
+                    """
+                    storage: clinical data alone fills the disk budget (\(c.usage) of \(c.limit) bytes): clinical data is kept, new telemetry is \
+                    refused (storage_full); is the cloud reachable (medic-edge status)? raise storage.max_bytes if the disk allows
+                    """
                 )
             }
         }
@@ -187,7 +197,11 @@ final class StorageBudget: Sendable {
         if let t = rate.note("commit_failed", every: Self.failLogEvery, messages) {
             let avail = Self.freeBytes(config.dataDir).map { "\($0) bytes free there" } ?? "free space unknown"
             logger.error(
-                "storage: commit failed (\(text)): \(t.count) batch(es), \(t.sum(0)) message(s) not acknowledged, devices resend them; free space on the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can write"
+                """
+                storage: commit failed (\(text)): \(t.count) batch(es), \(t.sum(0)) message(s) not acknowledged, devices resend them; free space on \
+                the file system of \(config.dataDir) (\(avail); df -h \(config.dataDir)) or check the disk; intake resumes by itself once SQLite can \
+                write
+                """
             )
         }
     }
@@ -291,7 +305,10 @@ final class StorageBudget: Sendable {
         }
         guard rejects + dead > 0, let t = rate.note("purged", every: Self.purgeLogEvery, rejects, dead) else { return }
         logger.notice(
-            "storage: purged \(t.sum(0)) rejected-message row(s) and \(t.sum(1)) dead letter(s), oldest first (kept: 30 days and storage.max_reject_rows = \(maxRows) each)"
+            """
+            storage: purged \(t.sum(0)) rejected-message row(s) and \(t.sum(1)) dead letter(s), oldest first (kept: 30 days and \
+            storage.max_reject_rows = \(maxRows) each)
+            """
         )
     }
 }

@@ -176,7 +176,8 @@ final class Uplink: Sendable {
                 let type = resp.headers["content-type"].map { ", content-type \($0.prefix(60))" } ?? ""
                 warnRateLimited(
                     "bad_body",
-                    "uplink: HTTP \(resp.status) without Inngest's {\"ids\": [...]} for the \(sendable.count) event(s) sent (\(resp.body.count) bytes\(type); a captive portal or a proxy page?); not a delivery: nothing deleted, retrying later"
+                    "uplink: HTTP \(resp.status) without Inngest's {\"ids\": [...]} for the \(sendable.count) event(s) sent (\(resp.body.count) "
+                        + "bytes\(type); a captive portal or a proxy page?); not a delivery: nothing deleted, retrying later"
                 )
                 return .retry(after: retryAfter)
             }
@@ -211,7 +212,11 @@ final class Uplink: Sendable {
                         state.uplinkFailed(nowMs: clock.nowMs())
                         if started {
                             logger.error(
-                                "uplink: \(inRow) events in a row refused one by one with HTTP 400: taken as a cloud fault, not bad events; nothing more is dead-lettered until the cloud accepts a request; retrying with backoff. Check the Event API (Inngest) and cloud.events_url"
+                                """
+                                uplink: \(inRow) events in a row refused one by one with HTTP 400: taken as a cloud fault, not bad events; nothing \
+                                more is dead-lettered until the cloud accepts a request; retrying with backoff. Check the Event API (Inngest) and \
+                                cloud.events_url
+                                """
                             )
                         } else {
                             warnRateLimited(
