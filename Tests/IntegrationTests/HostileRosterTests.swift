@@ -255,7 +255,12 @@ struct HostileRosterTests {
         #expect(try await sync.fullSync(nowMs: Time.nowMs()) == [])
         #expect(try await count(db, "patients") == 1001)
         let appointments = try await count(db, "appointments")
-        let syncState = { try await db.writer.read { try String.fetchAll($0, sql: "SELECT collection || ':' || coalesce(cursor, '') || ':' || last_sync_ms FROM sync_state ORDER BY collection") } }
+        let syncState = {
+            try await db.writer.read {
+                try String.fetchAll(
+                    $0, sql: "SELECT collection || ':' || coalesce(cursor, '') || ':' || last_sync_ms FROM sync_state ORDER BY collection")
+            }
+        }
         let stateBefore = try await syncState()
 
         // Upstream: 3 patients deleted (not suspect) and 2 added, in the first and last pages.
