@@ -521,6 +521,28 @@ struct RosterAnswerTests {
         #expect(!RosterSync.isSuspect(removing: 0, of: 0))
     }
 
+    @Test("A roster id kept for the reconciliation: a lower-case UUID as its 128 bits, equal exactly when the strings are")
+    func rosterIds() {
+        let a = "9a000000-0000-4000-8000-000000000005"
+        #expect(RosterId(a) == .uuid(0x9a00_0000_0000_4000, 0x8000_0000_0000_0005))
+        #expect(RosterId("ffffffff-ffff-ffff-ffff-ffffffffffff") == .uuid(.max, .max))
+        #expect(RosterId(a) == RosterId(String(a)))
+        #expect(RosterId(a) != RosterId("9a000000-0000-4000-8000-000000000006"))
+        #expect(RosterId(a) != RosterId("1a000000-0000-4000-8000-000000000005"))
+        for other in [
+            "9A000000-0000-4000-8000-000000000005", "9a000000-0000-4000-8000-00000000000", "9a000000-0000-4000-8000-0000000000055",
+            "9a0000000000-4000-8000-0000-00000005", "9a000000-0000-4000-8000-00000000000g", "a1", "", "9a000000-0000-4000-8000-00000000000é",
+        ] {
+            #expect(RosterId(other) == .text(other), "\(other)")
+        }
+        // Lower-cased ids, as the pull and the local table hold them, compare as their strings.
+        let ids = ["a1", a, "9a000000-0000-4000-8000-000000000006", "x-y"]
+        let set = Set(ids.map(RosterId.init))
+        #expect(set.count == 4)
+        #expect(ids.allSatisfy { set.contains(RosterId($0)) })
+        #expect(!set.contains(RosterId("a2")) && !set.contains(RosterId("9a000000-0000-4000-8000-000000000007")))
+    }
+
     @Test func pageQueries() {
         #expect(RosterSync.pageQuery(fields: "id,name", filter: nil, after: nil) == "fields=id,name&sort=id&limit=500")
         let q = RosterSync.pageQuery(fields: "id", filter: #"{"a":{"_eq":1}}"#, after: "p\"9").removingPercentEncoding

@@ -162,6 +162,37 @@ enum RosterAnswer {
     }
 }
 
+/// A roster id as a pull keeps it for the reconciliation: a canonical lower-case UUID as its
+/// 128 bits, inline (a 36-character `String` is a heap allocation of ≈ 80 bytes; a full pull
+/// keeps every id of its answer until its write transaction), anything else as text. Two ids
+/// are equal exactly when their lower-cased strings are.
+enum RosterId: Hashable, Sendable {
+    case uuid(UInt64, UInt64)
+    case text(String)
+
+    /// `id` already lower-cased.
+    init(_ id: String) {
+        guard id.utf8.count == 36 else { self = .text(id); return }
+        var hi: UInt64 = 0, lo: UInt64 = 0, i = 0, digits = 0
+        for b in id.utf8 {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                guard b == UInt8(ascii: "-") else { self = .text(id); return }
+            } else {
+                let v: UInt8
+                switch b {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = b - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = b - UInt8(ascii: "a") + 10
+                default: self = .text(id); return
+                }
+                if digits < 16 { hi = hi << 4 | UInt64(v) } else { lo = lo << 4 | UInt64(v) }
+                digits += 1
+            }
+            i += 1
+        }
+        self = .uuid(hi, lo)
+    }
+}
+
 /// Pulls the roster from Directus (CONTRACT §3): full at start-up, on a new local day and
 /// daily (reconciling by ids), incremental on created_at/updated_at in between; every pull
 /// pages by id (`sort=id`, `id _gt last`), never by offset. A bad answer never empties the day:
@@ -184,7 +215,7 @@ final class RosterSync: Sendable {
     let pending = Mutex<[String: PendingRemoval]>([:])
 
     struct PendingRemoval: Sendable {
-        let answerIds: Set<String>
+        let answerIds: Set<RosterId>
         let firstSeenNs: UInt64
         let removing: Int
     }
@@ -245,7 +276,7 @@ final class RosterSync: Sendable {
     /// write transaction.
     struct Pulled: Sendable {
         let collection: String
-        let ids: Set<String>
+        let ids: Set<RosterId>
         let cursor: String?
         let pages: [RosterSpool.Page]
     }
@@ -265,7 +296,7 @@ final class RosterSync: Sendable {
             throw RosterAnswerError(collection: collection, reason: "no Directus URL or token configured")
         }
         var pages: [RosterSpool.Page] = []
-        var seen = Set<String>()
+        var seen = Set<RosterId>()
         var cursor: String? = nil
         var last: String? = nil
         for _ in 0..<RosterSync.maxPages {
@@ -284,7 +315,7 @@ final class RosterSync: Sendable {
                 body: resp.body, limit: RosterSync.pageSize)
             for r in page {
                 let id = r["id"]!.stringValue!.lowercased()
-                guard seen.insert(id).inserted else {
+                guard seen.insert(RosterId(id)).inserted else {
                     throw RosterAnswerError(collection: collection, reason: "id \(id) came twice; the server does not page by id")
                 }
                 // The newest stamp, as `max(by:)` over every row would pick it (the first of equals).
@@ -371,7 +402,7 @@ final class RosterSync: Sendable {
         /// Reconciled: `removed` rows deleted upstream went.
         case applied(removed: Int)
         /// Suspect: nothing removed (rows in the answer were still written).
-        case held(removing: Int, local: Int, answerIds: Set<String>, firstSeenNs: UInt64)
+        case held(removing: Int, local: Int, answerIds: Set<RosterId>, firstSeenNs: UInt64)
         /// Suspect, but the same answer came at least `suspectConfirmNs` after the first: applied.
         case confirmed(removed: Int, waitedNs: UInt64)
     }
@@ -403,7 +434,7 @@ final class RosterSync: Sendable {
                 let c = pulled.collection, ids = pulled.ids
                 guard let table = RosterCollection(rawValue: c) else { continue }
                 let local = try db.rosterIds(table, startingFrom: w.fromMs, to: w.toMs)
-                let gone = local.filter { !ids.contains($0) }
+                let gone = local.filter { !ids.contains(RosterId($0)) }
                 var decision = FullPullDecision.applied(removed: gone.count)
                 if RosterSync.isSuspect(removing: gone.count, of: local.count) {
                     if let p = pendingNow[c], p.answerIds == ids, mono &- p.firstSeenNs >= confirmNs {
