@@ -433,15 +433,19 @@ final class RosterSync: Sendable {
             for pulled in fetched {
                 let c = pulled.collection, ids = pulled.ids
                 guard let table = RosterCollection(rawValue: c) else { continue }
-                let local = try db.rosterIds(table, startingFrom: w.fromMs, to: w.toMs)
-                let gone = local.filter { !ids.contains(RosterId($0)) }
+                var localCount = 0
+                var gone: [String] = []
+                try db.forEachRosterId(table, startingFrom: w.fromMs, to: w.toMs) { id in
+                    localCount += 1
+                    if !ids.contains(RosterId(id)) { gone.append(id) }
+                }
                 var decision = FullPullDecision.applied(removed: gone.count)
-                if RosterSync.isSuspect(removing: gone.count, of: local.count) {
+                if RosterSync.isSuspect(removing: gone.count, of: localCount) {
                     if let p = pendingNow[c], p.answerIds == ids, mono &- p.firstSeenNs >= confirmNs {
                         decision = .confirmed(removed: gone.count, waitedNs: mono &- p.firstSeenNs)
                     } else {
                         let since = pendingNow[c].flatMap { $0.answerIds == ids ? $0.firstSeenNs : nil } ?? mono
-                        decision = .held(removing: gone.count, local: local.count, answerIds: ids, firstSeenNs: since)
+                        decision = .held(removing: gone.count, local: localCount, answerIds: ids, firstSeenNs: since)
                     }
                 }
                 var held = false
