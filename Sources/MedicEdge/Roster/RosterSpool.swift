@@ -7,7 +7,8 @@ import Synchronization
 
 /// The raw bodies of a pull's pages, kept on disk until the pull's write transaction reads them
 /// back one page at a time, so that a full pull holds one page in memory, not the roster
-/// (`bench idle --patients 50000`: peak 172.8 → see docs/benchmarks.md, "Memory (issue 13)").
+/// (`bench idle --patients 50000`: peak VmHWM 173.9 → 62–64 MiB with `RosterId`; docs/benchmarks.md,
+/// "Memory (issue 13)").
 ///
 /// The file is created in the data directory (mode 0600 in a 0700 directory, beside the
 /// database that holds the same rows) and unlinked at once: it has no name while it is used,
