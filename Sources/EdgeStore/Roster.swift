@@ -69,10 +69,14 @@ extension StoreTransaction {
 
     // MARK: reconciling a full pull
 
-    /// The ids kept of a collection; for appointments, those starting in `[fromMs, toMs)`.
-    public func rosterIds(_ collection: RosterCollection, startingFrom fromMs: Int64, to toMs: Int64) throws -> [String] {
+    /// The ids kept of a collection, one at a time (a large roster's ids are not held in
+    /// memory); for appointments, those starting in `[fromMs, toMs)`. `body` must not write.
+    public func forEachRosterId(
+        _ collection: RosterCollection, startingFrom fromMs: Int64, to toMs: Int64, _ body: (String) throws -> Void
+    ) throws {
         let scope = collection == .appointments ? " WHERE start_ms >= \(fromMs) AND start_ms < \(toMs)" : ""
-        return try String.fetchAll(db, sql: "SELECT id FROM \(collection.rawValue)\(scope)")
+        let ids = try String.fetchCursor(db, sql: "SELECT id FROM \(collection.rawValue)\(scope)")
+        while let id = try ids.next() { try body(id) }
     }
     /// Removes a row deleted upstream.
     public func deleteRosterRow(_ collection: RosterCollection, id: String) throws {

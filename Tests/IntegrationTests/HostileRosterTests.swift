@@ -62,6 +62,26 @@ final class RecordingTransport: HTTPTransport {
     var urls: [String] { requests.withLock { $0.map(\.url) } }
 }
 
+/// An HTTP transport that answers one roster request, the `n`-th of a collection since the last
+/// `reset()`, with a login page (HTTP 200, HTML) instead of the stub's answer.
+final class PageFaultTransport: HTTPTransport {
+    let inner = CurlHTTPClient(label: "roster-test")
+    let bad = Mutex<(collection: String, n: Int)?>(nil)
+    let counts = Mutex<[String: Int]>([:])
+    func reset() { counts.withLock { $0 = [:] } }
+    func count(_ collection: String) -> Int { counts.withLock { $0[collection] ?? 0 } }
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let collection = request.url.components(separatedBy: "/items/").last?.components(separatedBy: "?").first ?? ""
+        let n = counts.withLock {
+            $0[collection, default: 0] += 1; return $0[collection]!
+        }
+        if let b = bad.withLock({ $0 }), b.collection == collection, b.n == n {
+            return HTTPResponse(status: 200, headers: ["content-type": "text/html"], body: Array("<html>login</html>".utf8))
+        }
+        return try await inner.send(request)
+    }
+}
+
 /// A RosterSync run in-process against the stub, on a real SQLite file.
 func makeRosterSync(
     port: Int, clock: ManualClock, http: any HTTPTransport = CurlHTTPClient(label: "roster-test"),
@@ -216,6 +236,60 @@ struct HostileRosterTests {
         // The appointments' window filter and the id filter are ANDed.
         let appts = try #require(http.urls.first { $0.contains("/items/appointments?") }?.removingPercentEncoding)
         #expect(appts.contains("scheduled_start"))
+        try await stub.stop()
+    }
+
+    @Test(
+        "A full pull writes nothing unless every page was good: a bad last page of patients, or a bad first page of appointments after every patient page was good, leaves the roster and its cursors as they were"
+    )
+    func badLastPageWritesNothing() async throws {
+        var day = ClinicDay()
+        day.patients = (1...1001).map {
+            ClinicDay.Patient(id: String(format: "9c000000-0000-4000-8000-%012d", $0), name: "P \($0)", phone: "+55", qr: "q\($0)")
+        }
+        let stub = CloudStub(seed: day.seed)
+        let port = try await stub.start()
+        // Answers the pull's `n`-th request with a login page instead of the stub's answer.
+        let http = PageFaultTransport()
+        let (sync, db) = try makeRosterSync(port: port, clock: ManualClock(), http: http)
+        #expect(try await sync.fullSync(nowMs: Time.nowMs()) == [])
+        #expect(try await count(db, "patients") == 1001)
+        let appointments = try await count(db, "appointments")
+        let syncState = {
+            try await db.writer.read {
+                try String.fetchAll(
+                    $0, sql: "SELECT collection || ':' || coalesce(cursor, '') || ':' || last_sync_ms FROM sync_state ORDER BY collection")
+            }
+        }
+        let stateBefore = try await syncState()
+
+        // Upstream: 3 patients deleted (not suspect) and 2 added, in the first and last pages.
+        for p in day.patients.prefix(3) { stub.delete(collection: "patients", id: p.id) }
+        let added = [
+            ClinicDay.Patient(id: "9c000000-0000-4000-8000-000000000000", name: "Novo 0", phone: "+55", qr: "n0"),
+            ClinicDay.Patient(id: "9c000000-0000-4000-8000-999999999999", name: "Novo 9", phone: "+55", qr: "n9"),
+        ]
+        stub.upsert(collection: "patients", rows: added.map(day.patientRow))
+        for (collection, n) in [("patients", 3), ("appointments", 1)] {
+            http.bad.withLock { $0 = (collection, n) }
+            http.reset()
+            await #expect(throws: RosterAnswerError.self, "\(collection) request \(n) bad") { try await sync.fullSync(nowMs: Time.nowMs() + 1) }
+            #expect(http.count("patients") == 3, "every page of patients was fetched and good")
+            #expect(try await count(db, "patients") == 1001, "\(collection) \(n): nothing removed, nothing added")
+            for p in day.patients.prefix(3) {
+                #expect(try await db.writer.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM patients WHERE id = ?", arguments: [p.id]) } == 1)
+            }
+            #expect(try await count(db, "appointments") == appointments)
+            #expect(try await syncState() == stateBefore, "\(collection) \(n): no cursor or pull time moved")
+        }
+
+        http.bad.withLock { $0 = nil }
+        #expect(try await sync.fullSync(nowMs: Time.nowMs() + 2) == [])
+        #expect(try await count(db, "patients") == 1000)
+        #expect(try await syncState() != stateBefore)
+        // The pulls' spools had no name in the data directory, and left nothing there.
+        let dataDir = try #require(db.path.map { ($0 as NSString).deletingLastPathComponent })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dataDir).filter { $0.hasPrefix(".roster-pull") } == [])
         try await stub.stop()
     }
 
@@ -447,6 +521,28 @@ struct RosterAnswerTests {
         #expect(!RosterSync.isSuspect(removing: 9, of: 9), "fewer than 10 rows")
         #expect(RosterSync.isSuspect(removing: 1000, of: 1000))
         #expect(!RosterSync.isSuspect(removing: 0, of: 0))
+    }
+
+    @Test("A roster id kept for the reconciliation: a lower-case UUID as its 128 bits, equal exactly when the strings are")
+    func rosterIds() {
+        let a = "9a000000-0000-4000-8000-000000000005"
+        #expect(RosterId(a) == .uuid(0x9a00_0000_0000_4000, 0x8000_0000_0000_0005))
+        #expect(RosterId("ffffffff-ffff-ffff-ffff-ffffffffffff") == .uuid(.max, .max))
+        #expect(RosterId(a) == RosterId(String(a)))
+        #expect(RosterId(a) != RosterId("9a000000-0000-4000-8000-000000000006"))
+        #expect(RosterId(a) != RosterId("1a000000-0000-4000-8000-000000000005"))
+        for other in [
+            "9A000000-0000-4000-8000-000000000005", "9a000000-0000-4000-8000-00000000000", "9a000000-0000-4000-8000-0000000000055",
+            "9a0000000000-4000-8000-0000-00000005", "9a000000-0000-4000-8000-00000000000g", "a1", "", "9a000000-0000-4000-8000-00000000000é",
+        ] {
+            #expect(RosterId(other) == .text(other), "\(other)")
+        }
+        // Lower-cased ids, as the pull and the local table hold them, compare as their strings.
+        let ids = ["a1", a, "9a000000-0000-4000-8000-000000000006", "x-y"]
+        let set = Set(ids.map(RosterId.init))
+        #expect(set.count == 4)
+        #expect(ids.allSatisfy { set.contains(RosterId($0)) })
+        #expect(!set.contains(RosterId("a2")) && !set.contains(RosterId("9a000000-0000-4000-8000-000000000007")))
     }
 
     @Test func pageQueries() {

@@ -162,6 +162,37 @@ enum RosterAnswer {
     }
 }
 
+/// A roster id as a pull keeps it for the reconciliation: a canonical lower-case UUID as its
+/// 128 bits, inline (a 36-character `String` is a heap allocation of ≈ 80 bytes; a full pull
+/// keeps every id of its answer until its write transaction), anything else as text. Two ids
+/// are equal exactly when their lower-cased strings are.
+enum RosterId: Hashable, Sendable {
+    case uuid(UInt64, UInt64)
+    case text(String)
+
+    /// `id` already lower-cased.
+    init(_ id: String) {
+        guard id.utf8.count == 36 else { self = .text(id); return }
+        var hi: UInt64 = 0, lo: UInt64 = 0, i = 0, digits = 0
+        for b in id.utf8 {
+            if i == 8 || i == 13 || i == 18 || i == 23 {
+                guard b == UInt8(ascii: "-") else { self = .text(id); return }
+            } else {
+                let v: UInt8
+                switch b {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): v = b - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): v = b - UInt8(ascii: "a") + 10
+                default: self = .text(id); return
+                }
+                if digits < 16 { hi = hi << 4 | UInt64(v) } else { lo = lo << 4 | UInt64(v) }
+                digits += 1
+            }
+            i += 1
+        }
+        self = .uuid(hi, lo)
+    }
+}
+
 /// Pulls the roster from Directus (CONTRACT §3): full at start-up, on a new local day and
 /// daily (reconciling by ids), incremental on created_at/updated_at in between; every pull
 /// pages by id (`sort=id`, `id _gt last`), never by offset. A bad answer never empties the day:
@@ -184,7 +215,7 @@ final class RosterSync: Sendable {
     let pending = Mutex<[String: PendingRemoval]>([:])
 
     struct PendingRemoval: Sendable {
-        let answerIds: Set<String>
+        let answerIds: Set<RosterId>
         let firstSeenNs: UInt64
         let removing: Int
     }
@@ -239,16 +270,34 @@ final class RosterSync: Sendable {
         return q
     }
 
-    /// Every row of a collection matching `filter`, page by page by id. Throws on any answer
-    /// that is not a roster page, on an id seen twice (a server ignoring the paging filter)
-    /// and after `maxPages` pages.
-    func fetch(_ collection: String, fields: String, filter: String?) async throws -> [[String: JSON]] {
+    /// One collection's answer, checked page by page as it came: its ids (for the
+    /// reconciliation), its cursor, and where its pages' raw bodies are in the pull's spool.
+    /// The rows themselves are decoded again, one page at a time, by `forEachPage` inside the
+    /// write transaction.
+    struct Pulled: Sendable {
+        let collection: String
+        let ids: Set<RosterId>
+        let cursor: String?
+        let pages: [RosterSpool.Page]
+    }
+
+    /// A new spool for one pull, in the database's directory (a temporary one for a database in
+    /// memory).
+    func makeSpool() throws -> RosterSpool {
+        try RosterSpool(directory: db.path.map { ($0 as NSString).deletingLastPathComponent } ?? NSTemporaryDirectory())
+    }
+
+    /// Every row of a collection matching `filter`, page by page by id, each page checked and
+    /// its body kept in `spool`. Throws on any answer that is not a roster page, on an id seen
+    /// twice (a server ignoring the paging filter) and after `maxPages` pages.
+    func fetch(_ collection: String, fields: String, filter: String?, into spool: RosterSpool) async throws -> Pulled {
         guard let base = config.cloud?.directusURL, let token = config.cloud?.directusToken else {
             // Never an empty answer: a full pull must not read "no rows" from a missing setting.
             throw RosterAnswerError(collection: collection, reason: "no Directus URL or token configured")
         }
-        var rows: [[String: JSON]] = []
-        var seen = Set<String>()
+        var pages: [RosterSpool.Page] = []
+        var seen = Set<RosterId>()
+        var cursor: String? = nil
         var last: String? = nil
         for _ in 0..<RosterSync.maxPages {
             state.busy("roster")  // progress: each page
@@ -266,15 +315,28 @@ final class RosterSync: Sendable {
                 body: resp.body, limit: RosterSync.pageSize)
             for r in page {
                 let id = r["id"]!.stringValue!.lowercased()
-                guard seen.insert(id).inserted else {
+                guard seen.insert(RosterId(id)).inserted else {
                     throw RosterAnswerError(collection: collection, reason: "id \(id) came twice; the server does not page by id")
                 }
+                // The newest stamp, as `max(by:)` over every row would pick it (the first of equals).
+                if let s = RosterSync.stamp(r), cursor.map({ (Time.parseMs($0) ?? 0) < (Time.parseMs(s) ?? 0) }) ?? true { cursor = s }
             }
-            rows += page
-            if page.count < RosterSync.pageSize { return rows }
+            pages.append(try spool.append(resp.body))
+            if page.count < RosterSync.pageSize { return Pulled(collection: collection, ids: seen, cursor: cursor, pages: pages) }
             last = page.last!["id"]!.stringValue!
         }
         throw RosterAnswerError(collection: collection, reason: "more than \(RosterSync.maxPages) pages")
+    }
+
+    /// The rows of a pulled collection, one page at a time, read back from the spool and decoded
+    /// again (the same bytes, checked again: a page that no longer reads throws, and the write
+    /// transaction it runs in is rolled back).
+    func forEachPage(_ pulled: Pulled, in spool: RosterSpool, _ body: ([[String: JSON]]) throws -> Void) throws {
+        for page in pulled.pages {
+            try body(
+                RosterAnswer.rows(
+                    collection: pulled.collection, status: 200, contentType: nil, body: try spool.read(page), limit: RosterSync.pageSize))
+        }
     }
 
     private static func enc(_ s: String) -> String {
@@ -340,20 +402,26 @@ final class RosterSync: Sendable {
         /// Reconciled: `removed` rows deleted upstream went.
         case applied(removed: Int)
         /// Suspect: nothing removed (rows in the answer were still written).
-        case held(removing: Int, local: Int, answerIds: Set<String>, firstSeenNs: UInt64)
+        case held(removing: Int, local: Int, answerIds: Set<RosterId>, firstSeenNs: UInt64)
         /// Suspect, but the same answer came at least `suspectConfirmNs` after the first: applied.
         case confirmed(removed: Int, waitedNs: UInt64)
     }
 
     /// Everything, reconciled by ids: rows deleted upstream go, missing rows come, except that
-    /// a suspect removal is held back. Nothing is written unless every collection's answer is
-    /// a good roster page. Returns the collections held back.
+    /// a suspect removal is held back. Nothing is written unless every page of every
+    /// collection's answer is a good roster page: the pages are checked as they come and kept
+    /// on disk (`RosterSpool`), then decoded again one at a time inside the one write
+    /// transaction, so the pull holds a page in memory, not the roster. Returns the collections
+    /// held back.
     @discardableResult
     func fullSync(nowMs: Int64) async throws -> [String] {
-        var all: [(String, [[String: JSON]])] = []
+        // Every page is checked as it comes and kept on disk, not in memory; nothing is written
+        // unless every page of every collection was good.
+        let spool = try makeSpool()
+        var all: [Pulled] = []
         for (c, fields) in RosterSync.collections {
             let filter = c == "appointments" ? windowFilter(nowMs: nowMs) : nil
-            all.append((c, try await fetch(c, fields: fields, filter: filter)))
+            all.append(try await fetch(c, fields: fields, filter: filter, into: spool))
         }
         let w = window(nowMs: nowMs)
         let fetched = all
@@ -362,18 +430,22 @@ final class RosterSync: Sendable {
         let pendingNow = pending.withLock { $0 }
         let decisions: [(String, FullPullDecision)] = try await db.write { db in
             var out: [(String, FullPullDecision)] = []
-            for (c, rows) in fetched {
-                let ids = Set(rows.compactMap { $0["id"]?.stringValue?.lowercased() })
+            for pulled in fetched {
+                let c = pulled.collection, ids = pulled.ids
                 guard let table = RosterCollection(rawValue: c) else { continue }
-                let local = try db.rosterIds(table, startingFrom: w.fromMs, to: w.toMs)
-                let gone = local.filter { !ids.contains($0) }
+                var localCount = 0
+                var gone: [String] = []
+                try db.forEachRosterId(table, startingFrom: w.fromMs, to: w.toMs) { id in
+                    localCount += 1
+                    if !ids.contains(RosterId(id)) { gone.append(id) }
+                }
                 var decision = FullPullDecision.applied(removed: gone.count)
-                if RosterSync.isSuspect(removing: gone.count, of: local.count) {
+                if RosterSync.isSuspect(removing: gone.count, of: localCount) {
                     if let p = pendingNow[c], p.answerIds == ids, mono &- p.firstSeenNs >= confirmNs {
                         decision = .confirmed(removed: gone.count, waitedNs: mono &- p.firstSeenNs)
                     } else {
                         let since = pendingNow[c].flatMap { $0.answerIds == ids ? $0.firstSeenNs : nil } ?? mono
-                        decision = .held(removing: gone.count, local: local.count, answerIds: ids, firstSeenNs: since)
+                        decision = .held(removing: gone.count, local: localCount, answerIds: ids, firstSeenNs: since)
                     }
                 }
                 var held = false
@@ -385,9 +457,8 @@ final class RosterSync: Sendable {
                     // Days that left the window: not a removal by the answer.
                     try db.deleteAppointments(endedBefore: w.fromMs)
                 }
-                try self.upsert(db, c, rows)
-                let cursor = rows.compactMap(RosterSync.stamp).max { (Time.parseMs($0) ?? 0) < (Time.parseMs($1) ?? 0) }
-                try db.recordFullPull(table, cursor: cursor, nowMs: nowMs, full: !held)
+                try self.forEachPage(pulled, in: spool) { rows in try self.upsert(db, c, rows) }
+                try db.recordFullPull(table, cursor: pulled.cursor, nowMs: nowMs, full: !held)
                 out.append((c, decision))
             }
             try db.setSetting("roster.window_day", LocalDay.dayString(nowMs, zone: self.config.timeZone))
@@ -428,6 +499,7 @@ final class RosterSync: Sendable {
 
     /// Rows created or updated after the cursor (minus an overlap).
     func incrementalSync(nowMs: Int64) async throws {
+        let spool = try makeSpool()
         for (c, fields) in RosterSync.collections {
             guard let table = RosterCollection(rawValue: c) else { continue }
             let cursor = try await db.syncCursor(table)
@@ -439,11 +511,10 @@ final class RosterSync: Sendable {
             } else if c == "appointments" {
                 filter = windowFilter(nowMs: nowMs)
             }
-            let rows = try await fetch(c, fields: fields, filter: filter)
-            let newCursor = rows.compactMap(RosterSync.stamp).max { (Time.parseMs($0) ?? 0) < (Time.parseMs($1) ?? 0) }
+            let pulled = try await fetch(c, fields: fields, filter: filter, into: spool)
             try await db.write { db in
-                try self.upsert(db, c, rows)
-                try db.recordIncrementalPull(table, cursor: newCursor, nowMs: nowMs)
+                try self.forEachPage(pulled, in: spool) { rows in try self.upsert(db, c, rows) }
+                try db.recordIncrementalPull(table, cursor: pulled.cursor, nowMs: nowMs)
             }
         }
         synced(nowMs: nowMs)
@@ -456,11 +527,12 @@ final class RosterSync: Sendable {
         state.rosterSynced(nowMs: nowMs)
     }
 
-    /// After a pull: a full one decodes the whole roster (≈ 2.5 MiB of rows per 1,000 patients
-    /// and their appointments) and writes it through the writer's page cache. Both are freed or
-    /// cold afterwards, but glibc keeps freed heap pages resident and SQLite keeps its cache
-    /// full: the writer's cache is emptied (it refills from the OS's page cache as ingest needs
-    /// it) and the heap trimmed (`bench idle --patients 10000`: RssAnon 31.9 → 7.7 MiB).
+    /// After a pull: a full one decodes the whole roster, a page at a time, and writes it
+    /// through the writer's page cache. Both are freed or cold afterwards, but glibc keeps freed
+    /// heap pages resident and SQLite keeps its cache full: the writer's cache is emptied (it
+    /// refills from the OS's page cache as ingest needs it) and the heap trimmed
+    /// (`bench idle --patients 10000`: RssAnon 31.9 → 7.7 MiB, when the pull still held every
+    /// decoded row).
     func releaseMemory() async {
         try? await db.releaseWriterCache()
         HeapTrim.run()
