@@ -240,7 +240,7 @@ struct HostileRosterTests {
     }
 
     @Test(
-        "A full pull writes nothing unless every page was good: a bad last page of patients, or a bad first page of appointments after every patient page was good, leaves the roster and its cursors as they were"
+        "A full pull writes nothing unless every page was good: a bad last patient page, or bad appointments after good pages, leave it as it was"
     )
     func badLastPageWritesNothing() async throws {
         var day = ClinicDay()
