@@ -49,7 +49,7 @@ public typealias MQTTEvent = MQTTEventOf<Void>
 /// consumer (`release`, once they are committed) never count more than `limit`: past it,
 /// `admit` blocks libmosquitto's network thread inside the message callback, so the client
 /// reads nothing more from its socket and the broker keeps the rest (QoS 1) until there is room.
-class IntakeBound: @unchecked Sendable {
+class IntakeBound: @unchecked Sendable {  // @unchecked: its fields are guarded by the NSCondition (a wait, not just a lock)
     /// The intake bound in bytes; nil: unbounded (test and simulator clients).
     let limit: Int?
     private let gate = NSCondition()
