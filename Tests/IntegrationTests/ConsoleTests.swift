@@ -738,7 +738,7 @@ struct ConsoleTests {
             #expect(byName[day.joao.name]?["checked_in_at"]?.isNull == true)
             let ev = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 2, timeout: 40)
             #expect(Set(ev.compactMap { $0["data"]?["method"]?.stringValue }) == ["reception", "qr"])
-            for f in ["agenda.png", "rooms.png"] {
+            for f in ["agenda.png", "rooms.png", "agenda-1280.png", "phone.png"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: shots + "/" + f)[.size] as? Int) ?? 0
                 #expect(size > 10_000, "screenshot \(f)")
             }

@@ -13,7 +13,8 @@ passes everything here on the command line. Runnable by hand against any running
 
 Steps: log in (a wrong password first), see the seeded agenda, search by name and phone,
 check a patient in with the keyboard, see a kiosk check-in appear without reload, check the
-rooms board, labels, contrast (WCAG AA) and layout at 1366x768 and on a tablet, see the
+rooms board, labels, contrast (WCAG AA) and layout at 1366x768 and on a tablet, every
+button and banner fully visible at 1280x800, 1366x768, 1024x768 and 390x844, see the
 offline banner when the cloud stub is down, log out. Exit status 0 when all pass.
 """
 import argparse
@@ -110,6 +111,53 @@ return bad;
 """
 
 
+# Every control and banner a person must reach: scrolled into view (vertical scrolling is
+# fine), it must lie inside the viewport and inside its card, and the browser's hit test at
+# its centre and near each edge must land on it (nothing drawn over it, nothing clipped).
+VISIBLE_JS = r"""
+var sel = 'button, a[href], input, textarea, select, .banner, .cc-banner, .cc-item';
+var bad = [], checked = 0;
+var els = Array.prototype.filter.call(document.querySelectorAll(sel), function (el) {
+  return el.getClientRects().length && !el.closest('.sr-only') && !el.classList.contains('skip') &&
+    getComputedStyle(el).visibility !== 'hidden';
+});
+els.forEach(function (el) {
+  el.scrollIntoView({ block: 'center', inline: 'nearest' });
+  var r = el.getBoundingClientRect();
+  var what = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' "' + (el.textContent || el.value || '').trim().slice(0, 30) + '"';
+  checked++;
+  var eps = 0.5;
+  if (r.left < -eps || r.right > window.innerWidth + eps || r.top < -eps || r.bottom > window.innerHeight + eps) {
+    bad.push(what + ': outside the ' + window.innerWidth + 'x' + window.innerHeight + ' viewport (' +
+      [r.left, r.top, r.right, r.bottom].map(Math.round).join(',') + ')');
+    return;
+  }
+  var card = el.parentElement && el.parentElement.closest('.panel, .room, .cc-item, .chart-card');
+  if (card) {
+    var c = card.getBoundingClientRect();
+    if (r.left < c.left - eps || r.right > c.right + eps) {
+      bad.push(what + ': sticks out of its card (' + Math.round(r.left) + '..' + Math.round(r.right) + ' in ' +
+        Math.round(c.left) + '..' + Math.round(c.right) + ')');
+      return;
+    }
+  }
+  var cx = (r.left + r.right) / 2, cy = (r.top + r.bottom) / 2, dx = Math.min(3, r.width / 4), dy = Math.min(3, r.height / 4);
+  [[cx, cy], [r.left + dx, cy], [r.right - dx, cy], [cx, r.top + dy], [cx, r.bottom - dy]].some(function (p) {
+    var hit = document.elementFromPoint(p[0], p[1]);
+    if (hit && (hit === el || el.contains(hit))) return false;
+    bad.push(what + ': covered at (' + Math.round(p[0]) + ',' + Math.round(p[1]) + ') by ' +
+      (hit ? hit.tagName.toLowerCase() + (hit.id ? '#' + hit.id : '') + '.' + hit.className : 'nothing'));
+    return true;
+  });
+});
+window.scrollTo(0, 0);
+return { bad: bad, checked: checked };
+"""
+
+# The widths a reception PC, a laptop, an old monitor and a phone have.
+COMMON_SIZES = [(1280, 800), (1366, 768), (1024, 768), (390, 844)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -181,6 +229,28 @@ def main():
         check(not missing, f"{where}: controls without a label: {missing}")
         overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         check(overflow <= 0, f"{where}: the page scrolls sideways by {overflow}px")
+
+    def all_visible(where, min_checked=8, shots=None):
+        """VISIBLE_JS at each of COMMON_SIZES (a picture at the sizes `shots` names); back to
+        1366x768 afterwards."""
+        driver.execute_script("document.getElementById('announce') && (document.getElementById('announce').textContent = '')")
+        try:
+            for w, h in COMMON_SIZES:
+                driver.set_window_size(w, h)
+                time.sleep(0.4)
+                inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+                check(inner[0] == w, f"{where}: asked for {w}x{h}, the page is {inner[0]}x{inner[1]}")
+                r = driver.execute_script(VISIBLE_JS)
+                check(r["checked"] >= min_checked, f"{where} {w}x{h}: only {r['checked']} controls seen")
+                check(not r["bad"], f"{where} {w}x{h}: not fully visible: {r['bad']}")
+                overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+                check(overflow <= 0, f"{where} {w}x{h}: the page scrolls sideways by {overflow}px")
+                if shots and (w, h) in shots:
+                    quiet()
+                    driver.save_screenshot(f"{args.screenshots}/{shots[(w, h)]}")
+        finally:
+            driver.set_window_size(1366, 768)
+            time.sleep(0.3)
 
     try:
         step("the login page (not signed in)")
@@ -257,6 +327,9 @@ def main():
         check(driver.execute_script("return window.__noReload") == "still-here", "the page was reloaded")
         check("Chegou às" in status_of(args.kiosk_patient), f"status: {status_of(args.kiosk_patient)!r}")
         a11y("console 1366x768")
+
+        step("every button and banner fully visible at 1280x800, 1366x768, 1024x768 and 390x844")
+        all_visible("console", shots={(1280, 800): "agenda-1280.png", (390, 844): "phone.png"})
 
         step("the server's HTML and the script's redraw are the same markup")
         twins = driver.execute_async_script(TWINS_JS)

@@ -4,8 +4,9 @@
 ///
 /// - `console.css` (`/assets/console.css`): colours chosen for WCAG AA (text ≥ 4.5:1 on its
 ///   background; the browser test checks every visible text). Layout: two columns from
-///   1200 px (agenda | rooms), one column below; the agenda table becomes cards under 900 px
-///   (tablets in portrait, phones).
+///   1200 px (agenda | rooms), one column below; the agenda table is sized by its card's
+///   width (a container query): under 940 px its times and status badges wrap, under 800 px
+///   it becomes cards (tablets in portrait, phones, the 1,200 px two-column squeeze).
 /// - `console.js` (`/assets/console.js`): polls the JSON API every 2 s and redraws what
 ///   changed with the same markup as `ConsolePage` (keep the two in step), keeping keyboard
 ///   focus; search, day navigation, check-in, logout.
