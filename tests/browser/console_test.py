@@ -127,7 +127,9 @@ els.forEach(function (el) {
   var what = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' "' + (el.textContent || el.value || '').trim().slice(0, 30) + '"';
   checked++;
   var eps = 0.5;
-  if (r.left < -eps || r.right > window.innerWidth + eps || r.top < -eps || r.bottom > window.innerHeight + eps) {
+  // Horizontally always; vertically when it fits (a banner taller than a phone is read by scrolling).
+  var fits = r.height <= window.innerHeight;
+  if (r.left < -eps || r.right > window.innerWidth + eps || (fits && (r.top < -eps || r.bottom > window.innerHeight + eps))) {
     bad.push(what + ': outside the ' + window.innerWidth + 'x' + window.innerHeight + ' viewport (' +
       [r.left, r.top, r.right, r.bottom].map(Math.round).join(',') + ')');
     return;
@@ -141,8 +143,10 @@ els.forEach(function (el) {
       return;
     }
   }
-  var cx = (r.left + r.right) / 2, cy = (r.top + r.bottom) / 2, dx = Math.min(3, r.width / 4), dy = Math.min(3, r.height / 4);
-  [[cx, cy], [r.left + dx, cy], [r.right - dx, cy], [cx, r.top + dy], [cx, r.bottom - dy]].some(function (p) {
+  var cx = (r.left + r.right) / 2, cy = fits ? (r.top + r.bottom) / 2 : Math.max(r.top, 0) + 10, dx = Math.min(3, r.width / 4), dy = Math.min(3, r.height / 4);
+  var pts = [[cx, cy], [r.left + dx, cy], [r.right - dx, cy]];
+  if (fits) pts.push([cx, r.top + dy], [cx, r.bottom - dy]);
+  pts.some(function (p) {
     var hit = document.elementFromPoint(p[0], p[1]);
     if (hit && (hit === el || el.contains(hit))) return false;
     bad.push(what + ': covered at (' + Math.round(p[0]) + ',' + Math.round(p[1]) + ') by ' +

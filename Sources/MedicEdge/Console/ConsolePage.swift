@@ -69,7 +69,7 @@ enum ConsolePage {
 
     static func console(
         staff: String, site: String, zone: TimeZone, today: String, items: [AgendaItem], rooms: [RoomView],
-        status: JSON, nowMs: Int64
+        status: JSON, nowMs: Int64, coldChainRooms: Set<String> = []
     ) -> String {
         head(title: "Recepção · \(site)") + """
             <body>
@@ -81,6 +81,7 @@ enum ConsolePage {
               <div class="who"><span>Conectado como <strong id="staff-name">\(esc(staff))</strong></span>
                 <button id="logout" type="button" class="btn btn-quiet">Sair</button></div>
             </header>
+            \(coldChainBanner(zone: zone))
             \(banner(status, zone: zone))
             <div id="announce" class="toast" role="status" aria-live="polite" aria-atomic="true"></div>
             <main class="layout">
@@ -115,13 +116,14 @@ enum ConsolePage {
               </section>
               <section id="rooms" class="panel" aria-labelledby="rooms-title" tabindex="-1">
                 <div class="panel-head"><h2 id="rooms-title">Salas</h2></div>
-                <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs))</ul>
+                <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs, coldChainRooms: coldChainRooms))</ul>
                 <p id="rooms-empty" class="empty"\(rooms.isEmpty ? "" : " hidden")>Nenhuma sala configurada.</p>
               </section>
             </main>
             <footer class="foot muted small">Atualização automática a cada 2 s · \
             <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
             </div>
+            <script src="/assets/coldchain.js"></script>
             <script src="/assets/console.js"></script>
             </body>
             </html>
@@ -236,9 +238,12 @@ enum ConsolePage {
         return s.replacingOccurrences(of: ".", with: ",")
     }
 
-    static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64) -> String {
+    static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64, coldChainRooms: Set<String> = []) -> String {
         rooms.map { r in
             let hasLimits = !r.limits.isEmpty
+            let chart =
+                coldChainRooms.contains(r.key)
+                ? "<p class=\"room-links\"><a href=\"/coldchain?room=\(esc(urlQuery(r.key)))\">Mapa de temperatura</a></p>" : ""
             let badge =
                 !r.alerts.isEmpty
                 ? "<span class=\"badge badge-alert\">Alerta</span>"
@@ -276,7 +281,7 @@ enum ConsolePage {
                 + "<div class=\"room-head\"><h3>\(esc(r.name))</h3>\(badge)</div>\(occ)"
                 + (dl.isEmpty ? "" : "<dl class=\"readings\">\(dl)</dl>") + when
                 + (alerts.isEmpty ? "" : "<ul class=\"alerts\" aria-label=\"Alertas de \(esc(r.name))\">\(alerts)</ul>")
-                + "</li>"
+                + chart + "</li>"
         }.joined()
     }
 

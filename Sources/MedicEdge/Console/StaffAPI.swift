@@ -49,6 +49,7 @@ struct StaffAPI: Sendable {
         router.get("/assets/console.css") { _, _ in StaffAPI.asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/console.js") { _, _ in StaffAPI.asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }
         router.get("/assets/login.js") { _, _ in StaffAPI.asset(ConsoleAssets.loginJS, type: "text/javascript; charset=utf-8") }
+        registerColdChainPages(router)
     }
 
     // MARK: routes
@@ -189,7 +190,7 @@ struct StaffAPI: Sendable {
         return StaffAPI.html(
             ConsolePage.console(
                 staff: session.name, site: config.siteId, zone: config.timeZone, today: today,
-                items: items, rooms: rooms, status: status, nowMs: now))
+                items: items, rooms: rooms, status: status, nowMs: now, coldChainRooms: ConsolePage.coldChainRooms(config)))
     }
 
     // MARK: authentication and CSRF
