@@ -654,6 +654,46 @@ struct ConsoleTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
+    /// A chart answer as CONTRACT §6 gives it, for the last 31-day month before this one: the
+    /// browser test serves it to the chart page until the daemon has the chart route. Days 3
+    /// and 4 without readings; an excursion with a long action on the 10th; one without action
+    /// on the 11th.
+    static func chartFixture(room: String) -> String {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = zone
+        var month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: Date())!)
+        while cal.range(of: .day, in: .month, for: cal.date(from: month)!)?.count != 31 {
+            month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: cal.date(from: month)!)!)
+        }
+        let ym = String(format: "%04d-%02d", month.year!, month.month!)
+        func at(_ day: Int, _ hour: Double) -> String {
+            let start = LocalDay.bounds(String(format: "%@-%02d", ym, day), zone: zone)!.0
+            return Time.rfc3339(ms: start + Int64(hour * 3_600_000))
+        }
+        let days = (1...31).map { d -> String in
+            let date = String(format: "%@-%02d", ym, d)
+            if d == 3 || d == 4 {
+                return #"{"date":"\#(date)","opening":null,"closing":null,"day_min_c":null,"day_max_c":null,"readings":0,"excursions":[]}"#
+            }
+            var exc = ""
+            if d == 10 {
+                let action = String(repeating: "Porta encontrada entreaberta; fechada e vacinas conferidas com a coordenação. ", count: 6)
+                exc =
+                    #"{"id":"x10","started_at":"\#(at(d, 13))","ended_at":"\#(at(d, 13.7))","duration_seconds":2520,"min_c":8.1,"#
+                    + #""max_c":9.6,"acknowledged_by":"ana","action":"\#(action.prefix(480))"}"#
+            } else if d == 11 {
+                exc =
+                    #"{"id":"x11","started_at":"\#(at(d, 2))","ended_at":"\#(at(d, 2.5))","duration_seconds":1800,"min_c":1.2,"#
+                    + #""max_c":1.9,"acknowledged_by":null,"action":null}"#
+            }
+            let t = 4.0 + Double(d % 7) / 10
+            return #"{"date":"\#(date)","opening":{"at":"\#(at(d, 7.02))","current_c":\#(t),"min_c":3.1,"max_c":5.2},"#
+                + #""closing":{"at":"\#(at(d, 18.98))","current_c":4.8,"min_c":3.9,"max_c":\#(d == 10 ? 9.6 : 5.6)},"#
+                + #""day_min_c":\#(d == 11 ? 1.2 : 3.1),"day_max_c":\#(d == 10 ? 9.6 : 5.6),"readings":96,"excursions":[\#(exc)]}"#
+        }
+        return #"{"room_id":"\#(room)","month":"\#(ym)","days":[\#(days.joined(separator: ","))]}"#
+    }
+
     @Test("In a real browser: log in, see the seeded agenda, check a patient in, see a kiosk check-in appear without reload, see the offline banner")
     func browser() async throws {
         // CI installs these (apt-get install -y chromium chromium-driver python3-selenium); a
@@ -690,11 +730,20 @@ struct ConsoleTests {
         day.book(day.patients[5], startMinutes: starts[5], minutes: minutes, professional: day.draAna, room: day.sala3, service: day.nutricao)
         let expected = ["Helena Prado", "Maria Aparecida Souza", "João Pedro Lima", "Beatriz Santos", "Carlos Eduardo Nunes", "Rafael Oliveira"]
 
-        try await Self.withEnv(day: day, extraConfig: Self.fridgeConfig) { env in
+        // The fridge is a cold-chain room here, with a 3-second alarm delay.
+        let config = Self.fridgeConfig.replacingOccurrences(
+            of: "hysteresis: 0.5}}}",
+            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 0.05, silence_minutes: 10, workday: {opens: \"07:00\", closes: \"19:00\"}}}")
+        try await Self.withEnv(day: day, extraConfig: config) { env in
             let stub = try #require(env.stub)
             let user = "recepcao", password = "Senha-da-Recepcao-2026"
             let (code, out) = try await DaemonProcess.runCLI(["staff", "add", user, "--config", env.daemon.configPath], stdin: password + "\n")
             try #require(code == 0, "staff add: \(out)")
+            let (code2, out2) = try await DaemonProcess.runCLI(
+                ["staff", "add", "ana", "--config", env.daemon.configPath], stdin: "Senha-da-Ana-2026\n")
+            try #require(code2 == 0, "staff add ana: \(out2)")
+            let fixture = env.daemon.dir + "/chart-fixture.json"
+            try Data(Self.chartFixture(room: "geladeira-vacinas").utf8).write(to: URL(fileURLWithPath: fixture))
 
             // The rooms board's material: the fridge is fine, Sala 2 is occupied, Sala 3's CO2 is high.
             try env.device.publish(env.topic("room/geladeira-vacinas/environment/env-1"), #"{"temperature_c": 4.6, "humidity_pct": 45}"#)
@@ -716,6 +765,8 @@ struct ConsoleTests {
                 "--expect-patients", expected.joined(separator: ","), "--search-phone", "99000-0003",
                 "--name-query", "joao pedro", "--name-expect", day.joao.name,
                 "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver,
+                "--coldchain-room", "geladeira-vacinas", "--second-user", "ana", "--second-password", "Senha-da-Ana-2026",
+                "--chart-fixture", fixture,
             ]
             let (status, output) = try await Harness.runProgram(python, args, timeout: 240)
             #expect(status == 0, "browser test failed:\n\(output)")
@@ -738,7 +789,12 @@ struct ConsoleTests {
             #expect(byName[day.joao.name]?["checked_in_at"]?.isNull == true)
             let ev = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 2, timeout: 40)
             #expect(Set(ev.compactMap { $0["data"]?["method"]?.stringValue }) == ["reception", "qr"])
-            for f in ["agenda.png", "rooms.png", "agenda-1280.png", "phone.png"] {
+            // The browser acknowledged the first excursion; ana the second (the page then got the 409).
+            let excursions = try JSON.parse(
+                try await env.daemon.get("/api/v1/coldchain/excursions", headers: [("Authorization", "Bearer \(token)")]).body)
+            let acks = (excursions["excursions"]?.arrayValue ?? []).compactMap { $0["acknowledged_by"]?.stringValue }.sorted()
+            #expect(acks == ["ana", user], "acknowledged by: \(acks)")
+            for f in ["agenda.png", "rooms.png", "agenda-1280.png", "phone.png", "coldchain-banner.png", "coldchain-chart.png"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: shots + "/" + f)[.size] as? Int) ?? 0
                 #expect(size > 10_000, "screenshot \(f)")
             }

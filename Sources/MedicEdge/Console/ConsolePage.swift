@@ -69,7 +69,7 @@ enum ConsolePage {
 
     static func console(
         staff: String, site: String, zone: TimeZone, today: String, items: [AgendaItem], rooms: [RoomView],
-        status: JSON, nowMs: Int64, coldChainRooms: Set<String> = []
+        status: JSON, nowMs: Int64
     ) -> String {
         head(title: "Recepção · \(site)") + """
             <body>
@@ -116,7 +116,7 @@ enum ConsolePage {
               </section>
               <section id="rooms" class="panel" aria-labelledby="rooms-title" tabindex="-1">
                 <div class="panel-head"><h2 id="rooms-title">Salas</h2></div>
-                <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs, coldChainRooms: coldChainRooms))</ul>
+                <ul id="room-list" class="rooms">\(roomCards(rooms, zone: zone, nowMs: nowMs))</ul>
                 <p id="rooms-empty" class="empty"\(rooms.isEmpty ? "" : " hidden")>Nenhuma sala configurada.</p>
               </section>
             </main>
@@ -238,14 +238,17 @@ enum ConsolePage {
         return s.replacingOccurrences(of: ".", with: ",")
     }
 
-    static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64, coldChainRooms: Set<String> = []) -> String {
+    static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64) -> String {
         rooms.map { r in
             let hasLimits = !r.limits.isEmpty
+            // A cold-chain sensor's silence is an alert of its own (`sensor_silent` in the API's `alerts`).
+            let silent = r.coldChain?.silentSinceMs
+            let alerting = !r.alerts.isEmpty || silent != nil
             let chart =
-                coldChainRooms.contains(r.key)
+                r.coldChain != nil
                 ? "<p class=\"room-links\"><a href=\"/coldchain?room=\(esc(urlQuery(r.key)))\">Mapa de temperatura</a></p>" : ""
             let badge =
-                !r.alerts.isEmpty
+                alerting
                 ? "<span class=\"badge badge-alert\">Alerta</span>"
                 : hasLimits ? "<span class=\"badge badge-ok\">Normal</span>" : ""
             var occ = ""
@@ -271,13 +274,15 @@ enum ConsolePage {
             } else if hasLimits {
                 when = "<p class=\"updated stale\">Sem leituras ainda</p>"
             }
-            let alerts = r.alerts.map { a -> String in
-                let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
-                return
-                    "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde "
-                    + "\(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
-            }.joined()
-            return "<li class=\"room\(r.alerts.isEmpty ? "" : " room-alert")\" data-room=\"\(esc(r.key))\">"
+            let alerts =
+                r.alerts.map { a -> String in
+                    let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
+                    return
+                        "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde "
+                        + "\(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
+                }.joined()
+                + (silent.map { "<li>Sensor sem leituras desde \(KioskMessages.clock($0, zone: zone))</li>" } ?? "")
+            return "<li class=\"room\(alerting ? " room-alert" : "")\" data-room=\"\(esc(r.key))\">"
                 + "<div class=\"room-head\"><h3>\(esc(r.name))</h3>\(badge)</div>\(occ)"
                 + (dl.isEmpty ? "" : "<dl class=\"readings\">\(dl)</dl>") + when
                 + (alerts.isEmpty ? "" : "<ul class=\"alerts\" aria-label=\"Alertas de \(esc(r.name))\">\(alerts)</ul>")

@@ -191,7 +191,7 @@ struct StaffAPI: Sendable {
         return StaffAPI.html(
             ConsolePage.console(
                 staff: session.name, site: config.siteId, zone: config.timeZone, today: today,
-                items: items, rooms: rooms, status: status, nowMs: now, coldChainRooms: ConsolePage.coldChainRooms(config)))
+                items: items, rooms: rooms, status: status, nowMs: now))
     }
 
     // MARK: authentication and CSRF

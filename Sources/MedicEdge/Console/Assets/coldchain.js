@@ -20,8 +20,8 @@
   }
   function num(v) {
     if (v == null || isNaN(v)) return '—';
-    var r = Math.round(v * 10) / 10;
-    return (Number.isInteger(r) ? String(r) : r.toFixed(1)).replace('.', ',').replace(/^-/, '−');
+    // Temperatures always with one decimal, as on a paper chart: 4,0 °C.
+    return (Math.round(v * 10) / 10).toFixed(1).replace('.', ',').replace(/^-/, '−');
   }
   function localDay(iso) {
     var p = {}; dayFmt.formatToParts(new Date(iso)).forEach(function (x) { p[x.type] = x.value; });
