@@ -303,6 +303,49 @@ struct ConsoleTests {
         }
     }
 
+    @Test("The chart page /coldchain: the login page without a session; the frame for a fridge; 404 for another room, 400 for a bad month")
+    func chartPage() async throws {
+        let config = Self.fridgeConfig.replacingOccurrences(
+            of: "hysteresis: 0.5}}}",
+            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 15, silence_minutes: 10, workday: {opens: \"07:30\", closes: \"18:00\"}}}")
+        try await Self.withEnv(cloud: false, extraConfig: config) { env in
+            try await Self.addStaff(env)
+            let s = try await Self.signIn(env)
+            let cookie = [("Cookie", s.cookie)]
+            let anon = try await env.daemon.get("/coldchain?room=geladeira-vacinas")
+            #expect(anon.status == 200 && anon.text.contains("id=\"login-form\""), "login page without a session")
+            let page = try await env.daemon.get("/coldchain?room=geladeira-vacinas&month=2026-03", headers: cookie)
+            #expect(page.status == 200)
+            #expect(page.headers["content-security-policy"]?.contains("script-src 'self'") == true)
+            for part in [
+                "Mapa de controle de temperatura", "Geladeira de vacinas", "março de 2026", "faixa 2–8 °C", "expediente 07:30–18:00",
+                "id=\"chart-rows\"", "data-month=\"2026-03\"", "‹ fevereiro de 2026", "abril de 2026 ›", "Baixar CSV", "Imprimir",
+                "/api/v1/coldchain/geladeira-vacinas/chart?month=2026-03&amp;format=csv", "<script src=\"/assets/coldchain.js\">",
+                "id=\"cc-banner\"",
+            ] {
+                #expect(page.text.contains(part), "chart page lacks \(part)")
+            }
+            let thisMonth = String(LocalDay.dayString(Time.nowMs(), zone: Self.zone).prefix(7))
+            let current = try await env.daemon.get("/coldchain?room=geladeira-vacinas", headers: cookie)
+            #expect(current.status == 200 && current.text.contains("data-month=\"\(thisMonth)\""), "the current month by default")
+            #expect(!current.text.contains("id=\"next-month\""), "no link to a month still to come")
+            let other = try await env.daemon.get("/coldchain?room=sala-3", headers: cookie)
+            #expect(other.status == 404 && other.text.contains("não tem controle de cadeia de frio"))
+            #expect(other.text.contains("/coldchain?room=geladeira-vacinas"), "links to the fridges")
+            for bad in ["2026-13", "2026-3", "mar%C3%A7o", "2026-03-01"] {
+                let r = try await env.daemon.get("/coldchain?room=geladeira-vacinas&month=\(bad)", headers: cookie)
+                #expect(r.status == 400 && r.text.contains("Mês inválido"), "month \(bad): \(r.status)")
+            }
+            let script = try await env.daemon.get("/assets/coldchain.js")
+            #expect(script.status == 200 && script.headers["content-type"]?.hasPrefix("text/javascript") == true)
+            #expect(script.text.contains("Esta excursão já foi registrada por "))
+            // The console carries the banner's place, and the fridge's card links to its chart.
+            let console = try await env.daemon.get("/", headers: cookie)
+            #expect(console.text.contains("id=\"cc-banner\"") && console.text.contains("href=\"/coldchain?room=geladeira-vacinas\""))
+            #expect(!console.text.contains("href=\"/coldchain?room=sala-3\""))
+        }
+    }
+
     @Test("Every staff route answers 401 JSON without credentials or with wrong ones; / shows the login page")
     func unauthorized() async throws {
         try await Self.withEnv(cloud: false) { env in
