@@ -83,23 +83,23 @@ struct MonitoringTests {
         let daemon = try DaemonProcess(
             configYAML: DaemonProcess.standardConfig(mqttPort: broker.port, cloudPort: Harness.freePort(), extra: Self.coldChainRoom))
         let device = try await TestMQTT(port: broker.port)
-        var prom: Process?
+        let prom = Process()
         do {
             try await device.subscribe("clinic/test-site/#")
             try await daemon.start()
             try await device.waitFor("clinic/test-site/edge/status", timeout: 15) { $0["state"]?.stringValue == "online" }
-            prom = try await Self.runLive(daemon: daemon, device: device)
+            try await Self.runLive(daemon: daemon, device: device, prometheus: prom)
         } catch {
             Issue.record(error)
         }
-        if let prom { await Harness.stop(prom, timeout: 10) }
+        if prom.isRunning { await Harness.stop(prom, timeout: 10) }
         _ = await daemon.terminate()
         device.close()
         await broker.stop()
     }
 
-    /// The body of `liveDaemon`; returns the Prometheus process (to stop) as soon as it runs.
-    static func runLive(daemon: DaemonProcess, device: TestMQTT) async throws -> Process {
+    /// The body of `liveDaemon`; runs `p` (the caller stops it, whatever happens here).
+    static func runLive(daemon: DaemonProcess, device: TestMQTT, prometheus p: Process) async throws {
         // Fridge readings (telemetry: pending in the outbox), a kiosk scan (the latency
         // histogram appears with the first one) and a message refused (a dead letter).
         for (i, t) in [5.0, 5.5, 6.0].enumerated() {
@@ -126,7 +126,6 @@ struct MonitoringTests {
 
             """
         try config.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
-        let p = Process()
         p.executableURL = URL(fileURLWithPath: prometheus)
         p.arguments = [
             "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/tsdb", "--web.listen-address=127.0.0.1:\(port)",
@@ -199,7 +198,6 @@ struct MonitoringTests {
             let r = try await api.query(q)
             #expect(!r.isEmpty || e.contains("> 0"), "no data for the dashboard query \(e)")
         }
-        return p
     }
 
     // MARK: reading the exposition and the dashboard
