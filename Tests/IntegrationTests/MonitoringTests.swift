@@ -191,7 +191,11 @@ struct MonitoringTests {
             #expect(Self.sample(exposition, name, room) == 0, "\(name)")
         }
 
-        // Every panel query parses and, but for the filtered ones, answers with data.
+        // Every panel query parses and, but for the filtered ones, answers with data (rates
+        // and increases once Prometheus holds a few scrapes).
+        try await Harness.waitUntil("three scrapes of the daemon", timeout: 30, poll: 0.5) {
+            try await !api.query(#"count_over_time(up{job="medic-edge"}[1m]) >= 3"#).isEmpty
+        }
         for e in exprs {
             let q = e.replacingOccurrences(of: "$instance", with: target).replacingOccurrences(of: "$__rate_interval", with: "1m")
                 .replacingOccurrences(of: "$__range", with: "5m")
