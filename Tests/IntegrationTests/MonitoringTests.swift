@@ -73,7 +73,8 @@ struct MonitoringTests {
     @Test(
         """
         A live daemon (cloud unreachable, a cold-chain room) scraped by Prometheus: outbox_pending read back as the daemon says, the rules \
-        loaded and healthy, MedicEdgeCloudDown pending; every metric of the dashboard and the rules exposed, every panel query answered
+        loaded and healthy, CloudDown pending (and ColdChainExcursion after 9.5 °C); every metric of the dashboard and the rules exposed, \
+        every panel query answered
         """,
         .enabled(if: installed, notInstalled))
     func liveDaemon() async throws {
@@ -201,6 +202,18 @@ struct MonitoringTests {
                 .replacingOccurrences(of: "$__range", with: "5m")
             let r = try await api.query(q)
             #expect(!r.isEmpty || e.contains("> 0"), "no data for the dashboard query \(e)")
+        }
+
+        // A reading above the fridge's max opens an excursion: the rule matches the daemon's
+        // own series (its labels) and goes pending for that room.
+        try device.publish("clinic/test-site/room/geladeira-vacinas/environment/fridge-1", #"{"temperature_c": 9.5, "msg_id": "t-hot"}"#)
+        try await device.waitFor("clinic/test-site/device/fridge-1/ack") { $0["msg_id"]?.stringValue == "t-hot" }
+        try await Harness.waitUntil("MedicEdgeColdChainExcursion pending for geladeira-vacinas (/api/v1/alerts)", timeout: 30, poll: 0.5) {
+            let alerts = try await api.get("/api/v1/alerts")["alerts"]?.arrayValue ?? []
+            return alerts.contains {
+                $0["labels"]?["alertname"]?.stringValue == "MedicEdgeColdChainExcursion" && $0["labels"]?["room"]?.stringValue == "geladeira-vacinas"
+                    && $0["state"]?.stringValue == "pending"
+            }
         }
     }
 
