@@ -18,5 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # The Debian package starts a system mosquitto on :1883 where systemd runs; tests and the demo
-# start their own brokers on free loopback ports and need nothing from it.
+# start their own brokers on free loopback ports and need nothing from it. Likewise prometheus (a
+# system one on :9090): the monitoring tests run their own on a free port.
 command -v swift >/dev/null || { echo "install-deps: the Swift 6.3 toolchain is not on PATH (see README)"; exit 1; }
