@@ -303,11 +303,13 @@ struct ConsoleTests {
         }
     }
 
-    @Test("The chart page /coldchain: the login page without a session; the frame for a fridge; 404 for another room, 400 for a bad month")
+    @Test(
+        "The chart page /coldchain: the login page without a session; the frame for a fridge; 404 for another room, 400 for a bad month; a silent sensor on the card"
+    )
     func chartPage() async throws {
         let config = Self.fridgeConfig.replacingOccurrences(
             of: "hysteresis: 0.5}}}",
-            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 15, silence_minutes: 10, workday: {opens: \"07:30\", closes: \"18:00\"}}}")
+            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 15, silence_minutes: 0.05, workday: {opens: \"07:30\", closes: \"18:00\"}}}")
         try await Self.withEnv(cloud: false, extraConfig: config) { env in
             try await Self.addStaff(env)
             let s = try await Self.signIn(env)
@@ -343,6 +345,16 @@ struct ConsoleTests {
             let console = try await env.daemon.get("/", headers: cookie)
             #expect(console.text.contains("id=\"cc-banner\"") && console.text.contains("href=\"/coldchain?room=geladeira-vacinas\""))
             #expect(!console.text.contains("href=\"/coldchain?room=sala-3\""))
+
+            // A fridge sensor silent for 3 s: the server-rendered card says so, as the script does.
+            try env.device.publish(env.topic("room/geladeira-vacinas/environment/env-1"), #"{"temperature_c": 4.6}"#)
+            try await Harness.waitUntil("the fridge's sensor silent", timeout: 20) {
+                let rooms = try JSON.parse(try await env.daemon.get("/api/v1/rooms", headers: Self.bearer(s)).body)["rooms"]?.arrayValue ?? []
+                return rooms.contains { $0["id"]?.stringValue == "geladeira-vacinas" && $0["cold_chain"]?["sensor_silent"]?.boolValue == true }
+            }
+            let silent = try await env.daemon.get("/", headers: cookie).text
+            #expect(silent.contains("<li class=\"room room-alert\" data-room=\"geladeira-vacinas\">"), "the silent fridge's card is an alert")
+            #expect(silent.contains("<li>Sensor sem leituras desde "))
         }
     }
 
