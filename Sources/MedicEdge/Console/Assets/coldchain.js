@@ -260,6 +260,12 @@
   }
   getJSON('/api/v1/coldchain/' + encodeURIComponent(room) + '/chart?month=' + encodeURIComponent(month)).then(function (d) {
     $('chart-rows').innerHTML = (d.days || []).map(dayRow).join('');
+    // One A4 page: on paper each excursion gets 3 lines, or 2, or 1 when the month has many
+    // (about 54 printed lines fit under the header; a day without excursions takes one).
+    var lines = function (n) {
+      return (d.days || []).reduce(function (sum, day) { return sum + Math.max(1, (day.excursions || []).length * n); }, 0);
+    };
+    chart.dataset.clamp = [3, 2].filter(function (n) { return lines(n) <= 54; })[0] || 1;
     chart.dataset.loaded = 'true';
   }, function (e) {
     $('chart-rows').innerHTML = '<tr><td colspan="14" class="c-none">Não foi possível carregar o mapa.</td></tr>';
