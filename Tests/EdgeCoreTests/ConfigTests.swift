@@ -599,7 +599,10 @@ struct ColdChainConfigTests {
             ("rooms: {g: {cold_chain: {}}}", "rooms.g.cold_chain"),
             ("rooms: {g: {limits: {humidity_pct: {min: 2, max: 8}}, cold_chain: {}}}", "rooms.g.cold_chain"),
             ("rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {opens: \"7h\"}}}}", "rooms.g.cold_chain.workday.opens"),
-            ("rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {closes: \"24:00\"}}}}", "rooms.g.cold_chain.workday.closes"),
+            (
+                "rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {closes: \"24:00\"}}}}",
+                "rooms.g.cold_chain.workday.closes"
+            ),
             (
                 "rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {opens: \"19:00\", closes: \"07:00\"}}}}",
                 "rooms.g.cold_chain.workday.opens"

@@ -83,6 +83,21 @@ public final class EdgeMetrics: Sendable {
         Gauge(label: "medic_edge_storage_budget_bytes").record(budget)
     }
 
+    /// A fridge's gauges (CONTRACT §6): its latest temperature and limits, whether an
+    /// excursion is open, an alarm, its sensor silent (0/1).
+    public func coldChain(room: String, tempC: Double?, limits: MetricLimits, open: Bool, alarm: Bool, silent: Bool) {
+        let r = [("room", room)]
+        if let tempC { Gauge(label: "medic_edge_coldchain_temperature_celsius", dimensions: r).record(tempC) }
+        Gauge(label: "medic_edge_coldchain_limit_celsius", dimensions: r + [("bound", "min")]).record(limits.min)
+        Gauge(label: "medic_edge_coldchain_limit_celsius", dimensions: r + [("bound", "max")]).record(limits.max)
+        Gauge(label: "medic_edge_coldchain_excursion_open", dimensions: r).record(open ? 1 : 0)
+        Gauge(label: "medic_edge_coldchain_alarm", dimensions: r).record(alarm ? 1 : 0)
+        Gauge(label: "medic_edge_coldchain_sensor_silent", dimensions: r).record(silent ? 1 : 0)
+    }
+    public func coldChainExcursionStarted(room: String, by n: Int = 1) {
+        Counter(label: "medic_edge_coldchain_excursions_total", dimensions: [("room", room)]).increment(by: n)
+    }
+
     public func exposition() -> String {
         var buffer = [UInt8]()
         registry.emit(into: &buffer)
