@@ -95,8 +95,8 @@ extension DemoRunner {
         }
         log.line(
             "coldchain",
-            "excursion …\(facts.shortId.suffix(8)) started and ended after \(field(short["duration_seconds"])) "
-                + "(max \(SimText.celsius(short["max_c"]?.doubleValue ?? 0))): shorter than the alarm delay → no alarm")
+            "excursion …\(facts.shortId.suffix(8)) started and ended after \(field(short["duration_seconds"])), "
+                + "max \(SimText.celsius(short["max_c"]?.doubleValue ?? 0)): shorter than the alarm delay → no alarm")
 
         // The door left open: an alarm, on the appliance's timer.
         try await pause(pace.betweenScans)
@@ -112,8 +112,8 @@ extension DemoRunner {
         let alarmMs = alarm["alarm_at"]?.stringValue.flatMap(Time.parseMs) ?? 0
         log.line(
             "coldchain",
-            "ALARM: excursion …\(facts.longId.suffix(8)) out of range for \(field(.number(Double(alarmMs - startedMs) / 1000))) "
-                + "(the alarm delay) → clinic/coldchain.excursion (alarm) recorded for the cloud; the console shows it on every page")
+            "ALARM: excursion …\(facts.longId.suffix(8)) out of range for the alarm delay, \(field(.number(Double(alarmMs - startedMs) / 1000))) "
+                + "→ clinic/coldchain.excursion (alarm) recorded for the cloud; the console shows it on every page")
         fridge.closeDoor()
         log.line("fridge", "someone closes the door")
         let ended = try await waitFor("door-long end", timeout: 40) { () -> JSON? in
