@@ -221,6 +221,48 @@ struct SimulatorTests {
         await env.stop()
     }
 
+    @Test("`medic-edge simulate --fridge-story door-short,door-long,dead-sensor`: an excursion without alarm, one with, a silence raised and cleared")
+    func fridgeStoriesCommand() async throws {
+        // One simulated minute is 0.2 s at --rate 300: the field's 15-minute delays become 3 s.
+        let env = try await Env.start(
+            extraConfig: """
+                rooms:
+                  geladeira-vacinas:
+                    name: Geladeira de vacinas
+                    limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}
+                    cold_chain: {alarm_delay_minutes: 0.05, silence_minutes: 0.05}
+
+                """)
+        defer { Task { await env.stop() } }
+        // The stories outlast the appliance's timers (checked once a second) by a margin.
+        let (code, out) = try await DaemonProcess.runCLI(
+            [
+                "simulate", "--port", String(env.broker.port), "--site", env.site, "--rate", "300", "--seed", "3", "--stats-every", "0",
+                "--fridge-story", "door-short,door-long,dead-sensor", "--alarm-delay-minutes", "25", "--silence-minutes", "25",
+            ], timeout: 90)
+        #expect(code == 0, "simulate output:\n\(out)")
+        #expect(out.contains("story door-short") && out.contains("story door-long") && out.contains("story dead-sensor"))
+        #expect(out.contains("stories done"))
+        let events = try await env.waitForCloudEvents("clinic/coldchain.excursion", count: 5, timeout: 20)
+        var byExcursion: [String: [String]] = [:]
+        var order: [String] = []
+        for e in events {
+            guard let id = e["data"]?["excursion_id"]?.stringValue, let state = e["data"]?["state"]?.stringValue else { continue }
+            if byExcursion[id] == nil { order.append(id) }
+            byExcursion[id, default: []].append(state)
+        }
+        #expect(order.count == 2)
+        #expect(order.first.flatMap { byExcursion[$0] } == ["started", "ended"], "the short opening makes no alarm")
+        #expect(order.last.flatMap { byExcursion[$0] } == ["started", "alarm", "ended"])
+        // The dead probe: raised, then cleared (a first pair may come from the daemon's start,
+        // before the probe's first reading: a fridge never heard is silent too).
+        let silence = try await env.waitForCloudEvents("clinic/coldchain.sensor_silent", count: 2, timeout: 15)
+        let states = silence.compactMap { $0["data"]?["state"]?.stringValue }
+        #expect(states.suffix(2) == ["raised", "cleared"], "\(states)")
+        #expect(states.filter { $0 == "raised" }.count == states.filter { $0 == "cleared" }.count)
+        await env.stop()
+    }
+
     /// The temporary directory the demo printed (`working directory /tmp/medic-edge-demo-…`).
     static func workingDirectory(_ out: String) -> String? {
         guard let r = out.range(of: "working directory ") else { return nil }
