@@ -121,6 +121,7 @@ public enum Daemon {
                     }
                 },
                 PeriodicJob("cold chain", every: .seconds(1)) { now in await coldChain.tick(nowMs: now) },
+                PeriodicJob("cold chain daily summary", every: .seconds(10)) { now in await coldChain.dailySummaries(nowMs: now) },
                 PeriodicJob("cold chain retention", every: .seconds(3600), needsSteadyClock: true) { now in
                     await coldChain.retention(nowMs: now)
                 },
