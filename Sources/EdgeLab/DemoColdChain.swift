@@ -190,27 +190,14 @@ extension DemoRunner {
                     + "\(readings) readings, \(excursions) excursions")
             days += ds
         }
-        // Day by day against the logger's buffer: the first (partial, and at the edge of the
-        // 30-day thinning) day and today (live readings too) aside.
-        let perDay = history.readingsPerDay()
+        // Day by day against the logger's buffer (today aside: live readings too).
+        let (checked, mismatches) = history.check(chartDays: days, excludingDay: history.day(Date()))
+        if let first = mismatches.first {
+            throw StepFailed(step: "chart", detail: first + (mismatches.count > 1 ? " (and \(mismatches.count - 1) more days)" : ""))
+        }
+        guard checked > 0 else { throw StepFailed(step: "chart", detail: "no day of the logger's buffer on the chart") }
         var perDayExcursions: [String: Int] = [:]
         for e in history.excursions() { perDayExcursions[history.day(e.startedAt), default: 0] += 1 }
-        let first = history.readings.first.map { history.day($0.at) }
-        let today = history.day(Date())
-        var checked = 0
-        for d in days {
-            guard let date = d["date"]?.stringValue, let n = perDay[date], date != first, date != today else { continue }
-            let got = Int(d["readings"]?.doubleValue ?? -1)
-            let gotEx = d["excursions"]?.arrayValue?.count ?? -1
-            guard got == n, gotEx == perDayExcursions[date, default: 0] else {
-                throw StepFailed(
-                    step: "chart",
-                    detail:
-                        "\(date): \(got) readings and \(gotEx) excursions on the chart, the logger sent \(n) and \(perDayExcursions[date, default: 0])"
-                )
-            }
-            checked += 1
-        }
         // A few rows as the printed chart shows them: the days of the past excursions, and yesterday.
         let yesterday = history.day(Date().addingTimeInterval(-86_400))
         let shown = Set(perDayExcursions.keys).union([yesterday])

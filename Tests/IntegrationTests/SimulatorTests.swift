@@ -192,6 +192,37 @@ struct SimulatorTests {
         #expect(h.months == ["2026-11", "2026-12"])
     }
 
+    @Test("The demo's chart check: the appliance's chart of a logger's month matches it day by day; a day missing readings is named")
+    func fridgeHistoryAgainstChart() throws {
+        let zone = TimeZone(identifier: "America/Sao_Paulo")!
+        let end = Date(timeIntervalSince1970: 1_796_644_800)  // 2026-12-07T12:00:00Z
+        let h = FridgeHistory.make(endingAt: end, zone: zone, seed: 7)
+        let nowMs = Int64(end.timeIntervalSince1970 * 1000)
+        let excursions = h.excursions().enumerated().map { i, e in
+            ExcursionRecord(
+                id: "x\(i)", room: "geladeira-vacinas", device: "env-geladeira", startedMs: Int64(e.startedAt.timeIntervalSince1970 * 1000),
+                endedMs: Int64(e.endedAt.timeIntervalSince1970 * 1000), minC: e.minC, maxC: e.maxC)
+        }
+        // The chart as the appliance draws it (EdgeCore's ColdChainChart), as JSON.
+        func chartDays(_ readings: [FridgeHistory.Reading]) throws -> [JSON] {
+            let cold = readings.map { ColdReading(atMs: Int64($0.at.timeIntervalSince1970 * 1000), tempC: $0.temperatureC) }
+            return try h.months.flatMap { month in
+                let m = try ColdChainChart.month(
+                    room: "geladeira-vacinas", month: month, timeZone: zone, workday: .standard, readings: cold, excursions: excursions,
+                    nowMs: nowMs)
+                return try JSON.parse(Array(ColdChainChart.json(m, nowMs: nowMs).utf8))["days"]?.arrayValue ?? []
+            }
+        }
+        let ok = h.check(chartDays: try chartDays(h.readings), excludingDay: "2026-12-07")
+        #expect(ok.mismatches.isEmpty, "\(ok.mismatches)")
+        #expect(ok.checked == 29)  // 2026-11-07 (partial) and 2026-12-07 (today) aside
+        // A reading lost on 2026-11-20 is found and named.
+        let lossy = h.readings.filter { h.day($0.at) != "2026-11-20" || $0.at != h.readings.first { h.day($0.at) == "2026-11-20" }?.at }
+        let bad = h.check(chartDays: try chartDays(lossy), excludingDay: "2026-12-07")
+        #expect(bad.mismatches.count == 1)
+        #expect(bad.mismatches.first?.hasPrefix("2026-11-20: the chart has 287 readings") == true, "\(bad.mismatches)")
+    }
+
     @Test("A logger flushing its buffer keeps at most its window unacknowledged, then sends the rest in time order as acks come")
     func historyFlowControl() async throws {
         let env = try await Env.start(cloud: false, extraConfig: SimulatorTests.fridgeConfig)

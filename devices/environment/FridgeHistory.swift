@@ -142,6 +142,36 @@ public struct FridgeHistory: Sendable {
         return out
     }
 
+    /// Checks the appliance's monthly chart rows (CONTRACT §6: the `days` of
+    /// `GET /api/v1/coldchain/{room}/chart`) against this record: every day it covers — but
+    /// the first (partial, and at the edge of the appliance's 30-day thinning) and
+    /// `excludingDay` (e.g. today, with live readings too) — must have as many readings as were
+    /// sent and as many excursions as `excursions()` finds overlapping it. Returns the days
+    /// checked and one line per mismatch.
+    public func check(chartDays: [JSON], excludingDay: String? = nil) -> (checked: Int, mismatches: [String]) {
+        let perDay = readingsPerDay()
+        var perDayExcursions: [String: Int] = [:]
+        for e in excursions() {
+            for d in Set([day(e.startedAt), day(e.endedAt.addingTimeInterval(-0.001))]) { perDayExcursions[d, default: 0] += 1 }
+        }
+        let first = readings.first.map { day($0.at) }
+        var checked = 0
+        var mismatches: [String] = []
+        for row in chartDays {
+            guard let date = row["date"]?.stringValue, let sent = perDay[date], date != first, date != excludingDay else { continue }
+            let got = row["readings"]?.doubleValue.map { Int($0) }
+            let gotExcursions = row["excursions"]?.arrayValue?.count
+            let want = perDayExcursions[date, default: 0]
+            if got != sent || gotExcursions != want {
+                mismatches.append(
+                    "\(date): the chart has \(got.map(String.init) ?? "no") readings and \(gotExcursions.map(String.init) ?? "no") excursions, "
+                        + "the logger sent \(sent) readings with \(want) excursions")
+            }
+            checked += 1
+        }
+        return (checked, mismatches)
+    }
+
     /// The months ("YYYY-MM") the record covers, oldest first.
     public var months: [String] {
         var seen: [String] = []
