@@ -73,7 +73,7 @@ enum BackupRotation {
     /// Removes all but the newest `keep` backups this command named in `dir`; returns the removed names.
     static func prune(dir: String, keep: Int) -> [String] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasPrefix(prefix) && $0.hasSuffix(suffix) }
+            .filter { $0.range(of: #"^medic-edge-[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.sqlite$"#, options: .regularExpression) != nil }
             .sorted()
         guard names.count > keep else { return [] }
         var removed: [String] = []
