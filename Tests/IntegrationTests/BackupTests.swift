@@ -179,4 +179,32 @@ struct BackupTests {
         for f in written.suffix(2) { #expect(Self.mode(dir + "/" + f) == 0o600) }
         #expect(out.contains("removed 1 older backup(s): \(written[0])"), "\(out)")
     }
+
+    @Test("install.sh installs the nightly backup timer (Persistent, randomized) and its service, whose command works on the installed config")
+    func installedTimer() async throws {
+        let root = try await InstalledBoxTests.install()
+        let timer = try String(contentsOfFile: root + "/etc/systemd/system/medic-edge-backup.timer", encoding: .utf8)
+        for line in ["OnCalendar=*-*-* 02:30:00", "Persistent=true", "RandomizedDelaySec=", "WantedBy=timers.target"] {
+            #expect(timer.contains(line), "the timer lacks \(line)")
+        }
+        let unit = try String(contentsOfFile: root + "/etc/systemd/system/medic-edge-backup.service", encoding: .utf8)
+        #expect(unit.contains("Type=oneshot") && unit.contains("User=medic-edge"), "\(unit)")
+        #expect(Self.mode(root + "/var/lib/medic-edge/backups") == 0o700)
+        let exec = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") }).dropFirst("ExecStart=".count)
+        var args = exec.split(separator: " ").map(String.init)
+        #expect(args.first == "/usr/local/bin/medic-edge" && args.contains("--keep"), "\(exec)")
+
+        // The unit's own command line, on the installed config (its paths under the test root).
+        let data = Harness.tempDir("installed-data") + "/data"
+        let config = try InstalledBoxTests.installedConfig(root: root, dataDir: data)
+        var (code, out) = try await DaemonProcess.runCLI(["status", "--config", config])
+        try #require(code == 0, "\(out)")
+        let backups = Harness.tempDir("installed-backups") + "/backups"
+        args = args.dropFirst().map { a in
+            a == "/etc/medic-edge/config.yaml" ? config : a == "/var/lib/medic-edge/backups" ? backups : a
+        }
+        (code, out) = try await DaemonProcess.runCLI(args)
+        #expect(code == 0 && out.contains("integrity_check ok"), "\(args): \(out)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: backups).count == 1)
+    }
 }
