@@ -42,6 +42,19 @@ struct DoctorTests {
         return Report(code: code, output: out, status: j["status"]?.stringValue ?? "?", checks: checks)
     }
 
+    /// Who the doctor (run as root here) expects to own the data: the service user `medic-edge`
+    /// when this machine has one, else root.
+    static var serviceOwner: (uid: uid_t, gid: gid_t, name: String) {
+        if let pw = getpwnam("medic-edge") { return (pw.pointee.pw_uid, pw.pointee.pw_gid, "medic-edge") }
+        return (0, 0, "root")
+    }
+    /// Gives the data directory to the service user, as install.sh does on an appliance.
+    static func ownData(_ dir: String) async throws {
+        let o = serviceOwner
+        let (c, out) = try await Harness.runProgram("/bin/chown", ["-R", "\(o.uid):\(o.gid)", dir], timeout: 10)
+        try #require(c == 0, "chown: \(out)")
+    }
+
     static let allChecks: Set<String> = [
         "config", "data_dir", "database", "disk", "broker", "cloud.events", "cloud.roster", "clock", "certificate", "daemon",
     ]
@@ -53,7 +66,7 @@ struct DoctorTests {
         let stub: CloudStub
         let daemon: DaemonProcess
         init(
-            brokerExtra: String = "", mqttAuth: String = "", eventKey: String = "test-key", cloudPort: Int? = nil,
+            brokerExtra: String = "", mqttAuth: String = "", eventKey: String = "test-key", token: String = "test-token", cloudPort: Int? = nil,
             httpExtra: [String] = [], extra: String = "", beforeData: (DaemonProcess) throws -> Void = { _ in }
         ) async throws {
             broker = try Broker(extraConfig: brokerExtra)
@@ -63,7 +76,7 @@ struct DoctorTests {
             stub = CloudStub(seed: ClinicDay().seed, logger: logger)
             let port = try await stub.start()
             var yaml = DaemonProcess.standardConfig(
-                mqttPort: broker.port, cloudPort: cloudPort ?? port, eventKey: eventKey, httpExtra: httpExtra, extra: extra)
+                mqttPort: broker.port, cloudPort: cloudPort ?? port, eventKey: eventKey, token: token, httpExtra: httpExtra, extra: extra)
             if !mqttAuth.isEmpty {
                 yaml = yaml.replacingOccurrences(of: "client_id: medic-edge-test}", with: "client_id: medic-edge-test, \(mqttAuth)}")
             }
@@ -71,6 +84,7 @@ struct DoctorTests {
             try beforeData(daemon)
             let (code, out) = try await DaemonProcess.runCLI(["status", "--config", daemon.configPath])
             try #require(code == 0, "medic-edge status (to make the database): \(out)")
+            try await DoctorTests.ownData(daemon.dataDir)
         }
         func doctor(clock: String = "yes") async throws -> Report { try await DoctorTests.doctor(config: daemon.configPath, clock: clock) }
         func stop() async {
@@ -95,6 +109,7 @@ struct DoctorTests {
         day.book(day.maria, startMinutes: 30)
         let env = try await Env.start(day: day)
         defer { Task { await env.stop() } }
+        try await Self.ownData(env.daemon.dataDir)
         let r = try await Self.doctor(config: env.daemon.configPath)
         #expect(r.code == 0, "\(r.output)")
         #expect(r.status == "ok")
@@ -155,6 +170,33 @@ struct DoctorTests {
         #expect(lab.stub.receivedEvents().isEmpty)
     }
 
+    @Test("A refused Directus token: cloud.roster fails (token refused), the events check stays ok, and the token is never printed")
+    func badDirectusToken() async throws {
+        let lab = try await Lab(token: "not-the-token")
+        defer { Task { await lab.stop() } }
+        let r = try await lab.doctor()
+        Self.expectOnlyFailure(r, "cloud.roster", action: "put a valid token in cloud.directus_token")
+        #expect(r.detail("cloud.roster").contains("refused the Directus token (HTTP 401)"), "\(r.detail("cloud.roster"))")
+        #expect(r.status("cloud.events") == "ok", "\(r.detail("cloud.events"))")
+        #expect(!r.output.contains("not-the-token"), "the token was printed: \(r.output)")
+    }
+
+    @Test("A database over storage.max_bytes: disk fails (over budget) with what to look at")
+    func overBudget() async throws {
+        let lab = try await Lab(extra: "storage: {max_bytes: 1048576, min_free_bytes: 0}\n")
+        defer { Task { await lab.stop() } }
+        let sound = try await lab.doctor()
+        #expect(sound.status("disk") == "ok", "\(sound.detail("disk"))")
+        let db = lab.daemon.dataDir + "/medic-edge.sqlite"
+        let (c, o) = try await Harness.runProgram(
+            "/usr/bin/sqlite3", [db, "INSERT INTO kv (key, value) VALUES ('ballast', hex(randomblob(1000000))); PRAGMA wal_checkpoint(TRUNCATE);"],
+            timeout: 30)
+        try #require(c == 0, "\(o)")
+        let r = try await lab.doctor()
+        Self.expectOnlyFailure(r, "disk", action: "check the cloud checks")
+        #expect(r.detail("disk").contains("over storage.max_bytes"), "\(r.detail("disk"))")
+    }
+
     @Test("Clock unsynchronised (timedatectl says NTPSynchronized=no): clock fails with the NTP action")
     func clockUnsynchronised() async throws {
         let lab = try await Lab()
@@ -171,7 +213,7 @@ struct DoctorTests {
         var testDescription: String { label }
     }
     static let dataDirCases: [DataDirCase] = [
-        DataDirCase(label: "data dir owned by another user", breakIt: { d in _ = chown(d, 65534, 65534) }, action: "chown -R root: "),
+        DataDirCase(label: "data dir owned by another user", breakIt: { d in _ = chown(d, 65534, 65534) }, action: "chown -R \(serviceOwner.name): "),
         DataDirCase(label: "data dir mode 0755", breakIt: { d in _ = chmod(d, 0o755) }, action: "chmod 700 "),
         DataDirCase(label: "database file mode 0644", breakIt: { d in _ = chmod(d + "/medic-edge.sqlite", 0o644) }, action: "chmod 600 "),
     ]
@@ -179,7 +221,6 @@ struct DoctorTests {
     @Test("Data directory with the wrong owner or mode: data_dir fails with the chown/chmod to run", arguments: dataDirCases)
     func dataDirOwnerMode(_ c: DataDirCase) async throws {
         try #require(geteuid() == 0, "this test runs as root (it chowns a folder)")
-        try #require(getpwnam("medic-edge") == nil, "the expected owner here is root: no medic-edge user on this machine")
         let lab = try await Lab()
         defer { Task { await lab.stop() } }
         let sound = try await lab.doctor()
@@ -243,6 +284,14 @@ struct DoctorTests {
             try #require(c == 0, "openssl: \(o)")
             return dir + "/cert-\(days).pem"
         }
+        // Not a certificate at all.
+        try "not a certificate\n".write(toFile: dir + "/garbage.pem", atomically: true, encoding: .utf8)
+        let garbage = try await Lab(httpExtra: [
+            "tls_listen: \"127.0.0.1:\(Harness.freePort())\"", "cert_file: \(dir)/garbage.pem", "key_file: \(dir)/garbage.pem",
+        ])
+        let g = try await garbage.doctor()
+        await garbage.stop()
+        Self.expectOnlyFailure(g, "certificate", action: "re-run install.sh to reissue it")
         for (days, expected) in [(3, "fail"), (20, "warn"), (400, "ok")] {
             let certFile = try await cert(days: days)
             let lab = try await Lab(httpExtra: [
