@@ -52,6 +52,22 @@ extension AppDatabase {
         guard FileManager.default.fileExists(atPath: source) else {
             throw StoreFileError("no database at \(source) (data_dir \(dataDir)): nothing to back up")
         }
+        let folder = (destination as NSString).deletingLastPathComponent
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder, isDirectory: &isDir), isDir.boolValue else {
+            throw StoreFileError("cannot write \(destination): the folder \(folder) does not exist")
+        }
+        // Never over the live database (a rename there would replace it under the daemon).
+        func real(_ p: String) -> String {
+            let dir = (p as NSString).deletingLastPathComponent
+            let r = realpath(dir.isEmpty ? "." : dir, nil)
+            defer { free(r) }
+            return (r.map { String(cString: $0) } ?? dir) + "/" + (p as NSString).lastPathComponent
+        }
+        let live = real(source)
+        guard !["", "-wal", "-shm", "-journal"].contains(where: { real(destination) == live + $0 }) else {
+            throw StoreFileError("\(destination) is the database itself: give another file")
+        }
         let tmp = destination + ".tmp"
         let old = umask(0o077)
         defer { umask(old) }

@@ -127,6 +127,11 @@ struct BackupTests {
         let file = Harness.tempDir("backup") + "/b.sqlite"
         var (code, out) = try await env.cli(["backup", file])
         try #require(code == 0, "backup: \(out)")
+        // Never over the live database, nor into a folder that is not there.
+        (code, out) = try await env.cli(["backup", data + "/../data/medic-edge.sqlite"])
+        #expect(code == 1 && out.contains("is the database itself"), "\(code) \(out)")
+        (code, out) = try await env.cli(["backup", data + "/no-such-folder/b.sqlite"])
+        #expect(code == 1 && out.contains("does not exist"), "\(code) \(out)")
         func inode() -> Int { ((try? FileManager.default.attributesOfItem(atPath: db))?[.systemFileNumber] as? NSNumber)?.intValue ?? -1 }
         func aside() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []).filter { $0.hasPrefix("pre-restore-") } }
         let before = inode()
