@@ -67,6 +67,7 @@ struct DoctorTests {
         let daemon: DaemonProcess
         init(
             brokerExtra: String = "", mqttAuth: String = "", eventKey: String = "test-key", token: String = "test-token", cloudPort: Int? = nil,
+            mqttPort: Int? = nil, httpOnStub: Bool = false,
             httpExtra: [String] = [], extra: String = "", beforeData: (DaemonProcess) throws -> Void = { _ in }
         ) async throws {
             broker = try Broker(extraConfig: brokerExtra)
@@ -76,11 +77,12 @@ struct DoctorTests {
             stub = CloudStub(seed: ClinicDay().seed, logger: logger)
             let port = try await stub.start()
             var yaml = DaemonProcess.standardConfig(
-                mqttPort: broker.port, cloudPort: cloudPort ?? port, eventKey: eventKey, token: token, httpExtra: httpExtra, extra: extra)
+                mqttPort: mqttPort ?? broker.port, cloudPort: cloudPort ?? port, eventKey: eventKey, token: token, httpExtra: httpExtra,
+                extra: extra)
             if !mqttAuth.isEmpty {
                 yaml = yaml.replacingOccurrences(of: "client_id: medic-edge-test}", with: "client_id: medic-edge-test, \(mqttAuth)}")
             }
-            daemon = try DaemonProcess(configYAML: yaml)
+            daemon = httpOnStub ? try DaemonProcess(configYAML: yaml, httpPort: port) : try DaemonProcess(configYAML: yaml)
             try beforeData(daemon)
             let (code, out) = try await DaemonProcess.runCLI(["status", "--config", daemon.configPath])
             try #require(code == 0, "medic-edge status (to make the database): \(out)")
@@ -195,6 +197,39 @@ struct DoctorTests {
         let r = try await lab.doctor()
         Self.expectOnlyFailure(r, "disk", action: "check the cloud checks")
         #expect(r.detail("disk").contains("over storage.max_bytes"), "\(r.detail("disk"))")
+    }
+
+    @Test("A port that accepts TCP but speaks no MQTT: broker fails after 5 s, saying so")
+    func brokerNoAnswer() async throws {
+        let held = Harness.holdPort()
+        defer { close(held.fd) }
+        let lab = try await Lab(mqttPort: held.port)
+        defer { Task { await lab.stop() } }
+        let r = try await lab.doctor()
+        Self.expectOnlyFailure(r, "broker", action: "check mqtt.port")
+        #expect(r.detail("broker").contains("gave no MQTT answer"), "\(r.detail("broker"))")
+    }
+
+    @Test("A proxy in the way of the Event API: a 429 is a warning (retried), a 200 HTML page a failure (not Inngest's answer)")
+    func eventsNotInngest() async throws {
+        let lab = try await Lab()
+        defer { Task { await lab.stop() } }
+        // The stub's hostile answers, in order: first 429 (Retry-After: nan), then a 200 HTML page.
+        lab.stub.setFaults(CloudStubFaults(mode: .hostileEvents))
+        let busy = try await lab.doctor()
+        #expect(busy.code == 1 && busy.status("cloud.events") == "warn", "\(busy.output)")
+        #expect(busy.detail("cloud.events").contains("HTTP 429"), "\(busy.detail("cloud.events"))")
+        let portal = try await lab.doctor()
+        Self.expectOnlyFailure(portal, "cloud.events", action: "check cloud.events_url and the network's proxy")
+        #expect(portal.detail("cloud.events").contains("not as Inngest's Event API"), "\(portal.detail("cloud.events"))")
+    }
+
+    @Test("Another program on http.listen (it answers /healthz with a 404): daemon fails, naming the key")
+    func otherProgramOnListen() async throws {
+        let lab = try await Lab(httpOnStub: true)
+        defer { Task { await lab.stop() } }
+        let r = try await lab.doctor()
+        Self.expectOnlyFailure(r, "daemon", action: "is another program on http.listen")
     }
 
     @Test("Clock unsynchronised (timedatectl says NTPSynchronized=no): clock fails with the NTP action")
