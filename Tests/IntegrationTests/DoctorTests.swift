@@ -232,6 +232,60 @@ struct DoctorTests {
         Self.expectOnlyFailure(r, "daemon", action: "is another program on http.listen")
     }
 
+    @Test("A running daemon with an old backlog and dead letters: backlog and dead_letters warn with their commands, exit 1")
+    func backlogAndDeadLetters() async throws {
+        let lab = try await Lab()
+        defer { Task { await lab.stop() } }
+        // As the daemon would have left them: an event pending for 2 h, one the cloud refused.
+        let twoHoursAgo = Time.nowMs() - 2 * 3_600_000
+        let (c, o) = try await Harness.runProgram(
+            "/usr/bin/sqlite3",
+            [
+                lab.daemon.dataDir + "/medic-edge.sqlite",
+                """
+                INSERT INTO outbox (id, name, class, source, data, created_ms, bytes)
+                VALUES ('0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01', 'clinic/checkin.recorded', 0, 'appointment:a1', '{}', \(twoHoursAgo), 2);
+                INSERT INTO outbox_dead (seq, id, name, class, source, data, created_ms, bytes, status, reason, failed_ms)
+                VALUES (99, '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a02', 'clinic/checkin.recorded', 0, 'appointment:a2', '{}', \(twoHoursAgo), 2, 400,
+                    'refused by the cloud', \(twoHoursAgo));
+                """,
+            ], timeout: 10)
+        try #require(c == 0, "sqlite3: \(o)")
+        lab.stub.setFaults(CloudStubFaults(mode: .down, eventsOnly: true))
+        try await lab.daemon.start()
+        let r = try await lab.doctor()
+        #expect(r.code == 1 && r.failing.isEmpty, "\(r.output)")
+        #expect(r.status("daemon") == "ok", "\(r.detail("daemon"))")
+        #expect(r.status("backlog") == "warn" && r.detail("backlog").contains("medic-edge outbox list"), "\(r.detail("backlog"))")
+        #expect(r.status("dead_letters") == "warn" && r.detail("dead_letters").contains("medic-edge outbox retry"), "\(r.detail("dead_letters"))")
+    }
+
+    @Test("A daemon whose commits fail (its disk full): daemon fails as unhealthy, with the daemon's reason")
+    func daemonUnhealthy() async throws {
+        nonisolated(unsafe) var fs: Tmpfs?
+        let env = try await Env.start(
+            extraConfig: "storage: {min_free_bytes: 0}\n", beforeDaemon: { d in fs = try Tmpfs(at: d.dataDir, bytes: 24 << 20) })
+        defer {
+            Task {
+                await env.stop()
+                fs?.unmount()
+            }
+        }
+        try await Self.ownData(env.daemon.dataDir)
+        let tmpfs = try #require(fs)
+        env.stub?.setFaults(.init(mode: .down, eventsOnly: true))
+        tmpfs.fill(tmpfs.path + "/filler", leaving: 0)
+        for round in 0..<60 {
+            for i in 0..<50 { try DiskFullTests.reading(env, device: "env-f", msgId: "f\(round)-\(i)", pad: 2000) }
+            try await Task.sleep(for: .milliseconds(300))
+            if (try await env.metric("medic_edge_storage_write_failures_total") ?? 0) > 0 { break }
+        }
+        try await Harness.waitUntil("/healthz 503", timeout: 30, poll: 0.5) { try await env.daemon.get("/healthz").status == 503 }
+        let r = try await Self.doctor(config: env.daemon.configPath)
+        Self.expectOnlyFailure(r, "daemon", action: "journalctl -u medic-edge", alsoFailing: ["disk", "database"])
+        #expect(r.detail("daemon").contains("unhealthy") && r.detail("daemon").contains("storage"), "\(r.detail("daemon"))")
+    }
+
     @Test("Clock unsynchronised (timedatectl says NTPSynchronized=no): clock fails with the NTP action")
     func clockUnsynchronised() async throws {
         let lab = try await Lab()
