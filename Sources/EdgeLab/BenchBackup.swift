@@ -148,7 +148,8 @@ struct BenchBackup: AsyncParsableCommand {
         say("")
         say("check-in: kiosk publish → result received (\(half * 2) scans per condition in two phases each, \(Fmt.f(gapMs)) ms apart; ms)")
         say(
-            "  database \(Fmt.f(Double(dbBytes) / 1_048_576)) MiB; background \(Int(backgroundRate)) msgs/s (\(sentBg) sent during the phases); cloud down"
+            "  database \(Fmt.f(Double(dbBytes) / 1_048_576)) MiB; background \(Int(backgroundRate)) msgs/s "
+                + "(\(sentBg) sent during the phases); cloud down"
         )
         say("  " + Fmt.pad("condition", 34) + Fmt.lpad("n", 6) + Fmt.lpad("p50", 9) + Fmt.lpad("p99", 9) + Fmt.lpad("max", 9) + Fmt.lpad("lost", 6))
         for (label, l, lost) in [("no backup", a, lostWithout), ("backups back to back", b, lostWith)] {

@@ -27,7 +27,7 @@ struct BackupTests {
     }
 
     @Test(
-        "A backup taken under load is one consistent snapshot (integrity ok, every acked reading in it); restored into a fresh appliance, every outbox row reaches the cloud with its original id"
+        "A backup under load is one consistent snapshot (integrity ok, every acked reading in it); restored, every outbox row keeps its id"
     )
     func backupUnderLoadThenRestore() async throws {
         let env = try await Env.start()
@@ -74,7 +74,8 @@ struct BackupTests {
         var backedUp: [String: String] = [:]  // msg_id → event id
         for line in try await Self.sqlite(
             file,
-            "SELECT json_extract(data, '$.payload.msg_id'), id FROM outbox WHERE name = 'integration/iot.event' AND json_extract(data, '$.device_id') = '\(device)'"
+            "SELECT json_extract(data, '$.payload.msg_id'), id FROM outbox WHERE name = 'integration/iot.event' "
+                + "AND json_extract(data, '$.device_id') = '\(device)'"
         ) {
             let parts = line.split(separator: "|").map(String.init)
             if parts.count == 2 { backedUp[parts[0]] = parts[1] }
@@ -118,7 +119,7 @@ struct BackupTests {
     }
 
     @Test(
-        "restore refuses while the daemon runs (its data_dir lock), refuses a file that is not a backup, then restores with the old database kept aside"
+        "restore refuses while the daemon runs (its lock) and a file that is not a backup; then restores, the old database kept aside"
     )
     func restoreRefusedWhileRunning() async throws {
         let env = try await Env.start(cloud: false)

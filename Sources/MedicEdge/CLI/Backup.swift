@@ -42,7 +42,8 @@ struct Backup: AsyncParsableCommand {
             Self.fail("medic-edge: backup failed: \(error)")
         }
         print(
-            "backup written: \(target) (\(report.bytes) bytes, \(report.pages) pages in \(report.steps) steps, \(String(format: "%.2f", report.seconds)) s; "
+            "backup written: \(target) (\(report.bytes) bytes, \(report.pages) pages in \(report.steps) steps, "
+                + "\(String(format: "%.2f", report.seconds)) s; "
                 + "integrity_check ok)")
         if let dir, let keep {
             let removed = BackupRotation.prune(dir: dir, keep: keep)

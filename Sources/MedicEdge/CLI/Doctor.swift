@@ -94,7 +94,8 @@ struct DoctorChecks {
             out.append(
                 .warn(
                     "config",
-                    "no config file (--config, $MEDIC_EDGE_CONFIG, /etc/medic-edge/config.yaml): built-in defaults; install with provisioning/install.sh"
+                    "no config file (--config, $MEDIC_EDGE_CONFIG, /etc/medic-edge/config.yaml): built-in defaults; "
+                        + "install with provisioning/install.sh"
                 ))
         }
         out.append(contentsOf: dataDirChecks(config))
