@@ -286,6 +286,48 @@ struct DoctorTests {
         #expect(r.detail("daemon").contains("unhealthy") && r.detail("daemon").contains("storage"), "\(r.detail("daemon"))")
     }
 
+    @Test("As a user who cannot read the daemon's secrets: broker and cloud checks warn and say why; nothing fails, no secret shown")
+    func secretsUnreadable() async throws {
+        try #require(geteuid() == 0, "this test runs as root (it runs the doctor as nobody)")
+        let lab = try await Lab()
+        defer { Task { await lab.stop() } }
+        // The secrets as files only root can read (as /run/credentials/… are from a shell).
+        let dir = lab.daemon.dir
+        for (name, value) in [("mqtt-password", "the-password"), ("events-url", "http://127.0.0.1:1/e/the-key"), ("directus-token", "the-token")] {
+            try value.write(toFile: "\(dir)/\(name)", atomically: false, encoding: .utf8)
+            chmod("\(dir)/\(name)", 0o600)
+        }
+        var text = try String(contentsOfFile: lab.daemon.configPath, encoding: .utf8)
+        text = text.replacingOccurrences(
+            of: "client_id: medic-edge-test}", with: "client_id: medic-edge-test, username: medic-edge, password_file: \(dir)/mqtt-password}")
+        text = text.replacingOccurrences(
+            of: #"events_url: http://127\.0\.0\.1:[0-9]+/e/test-key"#, with: "events_url_file: \(dir)/events-url", options: .regularExpression)
+        text = text.replacingOccurrences(of: "directus_token: test-token", with: "directus_token_file: \(dir)/directus-token")
+        try text.write(toFile: lab.daemon.configPath, atomically: true, encoding: .utf8)
+        chmod(lab.daemon.configPath, 0o644)
+        // nobody plays the service user: the data is theirs.
+        let (c, o) = try await Harness.runProgram("/bin/chown", ["-R", "65534:65534", lab.daemon.dataDir], timeout: 10)
+        try #require(c == 0, "\(o)")
+        let (code, out) = try await Harness.runProgram(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", Harness.binaryPath(), "doctor", "--json", "--config", lab.daemon.configPath],
+            environment: ["MEDIC_EDGE_DOCTOR_TIMEDATECTL": try Self.fakeTimedatectl("yes")], timeout: 60)
+        let j = try JSON.parse(out)
+        var checks: [String: (String, String)] = [:]
+        for c in j["checks"]?.arrayValue ?? [] {
+            checks[c["name"]?.stringValue ?? "?"] = (c["status"]?.stringValue ?? "?", c["detail"]?.stringValue ?? "")
+        }
+        let r = Report(code: code, output: out, status: j["status"]?.stringValue ?? "?", checks: checks)
+        #expect(r.code == 1 && r.failing.isEmpty, "\(r.output)")
+        #expect(r.status("data_dir") == "ok" && r.status("database") == "ok", "\(r.output)")
+        #expect(r.status("broker") == "warn" && r.detail("broker").contains("login was not checked"), "\(r.detail("broker"))")
+        #expect(r.detail("broker").contains("mqtt.password_file") && r.detail("broker").contains("sudo medic-edge doctor"), "\(r.detail("broker"))")
+        for name in ["cloud.events", "cloud.roster"] {
+            #expect(r.status(name) == "warn" && r.detail(name).contains("cannot read the daemon's secrets"), "\(name): \(r.detail(name))")
+        }
+        #expect(!out.contains("the-password") && !out.contains("the-key") && !out.contains("the-token"), "a secret was printed: \(out)")
+    }
+
     @Test("Clock unsynchronised (timedatectl says NTPSynchronized=no): clock fails with the NTP action")
     func clockUnsynchronised() async throws {
         let lab = try await Lab()
