@@ -81,7 +81,8 @@ public enum Daemon {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
-        let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
+        // Checked first; a damaged database is moved aside and what can be read carried over.
+        let db = try StartupCheck.open(config: config, nowMs: SystemClock().nowMs(), logger: logger)
         let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
         let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)

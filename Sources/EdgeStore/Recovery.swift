@@ -1,0 +1,265 @@
+import EdgeCore
+import Foundation
+import GRDB
+
+// The start-up check (CONTRACT §7): `PRAGMA quick_check` on the database before the daemon
+// opens it. A damaged file is moved aside (`corrupt-<time>.sqlite`, kept), a fresh database is
+// made, and what can still be read of the damaged one is carried over, row by row, table by
+// table (`carriedTables`), skipping what fails to read. The roster is not carried: a fresh
+// database has no sync cursor, so the roster sync pulls it in full.
+
+/// What the start-up check found and did with a damaged database.
+public struct StorageRecovery: Sendable, Equatable {
+    /// The damaged file's new name, in the data directory (`corrupt-<time>.sqlite`).
+    public var movedTo: String
+    /// The WAL beside the damaged file, when it was the damage (the main file alone passed the
+    /// check) and was therefore not read: its new name (`corrupt-<time>.wal`).
+    public var walSetAside: String?
+    /// What the check said (SQLite's words: pages and tables, never a row's value).
+    public var problem: String
+    /// Rows carried into the fresh database, by table (every table of `carriedTables` that
+    /// exists in the damaged file, also with 0).
+    public var carried: [String: Int]
+    /// By table: stretches of rows that could not be read, and rows read but refused by the
+    /// fresh schema (or not whole); a table of `carriedTables` missing from the damaged file
+    /// is not listed.
+    public var lost: [String: Int]
+    /// Tables of `carriedTables` whose rows could not be read at all (not even their schema).
+    public var unreadable: [String]
+}
+
+extension AppDatabase {
+    /// The tables carried from a damaged database into the fresh one, in this order: the
+    /// events not yet delivered and those the cloud refused, the local facts (check-ins,
+    /// no-shows, kiosk results), the staff accounts and their audit, the cold-chain records.
+    /// Not carried: the roster (pulled again), the dedupe table `device_msgs` (a week of every
+    /// device message: too long to copy at start-up; a repeated message can be taken again),
+    /// sessions (staff sign in again), the rooms' live state (the devices send it again), `kv`
+    /// and `sync_state`.
+    public static let carriedTables = [
+        "outbox", "outbox_dead", "checkins", "noshows", "kiosk_results", "staff", "staff_audit",
+        "coldchain_readings", "coldchain_excursions", "coldchain_sensors", "coldchain_days",
+    ]
+
+    /// The database file's name in the data directory.
+    public static let fileName = "medic-edge.sqlite"
+
+    /// Opens the database like `open`, after checking it (`PRAGMA quick_check`). A damaged
+    /// database is moved aside, a fresh one made and what can be read carried over; the
+    /// returned `StorageRecovery` says what happened (nil: the database was sound or new).
+    /// Throws only for what is not the database's own damage (the data directory cannot be
+    /// written, the disk is full): then the damaged file is never moved.
+    public static func openChecked(
+        dataDir: String, budgetBytes: Int64 = 2_147_483_648, backgroundCheckpoints: Bool = false, nowMs: Int64
+    ) throws -> (AppDatabase, StorageRecovery?) {
+        let path = (dataDir as NSString).appendingPathComponent(fileName)
+        var problem: String?
+        if FileManager.default.fileExists(atPath: path) { problem = try check(path: path) }
+        if problem == nil {
+            do {
+                return (try open(dataDir: dataDir, budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints), nil)
+            } catch let e as DatabaseError where isDamage(e) {
+                problem = describe(e)
+            }
+        }
+        let aside = try moveAside(path: path, dataDir: dataDir, nowMs: nowMs)
+        let db = try open(dataDir: dataDir, budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints)
+        var r = StorageRecovery(
+            movedTo: (aside.file as NSString).lastPathComponent, walSetAside: aside.walSetAside.map { ($0 as NSString).lastPathComponent },
+            problem: problem ?? "damaged", carried: [:], lost: [:], unreadable: [])
+        try db.carry(from: aside.file, into: &r)
+        for suffix in ["-shm"] { try? FileManager.default.removeItem(atPath: aside.file + suffix) }
+        return (db, r)
+    }
+
+    /// The errors that mean the file itself is damaged (not a permission, a full disk or a
+    /// busy lock).
+    static func isDamage(_ e: DatabaseError) -> Bool {
+        [.SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_FORMAT].contains(e.resultCode)
+    }
+
+    /// nil when the file passes `PRAGMA quick_check` (with its WAL, read-only: nothing is
+    /// written, a WAL is not checkpointed into the file); else what is wrong. Throws for an
+    /// error that is not damage.
+    static func check(path: String) throws -> String? {
+        var config = Configuration()
+        config.readonly = true
+        do {
+            let q = try DatabaseQueue(path: path, configuration: config)
+            defer { try? q.close() }
+            let lines = try q.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(20)") }
+            if lines == ["ok"] { return nil }
+            return lines.prefix(3).joined(separator: "; ")
+        } catch let e as DatabaseError where isDamage(e) {
+            return describe(e)
+        }
+    }
+
+    /// Moves the damaged file (and its WAL) to `corrupt-<time>.sqlite` in the data directory;
+    /// the shared-memory index is removed (rebuilt from the WAL when read). When the main file
+    /// alone passes the check, the WAL was the damage (another database's, say): it is kept as
+    /// `corrupt-<time>.wal`, where SQLite will not read it with the file.
+    static func moveAside(path: String, dataDir: String, nowMs: Int64) throws -> (file: String, walSetAside: String?) {
+        let fm = FileManager.default
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stamp = f.string(from: Date(timeIntervalSince1970: Double(nowMs) / 1000))
+        var base = (dataDir as NSString).appendingPathComponent("corrupt-\(stamp)")
+        var n = 1
+        while fm.fileExists(atPath: base + ".sqlite") {
+            n += 1
+            base = (dataDir as NSString).appendingPathComponent("corrupt-\(stamp)-\(n)")
+        }
+        let file = base + ".sqlite", wal = base + ".wal"
+        try fm.moveItem(atPath: path, toPath: file)
+        try? fm.removeItem(atPath: path + "-shm")
+        guard fm.fileExists(atPath: path + "-wal") else { return (file, nil) }
+        try fm.moveItem(atPath: path + "-wal", toPath: wal)
+        let aloneSound: Bool
+        do { aloneSound = try check(path: file) == nil } catch { aloneSound = false }
+        try? fm.removeItem(atPath: file + "-shm")
+        if aloneSound { return (file, wal) }
+        try fm.moveItem(atPath: wal, toPath: file + "-wal")
+        return (file, nil)
+    }
+
+    /// Copies every row of `carriedTables` that can be read from the damaged file at `source`
+    /// (opened read-only) into this database, counting into `r`.
+    func carry(from source: String, into r: inout StorageRecovery) throws {
+        var config = Configuration()
+        config.readonly = true
+        let old: DatabaseQueue
+        do { old = try DatabaseQueue(path: source, configuration: config) } catch {
+            r.unreadable = AppDatabase.carriedTables
+            return
+        }
+        defer { try? old.close() }
+        let present: Set<String>
+        do {
+            present = Set(try old.read { try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") })
+        } catch {
+            r.unreadable = AppDatabase.carriedTables
+            return
+        }
+        for table in AppDatabase.carriedTables where present.contains(table) {
+            let columns: [String] = try writer.read { db in
+                guard try db.tableExists(table) else { return [] }
+                return try db.columns(in: table).map(\.name)
+            }
+            guard !columns.isEmpty else { continue }
+            do {
+                let (carried, lost) = try copyRows(table: table, columns: columns, from: old)
+                r.carried[table] = carried
+                if lost > 0 { r.lost[table] = lost }
+            } catch let e as CarryWriteError {
+                // The fresh database cannot be written (the disk is full?): the daemon starts
+                // with what was carried; the damaged file is kept.
+                r.problem += "; carrying stopped at \(table): \(AppDatabase.describe(e.underlying))"
+                break
+            } catch {
+                r.unreadable.append(table)
+            }
+        }
+    }
+
+    /// One table, row by row, in rowid order (by primary key for a table without rowid). A
+    /// read that fails ends a stretch: the copy goes on after the unreadable pages, found by
+    /// seeking ever further past the last row read (a seek that does not cross a damaged page
+    /// works). Returns (rows carried, stretches and rows lost). Throws when nothing of the
+    /// table can be read.
+    private func copyRows(table: String, columns: [String], from old: DatabaseQueue) throws -> (Int, Int) {
+        let oldColumns: [String] = try old.read { db in try db.columns(in: table).map(\.name) }
+        let shared = columns.filter { oldColumns.contains($0) }
+        guard !shared.isEmpty else { return (0, 0) }
+        let list = shared.map { "\"\($0)\"" }.joined(separator: ", ")
+        let marks = Array(repeating: "?", count: shared.count).joined(separator: ", ")
+        let insert = "INSERT OR IGNORE INTO \"\(table)\" (\(list)) VALUES (\(marks))"
+        let hasRowid: Bool = (try? old.read { db in try db.execute(sql: "SELECT rowid FROM \"\(table)\" LIMIT 0") }) != nil
+        let isOutbox = table == "outbox" || table == "outbox_dead"
+        var carried = 0, lost = 0
+        var last: Int64 = 0  // the carried tables' rowids are positive
+        var rounds = 0, readAny = false
+        try writer.write { new in
+            let ins = try new.makeStatement(sql: insert)
+            func keep(_ row: Row) throws {
+                // An event whose JSON no longer parses could only be refused by the cloud.
+                if isOutbox {
+                    let value: DatabaseValue = row["data"]
+                    guard let data = String.fromDatabaseValue(value), (try? JSON.parse(data)) != nil else {
+                        lost += 1
+                        return
+                    }
+                }
+                do { try ins.execute(arguments: StatementArguments(shared.map { row[$0] as DatabaseValue })) } catch {
+                    throw CarryWriteError(underlying: error)
+                }
+                if new.changesCount > 0 { carried += 1 } else { lost += 1 }
+            }
+            guard hasRowid else {
+                do {
+                    try old.read { db in
+                        let rows = try Row.fetchCursor(db, sql: "SELECT \(list) FROM \"\(table)\"")
+                        while let row = try rows.next() { try keep(row) }
+                    }
+                } catch let e as CarryWriteError {
+                    throw e
+                } catch {
+                    if carried == 0 && lost == 0 { throw error }
+                    lost += 1
+                }
+                return
+            }
+            while rounds < 10_000 {
+                rounds += 1
+                do {
+                    try old.read { db in
+                        let rows = try Row.fetchCursor(
+                            db, sql: "SELECT rowid AS \"_rowid_\", \(list) FROM \"\(table)\" WHERE rowid > ? ORDER BY rowid", arguments: [last])
+                        while let row = try rows.next() {
+                            readAny = true
+                            try keep(row)
+                            last = row["_rowid_"]
+                        }
+                    }
+                    return
+                } catch let e as CarryWriteError {
+                    throw e
+                } catch {
+                    lost += 1
+                    // Past the unreadable pages: the first seek after `last + step` that reads.
+                    var step: Int64 = 1
+                    var resumed = false
+                    while step < (1 << 40) {
+                        let probe = last.addingReportingOverflow(step).partialValue
+                        let readable: Bool
+                        do {
+                            _ = try old.read { db in
+                                try Int64.fetchOne(db, sql: "SELECT rowid FROM \"\(table)\" WHERE rowid > ? ORDER BY rowid LIMIT 1", arguments: [probe])
+                            }
+                            readable = true
+                        } catch { readable = false }
+                        if readable {
+                            last = probe
+                            resumed = true
+                            break
+                        }
+                        step *= 2
+                    }
+                    if !resumed { break }
+                }
+            }
+            if !readAny && lost > 0 {
+                // Not one row could be read: the table is unreadable.
+                throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "table \(table) unreadable")
+            }
+        }
+        return (carried, lost)
+    }
+}
+
+/// A write into the fresh database failed while carrying rows (not a read of the damaged one).
+struct CarryWriteError: Error {
+    let underlying: any Error
+}
