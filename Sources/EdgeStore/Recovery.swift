@@ -6,7 +6,10 @@ import GRDB
 // opens it. A damaged file is moved aside (`corrupt-<time>.sqlite`, kept), a fresh database is
 // made, and what can still be read of the damaged one is carried over, row by row, table by
 // table (`carriedTables`), skipping what fails to read. The roster is not carried: a fresh
-// database has no sync cursor, so the roster sync pulls it in full.
+// database has no sync cursor, so the roster sync pulls it in full. Another database's WAL
+// beside the file can pass `quick_check` (its pages make a consistent whole): each database
+// carries a random instance number in its header (`user_version`), and a WAL whose newest
+// page 1 holds another is set aside unread.
 
 /// What the start-up check found and did with a damaged database.
 public struct StorageRecovery: Sendable, Equatable {
@@ -54,19 +57,33 @@ extension AppDatabase {
     ) throws -> (AppDatabase, StorageRecovery?) {
         let path = (dataDir as NSString).appendingPathComponent(fileName)
         var problem: String?
-        if FileManager.default.fileExists(atPath: path) { problem = try check(path: path) }
+        var walIsForeign = false
+        if FileManager.default.fileExists(atPath: path) {
+            if let mine = fileUserVersion(path), mine != 0, let theirs = walUserVersion(path + "-wal"), theirs != mine {
+                problem = "its WAL belongs to another database (instance \(theirs), this file's is \(mine))"
+                walIsForeign = true
+            } else {
+                problem = try check(path: path)
+            }
+        }
         if problem == nil {
             do {
-                return (try open(dataDir: dataDir, budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints), nil)
+                let db = try open(dataDir: dataDir, budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints)
+                try db.markInstance()
+                return (db, nil)
             } catch let e as DatabaseError where isDamage(e) {
                 problem = describe(e)
             }
         }
-        let aside = try moveAside(path: path, dataDir: dataDir, nowMs: nowMs)
+        let aside = try moveAside(path: path, dataDir: dataDir, nowMs: nowMs, walIsForeign: walIsForeign)
         let db = try open(dataDir: dataDir, budgetBytes: budgetBytes, backgroundCheckpoints: backgroundCheckpoints)
+        try db.markInstance()
         var r = StorageRecovery(
             movedTo: (aside.file as NSString).lastPathComponent, walSetAside: aside.walSetAside.map { ($0 as NSString).lastPathComponent },
             problem: problem ?? "damaged", carried: [:], lost: [:], unreadable: [])
+        if let (had, header) = extendToHeaderSize(aside.file) {
+            r.problem += "; the file is shorter than its header says (\(had) of \(header) bytes)"
+        }
         try db.carry(from: aside.file, into: &r)
         for suffix in ["-shm"] { try? FileManager.default.removeItem(atPath: aside.file + suffix) }
         return (db, r)
@@ -96,10 +113,10 @@ extension AppDatabase {
     }
 
     /// Moves the damaged file (and its WAL) to `corrupt-<time>.sqlite` in the data directory;
-    /// the shared-memory index is removed (rebuilt from the WAL when read). When the main file
-    /// alone passes the check, the WAL was the damage (another database's, say): it is kept as
-    /// `corrupt-<time>.wal`, where SQLite will not read it with the file.
-    static func moveAside(path: String, dataDir: String, nowMs: Int64) throws -> (file: String, walSetAside: String?) {
+    /// the shared-memory index is removed (rebuilt from the WAL when read). When the WAL is
+    /// another database's, or the main file alone passes the check, the WAL was the damage: it
+    /// is kept as `corrupt-<time>.wal`, where SQLite will not read it with the file.
+    static func moveAside(path: String, dataDir: String, nowMs: Int64, walIsForeign: Bool = false) throws -> (file: String, walSetAside: String?) {
         let fm = FileManager.default
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
@@ -115,14 +132,99 @@ extension AppDatabase {
         let file = base + ".sqlite", wal = base + ".wal"
         try fm.moveItem(atPath: path, toPath: file)
         try? fm.removeItem(atPath: path + "-shm")
-        guard fm.fileExists(atPath: path + "-wal") else { return (file, nil) }
+        let walBytes = (try? fm.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)?.int64Value
+        guard let walBytes else { return (file, nil) }
+        guard walBytes > 0 else {
+            try? fm.removeItem(atPath: path + "-wal")
+            return (file, nil)
+        }
         try fm.moveItem(atPath: path + "-wal", toPath: wal)
+        defer {
+            // A read-only open makes an empty WAL and an index beside the file it reads.
+            try? fm.removeItem(atPath: file + "-shm")
+        }
+        if walIsForeign { return (file, wal) }
         let aloneSound: Bool
         do { aloneSound = try check(path: file) == nil } catch { aloneSound = false }
-        try? fm.removeItem(atPath: file + "-shm")
         if aloneSound { return (file, wal) }
+        try? fm.removeItem(atPath: file + "-wal")
+        try? fm.removeItem(atPath: file + "-shm")
         try fm.moveItem(atPath: wal, toPath: file + "-wal")
         return (file, nil)
+    }
+
+    /// A file cut short (its header, still trusted by SQLite, counts more pages than it has)
+    /// cannot even show its schema: it is extended with zeros (a sparse end: no disk used) to
+    /// the size its header says, so the pages that are left can be read and the missing ones
+    /// fail like damaged pages. Returns (bytes it had, bytes the header says) when extended.
+    static func extendToHeaderSize(_ path: String) -> (Int64, Int64)? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        guard let b = try? h.read(upToCount: 100), b.count == 100, let end = try? h.seekToEnd() else { return nil }
+        let hb = Array(b)
+        let rawPageSize = Int64(hb[16]) << 8 | Int64(hb[17])
+        let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
+        let pages = Int64(bigEndian(hb, 28))
+        // SQLite trusts the header's page count only when the change counter matches
+        // "version valid for"; else it goes by the file's size already.
+        guard bigEndian(hb, 24) == bigEndian(hb, 92), pageSize >= 512, pages > 0 else { return nil }
+        let want = pages * pageSize
+        guard Int64(end) < want, truncate(path, off_t(want)) == 0 else { return nil }
+        return (Int64(end), want)
+    }
+
+    // MARK: which database a WAL belongs to
+
+    /// Marks this database with a random instance number in its header (`PRAGMA user_version`,
+    /// page 1) when it has none. A WAL carries page 1 whenever a commit changed the file's size
+    /// or free list, so a WAL holding another number is another database's.
+    func markInstance() throws {
+        try writer.writeWithoutTransaction { db in
+            if try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 == 0 {
+                try db.execute(sql: "PRAGMA user_version = \(Int32.random(in: 1...Int32.max))")
+            }
+        }
+    }
+
+    /// The instance number in a database file's header (offset 60), read without SQLite.
+    static func fileUserVersion(_ path: String) -> UInt32? {
+        guard let h = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? h.close() }
+        guard let b = try? h.read(upToCount: 64), b.count == 64 else { return nil }
+        return bigEndian(Array(b), 60)
+    }
+
+    /// The instance number in the newest committed image of page 1 in a WAL file (nil: no WAL,
+    /// or none of its valid frames is page 1). Frames are read in order while their salts match
+    /// the WAL header's (the frames of this WAL generation).
+    static func walUserVersion(_ walPath: String) -> UInt32? {
+        guard let h = FileHandle(forReadingAtPath: walPath) else { return nil }
+        defer { try? h.close() }
+        guard let header = try? h.read(upToCount: 32), header.count == 32 else { return nil }
+        let hb = Array(header)
+        let magic = bigEndian(hb, 0)
+        guard magic == 0x377F_0682 || magic == 0x377F_0683 else { return nil }
+        let pageSize = Int(bigEndian(hb, 8))
+        guard pageSize >= 512, pageSize <= 65536 else { return nil }
+        let salt1 = bigEndian(hb, 16), salt2 = bigEndian(hb, 20)
+        var pending: UInt32?, committed: UInt32?
+        var offset: UInt64 = 32
+        for _ in 0..<1_000_000 {
+            guard (try? h.seek(toOffset: offset)) != nil, let fh = try? h.read(upToCount: 24), fh.count == 24 else { break }
+            let f = Array(fh)
+            guard bigEndian(f, 8) == salt1, bigEndian(f, 12) == salt2 else { break }
+            if bigEndian(f, 0) == 1 {
+                guard let page = try? h.read(upToCount: 64), page.count == 64 else { break }
+                pending = bigEndian(Array(page), 60)
+            }
+            if bigEndian(f, 4) != 0, let p = pending { committed = p }
+            offset += 24 + UInt64(pageSize)
+        }
+        return committed
+    }
+
+    private static func bigEndian(_ b: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
     }
 
     /// Copies every row of `carriedTables` that can be read from the damaged file at `source`
@@ -236,7 +338,8 @@ extension AppDatabase {
                         let readable: Bool
                         do {
                             _ = try old.read { db in
-                                try Int64.fetchOne(db, sql: "SELECT rowid FROM \"\(table)\" WHERE rowid > ? ORDER BY rowid LIMIT 1", arguments: [probe])
+                                try Int64.fetchOne(
+                                    db, sql: "SELECT rowid FROM \"\(table)\" WHERE rowid > ? ORDER BY rowid LIMIT 1", arguments: [probe])
                             }
                             readable = true
                         } catch { readable = false }

@@ -16,7 +16,7 @@ enum StartupCheck {
             dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true, nowMs: nowMs)
         if let recovery {
             logger.error("\(logLine(recovery))")
-            try db.write { tx in
+            _ = try db.write { tx in
                 try tx.enqueue(
                     name: "integration/edge.storage_recovered", eventClass: .clinical, source: "edge:storage",
                     data: eventData(recovery, config: config, nowMs: nowMs), nowMs: nowMs)
