@@ -91,6 +91,7 @@ public enum Daemon {
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
+        let retention = RetentionPurge(config: config, db: db, logger: logger)
         let noshow = NoShowScheduler(config: config, db: db, watch: clockWatch, clock: state.clock, metrics: metrics, logger: logger)
 
         /// The status figures, read once a second and kept in memory for the HTTP routes.
@@ -109,6 +110,7 @@ public enum Daemon {
                 },
                 PeriodicJob("disk budget", every: .seconds(1)) { _ in await budget.enforce() },
                 PeriodicJob("bounded tables purge", every: .seconds(10), needsSteadyClock: true) { _ in await budget.purgeBounded() },
+                PeriodicJob("retention", every: .seconds(60), needsSteadyClock: true) { now in await retention.run(nowMs: now) },
                 PeriodicJob("old messages purge", every: .seconds(3600), needsSteadyClock: true) { now in
                     _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) }
                 },
