@@ -26,6 +26,11 @@ struct BenchCheckin: AsyncParsableCommand {
     @Option(name: .customLong("phase-timeout"), help: "Seconds a phase may take at most (scans left are reported as not sent).")
     var phaseTimeout = 180.0
 
+    @Option(
+        name: .customLong("purge-days"),
+        help: "Days of old records (1,000 check-ins and kiosk results, 50 no-shows, 300 audit lines each, all past retention) put in the daemon's database before it starts: its retention job purges them while the phases run (0: none)."
+    ) var purgeDays = 0
+
     func run() async throws {
         BenchEnv.start("checkin")
         guard scans > 0, scans <= 1_000_000, limitSamples > 0, limitSamples <= 1_000_000, patients >= 1, patients <= 100_000 else {
@@ -42,6 +47,7 @@ struct BenchCheckin: AsyncParsableCommand {
         }
         let (stub, cloudPort) = try await BenchEnv.stub(day.seed)
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
+        if purgeDays > 0 { try await BenchCheckin.fillOldRecords(dataDir: daemon.dataDir, days: min(purgeDays, 3650)) }
         try await BenchEnv.start(daemon)
         try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count)
         say(
@@ -134,9 +140,9 @@ struct BenchCheckin: AsyncParsableCommand {
             let idle = try await limit("idle")
             limits.append(("idle", idle.mqtt, idle.sqlite))
             stub.setFaults(CloudStubFaults())
-            say("phase 1/4: cloud up, alone…")
+            say("phase 1/4: cloud up, alone… (\(Time.rfc3339(Date())))")
             phases.append(try await phase("cloud up, alone", loaded: false))
-            say("phase 2/4: cloud up, \(Int(backgroundRate)) msgs/s background…")
+            say("phase 2/4: cloud up, \(Int(backgroundRate)) msgs/s background… (\(Time.rfc3339(Date())))")
             // the limit under the same background load
             background.start()
             try await Task.sleep(for: .seconds(1))
@@ -155,6 +161,11 @@ struct BenchCheckin: AsyncParsableCommand {
         } catch {
             await teardown()
             throw error
+        }
+        if purgeDays > 0 {
+            // When the daemon's retention run ended, against the phases' times.
+            let line = daemon.log().split(separator: "\n").first { $0.contains("retention: removed") }
+            say("retention: \(line.map(String.init) ?? "no purge logged yet (still running at the end)")")
         }
         let errors = background.errors.count
         let cloudState = (try? await daemon.status())?["cloud"]?["state"]?.stringValue ?? "?"
@@ -265,6 +276,29 @@ struct BenchCheckin: AsyncParsableCommand {
             usleep(500)
         }
         return Latencies(lat)
+    }
+
+    /// `--purge-days`: records past every retention (400 days old and more), written before the
+    /// daemon starts, so its retention job has that many days to purge.
+    static func fillOldRecords(dataDir: String, days: Int) async throws {
+        let db = try AppDatabase.open(dataDir: dataDir)
+        let dayMs: Int64 = 86_400_000
+        let oldest = Time.nowMs() - Int64(400 + days) * dayMs
+        let t0 = benchNowNs()
+        for d in 0..<days {
+            let base = oldest + Int64(d) * dayMs
+            try await db.write { tx in
+                for k in 0..<1000 {
+                    let at = base + Int64(k) * 60_000, id = "old-\(d)-\(k)"
+                    try tx.recordCheckin(appointmentId: id, patientId: "p-\(k)", nowMs: at, method: "qr", device: "k1", staff: nil, eventId: "e-\(id)")
+                    try tx.saveKioskResult(deviceId: "k1", scanId: id, outcome: "checked_in", result: "{}", nowMs: at)
+                }
+                for k in 0..<50 { try tx.recordNoShow(appointmentId: "ns-\(d)-\(k)", nowMs: base + Int64(k) * 60_000, eventId: "e-ns-\(d)-\(k)") }
+                for k in 0..<300 { try tx.audit(name: "recepcao", action: "login", target: nil, nowMs: base + Int64(k) * 60_000) }
+            }
+        }
+        try await db.checkpointAndClose()
+        say("set-up: \(days) days of old records (\(days * 2350) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s for the retention job to purge")
     }
 
     /// One small insert per transaction, WAL, synchronous = FULL: the fsync'd commit each
