@@ -85,7 +85,11 @@ extension AppDatabase {
             r.problem += "; the file is shorter than its header says (\(had) of \(header) bytes)"
         }
         try db.carry(from: aside.file, into: &r)
-        for suffix in ["-shm"] { try? FileManager.default.removeItem(atPath: aside.file + suffix) }
+        // What the read-only reads left beside the kept file: the index, an empty WAL.
+        try? FileManager.default.removeItem(atPath: aside.file + "-shm")
+        if (try? FileManager.default.attributesOfItem(atPath: aside.file + "-wal")[.size] as? NSNumber)?.intValue == 0 {
+            try? FileManager.default.removeItem(atPath: aside.file + "-wal")
+        }
         return (db, r)
     }
 
@@ -106,7 +110,10 @@ extension AppDatabase {
             defer { try? q.close() }
             let lines = try q.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check(20)") }
             if lines == ["ok"] { return nil }
-            return lines.prefix(3).joined(separator: "; ")
+            // One line: SQLite's words without its "*** in database main ***" heading.
+            return lines.prefix(3).joined(separator: "; ").replacingOccurrences(of: "*** in database main ***", with: "")
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .joined(separator: "; ")
         } catch let e as DatabaseError where isDamage(e) {
             return describe(e)
         }
