@@ -19,7 +19,11 @@ public struct MetricLimits: Sendable, Equatable {
 public struct RoomConfig: Sendable, Equatable {
     public var name: String?
     public var limits: [String: MetricLimits]
-    public init(name: String? = nil, limits: [String: MetricLimits] = [:]) { self.name = name; self.limits = limits }
+    /// A vaccine refrigerator monitored as a data logger (CONTRACT §6); needs `limits.temperature_c`.
+    public var coldChain: ColdChainConfig?
+    public init(name: String? = nil, limits: [String: MetricLimits] = [:], coldChain: ColdChainConfig? = nil) {
+        self.name = name; self.limits = limits; self.coldChain = coldChain
+    }
 }
 
 public struct HostPort: Sendable, Equatable, CustomStringConvertible {
@@ -174,6 +178,8 @@ extension EdgeConfig {
         "retention.kiosk_results_days": ConfigBound(7...3650, whole: true, unit: "days"),
         "retention.staff_audit_days": ConfigBound(30...3650, whole: true, unit: "days"),
         "retention.coldchain_days": ConfigBound(365...3650, whole: true, unit: "days"),
+        "rooms.*.cold_chain.alarm_delay_minutes": ConfigBound(0...1440, whole: false, unit: "minutes"),
+        "rooms.*.cold_chain.silence_minutes": ConfigBound(0.01...1440, whole: false, unit: "minutes"),
     ]
 }
 
@@ -333,7 +339,7 @@ extension EdgeConfig {
                     throw ConfigError(key: "rooms.\(key)", problem: "must be a mapping with name and/or limits")
                 }
                 let rr = Reader(dict: vd, prefix: "rooms.\(key).", readSecrets: readSecrets)
-                try rr.allowOnly(["name", "limits"])
+                try rr.allowOnly(["name", "limits", "cold_chain"])
                 var room = RoomConfig()
                 room.name = try rr.string("name")
                 if let lim = try rr.section("limits") {
@@ -362,10 +368,39 @@ extension EdgeConfig {
                         room.limits[metric.rawValue] = MetricLimits(min: mn, max: mx, hysteresis: h)
                     }
                 }
+                if let cc = try rr.section("cold_chain") {
+                    room.coldChain = try parseColdChain(cc, room: room)
+                }
                 c.rooms[key] = room
             }
         }
         return c
+    }
+
+    /// `rooms.KEY.cold_chain`: `{alarm_delay_minutes, silence_minutes, workday: {opens, closes}}`.
+    static func parseColdChain(_ cc: Reader, room: RoomConfig) throws -> ColdChainConfig {
+        try cc.allowOnly(["alarm_delay_minutes", "silence_minutes", "workday"])
+        guard room.limits[EnvironmentMetric.temperatureC.rawValue] != nil else {
+            throw ConfigError(key: String(cc.prefix.dropLast()), problem: "a cold-chain room needs limits.temperature_c ({min, max, hysteresis})")
+        }
+        var out = ColdChainConfig()
+        let bounds = EdgeConfig.bounds
+        if let v = try cc.double("alarm_delay_minutes", bound: bounds["rooms.*.cold_chain.alarm_delay_minutes"]!) { out.alarmDelayMinutes = v }
+        if let v = try cc.double("silence_minutes", bound: bounds["rooms.*.cold_chain.silence_minutes"]!) { out.silenceMinutes = v }
+        if let w = try cc.section("workday") {
+            try w.allowOnly(["opens", "closes"])
+            for k in ["opens", "closes"] {
+                guard let text = try w.string(k) else { continue }
+                guard let minute = Workday.minute(of: text) else {
+                    throw ConfigError(key: w.prefix + k, problem: "must be a time of day \"HH:MM\" (00:00–23:59), got \"\(text)\"")
+                }
+                if k == "opens" { out.workday.opensMinute = minute } else { out.workday.closesMinute = minute }
+            }
+            guard out.workday.opensMinute < out.workday.closesMinute else {
+                throw ConfigError(key: w.prefix + "opens", problem: "must be before closes")
+            }
+        }
+        return out
     }
 
     /// nil for an http(s) URL with a host, else the problem (which never repeats the text: it

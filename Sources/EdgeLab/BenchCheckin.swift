@@ -28,7 +28,8 @@ struct BenchCheckin: AsyncParsableCommand {
 
     @Option(
         name: .customLong("purge-days"),
-        help: "Days of old records past retention (a clinic of 100 check-ins a day: 100 check-ins and kiosk results, 10 no-shows, 100 audit lines each) written into the running daemon's database; scans are measured around its retention job's next run, which purges them (0: no such phase)."
+        help:
+            "Days of old records past retention (a clinic of 100 check-ins a day: 100 check-ins and kiosk results, 10 no-shows, 100 audit lines each) written into the running daemon's database; scans are measured around its retention job's next run, which purges them (0: no such phase)."
     ) var purgeDays = 0
 
     func run() async throws {
@@ -317,14 +318,17 @@ struct BenchCheckin: AsyncParsableCommand {
             try await db.write { tx in
                 for k in 0..<100 {
                     let at = base + Int64(k) * 300_000, id = "old-\(d)-\(k)"
-                    try tx.recordCheckin(appointmentId: id, patientId: "p-\(k)", nowMs: at, method: "qr", device: "k1", staff: nil, eventId: "e-\(id)")
+                    try tx.recordCheckin(
+                        appointmentId: id, patientId: "p-\(k)", nowMs: at, method: "qr", device: "k1", staff: nil, eventId: "e-\(id)")
                     try tx.saveKioskResult(deviceId: "k1", scanId: id, outcome: "checked_in", result: "{}", nowMs: at)
                 }
                 for k in 0..<10 { try tx.recordNoShow(appointmentId: "ns-\(d)-\(k)", nowMs: base + Int64(k) * 60_000, eventId: "e-ns-\(d)-\(k)") }
                 for k in 0..<100 { try tx.audit(name: "recepcao", action: "login", target: nil, nowMs: base + Int64(k) * 60_000) }
             }
         }
-        say("set-up: \(days) days of old records (\(days * 310) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s for the retention job to purge")
+        say(
+            "set-up: \(days) days of old records (\(days * 310) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s for the retention job to purge"
+        )
     }
 
     /// One small insert per transaction, WAL, synchronous = FULL: the fsync'd commit each

@@ -165,6 +165,26 @@ public final class AppDatabase: Sendable {
                       UPDATE outbox_figures SET dead = dead - 1 WHERE id = 1; END;
                     """)
         }
+        // The cold chain (CONTRACT §6): each fridge's readings as a data logger keeps them (kept
+        // 3 years, thinned after 30 days; never evicted by the disk budget), its excursions with
+        // their acknowledgement (at most one open per room), its sensor's last word (silence is
+        // judged on it), and the days whose summary was sent.
+        m.registerMigration("v4-cold-chain") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE coldchain_readings (room_key TEXT NOT NULL, at_ms INTEGER NOT NULL, device_id TEXT NOT NULL,
+                      temp_c REAL NOT NULL, PRIMARY KEY (room_key, at_ms, device_id)) WITHOUT ROWID;
+                    CREATE TABLE coldchain_excursions (id TEXT PRIMARY KEY, room_key TEXT NOT NULL, device_id TEXT NOT NULL,
+                      started_ms INTEGER NOT NULL, ended_ms INTEGER, min_c REAL NOT NULL, max_c REAL NOT NULL,
+                      limit_min REAL NOT NULL, limit_max REAL NOT NULL, alarm_ms INTEGER, ack_by TEXT, ack_ms INTEGER, action TEXT);
+                    CREATE INDEX coldchain_excursions_room ON coldchain_excursions(room_key, started_ms);
+                    CREATE UNIQUE INDEX coldchain_excursions_open ON coldchain_excursions(room_key) WHERE ended_ms IS NULL;
+                    CREATE TABLE coldchain_sensors (room_key TEXT PRIMARY KEY, device_id TEXT, last_reading_ms INTEGER,
+                      last_heard_ms INTEGER, silent_since_ms INTEGER);
+                    CREATE TABLE coldchain_days (room_key TEXT NOT NULL, date TEXT NOT NULL, event_id TEXT NOT NULL,
+                      sent_ms INTEGER NOT NULL, PRIMARY KEY (room_key, date)) WITHOUT ROWID;
+                    """)
+        }
         return m
     }
 

@@ -370,6 +370,11 @@ struct ConfigErrorTests {
 struct ConfigBoundsTests {
     /// The YAML that sets `key` (section.name) to `value`, with what its section needs besides.
     static func yaml(_ key: String, _ value: String) -> String {
+        if key.hasPrefix("rooms.*.cold_chain.") {
+            // A cold-chain setting, in a room named `f` (a fridge with its temperature limits).
+            let setting = key.dropFirst("rooms.*.cold_chain.".count)
+            return "rooms: {f: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {\(setting): \(value)}}}"
+        }
         let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
         let extra = parts[0] == "cloud" ? "events_url: \"https://inn.gs/e/K\", " : ""
         return "\(parts[0]): {\(extra)\(parts[1]): \(value)}"
@@ -385,7 +390,10 @@ struct ConfigBoundsTests {
         "sync.days_ahead", "storage.max_bytes", "storage.min_free_bytes", "storage.max_reject_rows",
         "retention.checkins_days", "retention.noshows_days", "retention.kiosk_results_days",
         "retention.staff_audit_days", "retention.coldchain_days",
+        "rooms.*.cold_chain.alarm_delay_minutes", "rooms.*.cold_chain.silence_minutes",
     ]
+    /// The key an error names: a room's setting is named with its room (`f` in these tests).
+    static func named(_ key: String) -> String { key.replacingOccurrences(of: "rooms.*.", with: "rooms.f.") }
 
     @Test("The bounds table covers every numeric key of the config, each with a finite upper bound")
     func tableCoversEveryKey() {
@@ -428,7 +436,7 @@ struct ConfigBoundsTests {
             let config = try EdgeConfig.parse(yaml: yaml)
             Issue.record("accepted \(yaml): \(config)")
         } catch let e as ConfigError {
-            #expect(e.key == c.key, "\(yaml) → \(e)")
+            #expect(e.key == Self.named(c.key), "\(yaml) → \(e)")
             #expect(e.problem.contains(" from ") && e.problem.contains(" to "), "the problem states the bounds: \(e)")
             #expect(!e.description.contains("\n"))
         } catch {
@@ -572,5 +580,61 @@ struct ConfigSecretTests {
         #expect(c.cloud?.eventsURL == "https://inn.gs/e/EVENTKEY-SECRET")
         let printed = String(describing: c) + String(reflecting: c)
         #expect(!printed.contains("hunter2-inline") && !printed.contains("EVENTKEY-SECRET") && !printed.contains("tok-inline"))
+    }
+}
+
+/// CONTRACT §6: a room's `cold_chain` section.
+@Suite("Config: cold-chain rooms (CONTRACT §6)")
+struct ColdChainConfigTests {
+    @Test("The contract's example is read, with fractions allowed")
+    func contractExample() throws {
+        let c = try EdgeConfig.parse(
+            yaml: """
+                rooms:
+                  geladeira-vacinas:
+                    name: Geladeira de vacinas
+                    limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}
+                    cold_chain: {alarm_delay_minutes: 15, silence_minutes: 0.5,
+                                 workday: {opens: "07:30", closes: "18:45"}}
+                """)
+        let cc = try #require(c.rooms["geladeira-vacinas"]?.coldChain)
+        #expect(cc.alarmDelayMinutes == 15 && cc.silenceMinutes == 0.5)
+        #expect(cc.workday == Workday(opensMinute: 450, closesMinute: 1125))
+        #expect(cc.alarmDelayMs == 900_000 && cc.silenceMs == 30_000)
+    }
+
+    @Test("An empty section takes the defaults (15 min, 10 min, 07:00–19:00); a room without one is no fridge")
+    func defaults() throws {
+        let c = try EdgeConfig.parse(
+            yaml: "rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {}}, s: {limits: {temperature_c: {min: 18, max: 26}}}}")
+        #expect(c.rooms["g"]?.coldChain == ColdChainConfig(alarmDelayMinutes: 15, silenceMinutes: 10, workday: .standard))
+        #expect(c.rooms["s"]?.coldChain == nil)
+    }
+
+    @Test(
+        "Bad cold-chain settings name the key",
+        arguments: [
+            ("rooms: {g: {cold_chain: {}}}", "rooms.g.cold_chain"),
+            ("rooms: {g: {limits: {humidity_pct: {min: 2, max: 8}}, cold_chain: {}}}", "rooms.g.cold_chain"),
+            ("rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {opens: \"7h\"}}}}", "rooms.g.cold_chain.workday.opens"),
+            (
+                "rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {closes: \"24:00\"}}}}",
+                "rooms.g.cold_chain.workday.closes"
+            ),
+            (
+                "rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {workday: {opens: \"19:00\", closes: \"07:00\"}}}}",
+                "rooms.g.cold_chain.workday.opens"
+            ),
+            ("rooms: {g: {limits: {temperature_c: {min: 2, max: 8}}, cold_chain: {alarm: 3}}}", "rooms.g.cold_chain.alarm"),
+        ])
+    func badSettings(_ yaml: String, _ key: String) {
+        do {
+            _ = try EdgeConfig.parse(yaml: yaml)
+            Issue.record("accepted \(yaml)")
+        } catch let e as ConfigError {
+            #expect(e.key == key, "\(yaml) → \(e)")
+        } catch {
+            Issue.record("\(error)")
+        }
     }
 }

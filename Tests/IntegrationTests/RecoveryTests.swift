@@ -37,6 +37,12 @@ extension RecoveryTests {
         _ = await env.daemon.terminate(timeout: 12)
 
         let db = try AppDatabase.open(dataDir: env.daemon.dataDir)
+        // A fridge's log: 500 readings 5 minutes apart, before the events (early in the file).
+        let t0 = Time.nowMs() - 500 * 300_000
+        try await db.write { tx in
+            for i in 0..<500 { try tx.recordColdReading(room: "vacinas", atMs: t0 + Int64(i) * 300_000, device: "fridge-1", tempC: 4.5) }
+            try tx.heardColdSensor(room: "vacinas", device: "fridge-1", readingMs: t0 + 499 * 300_000, heardMs: t0 + 499 * 300_000)
+        }
         let filler = String(repeating: "x", count: 300)
         let events = (0..<4000).map { i in
             Ledger.Pending(
@@ -76,6 +82,8 @@ extension RecoveryTests {
         #expect(carriedOutbox > 0 && carriedOutbox <= c.outboxIds.count, "report: \(report)")
         #expect(report["carried"]?["staff"]?.doubleValue == 1, "report: \(report)")
         #expect(report["carried"]?["checkins"]?.doubleValue == 1, "report: \(report)")
+        #expect(report["carried"]?["coldchain_readings"]?.doubleValue ?? 0 > 0, "report: \(report)")
+        #expect(report["carried"]?["coldchain_sensors"]?.doubleValue == 1, "report: \(report)")
         #expect(env.daemon.log().contains("storage: the database was damaged"))
 
         // Every carried event reaches the cloud with its first id; no other old id appears.
@@ -154,6 +162,7 @@ struct RecoveryTests {
         #expect(report["wal_set_aside"]?.stringValue?.hasSuffix(".wal") == true, "report: \(report)")
         #expect(Int(report["carried"]?["outbox"]?.doubleValue ?? -1) == c.outboxIds.count, "report: \(report)")
         #expect(report["lost"] == .object([:]), "report: \(report)")
+        #expect(report["carried"]?["coldchain_readings"]?.doubleValue == 500, "report: \(report)")
         #expect(!c.env.cloudEvents().contains { otherIds.contains($0["id"]?.stringValue ?? "") })
     }
 }

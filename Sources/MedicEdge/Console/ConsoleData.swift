@@ -72,6 +72,14 @@ struct RoomView: Sendable, Equatable {
     var readingsAtMs: Int64?
     var alerts: [Alert]
     var limits: [String: MetricLimits]
+    /// A fridge's cold-chain state (nil: not a cold-chain room).
+    var coldChain: ColdChainView? = nil
+
+    struct ColdChainView: Sendable, Equatable {
+        var excursion: ExcursionRecord?
+        var silentSinceMs: Int64?
+        var lastReadingMs: Int64?
+    }
 
     var json: String {
         JSONText.object { j in
@@ -93,7 +101,24 @@ struct RoomView: Sendable, Equatable {
                             o.add("metric", a.metric); o.add("value", a.value); o.add("min", a.min); o.add("max", a.max)
                             o.add("since", Time.rfc3339(ms: a.sinceMs))
                         }
-                    }.joined(separator: ",") + "]")
+                    }.joined(separator: ",")
+                    + (coldChain?.silentSinceMs.map { since in
+                        (alerts.isEmpty ? "" : ",")
+                            + JSONText.object { o in
+                                o.add("metric", "sensor_silent"); o.add("since", Time.rfc3339(ms: since))
+                            }
+                    } ?? "") + "]")
+            if let cc = coldChain {
+                // CONTRACT §6: the fridge's open excursion and its sensor's silence.
+                j.addRaw(
+                    "cold_chain",
+                    JSONText.object { o in
+                        o.addRaw("excursion", cc.excursion.map { ColdChainJSON.excursion($0, roomName: name) } ?? "null")
+                        o.add("sensor_silent", cc.silentSinceMs != nil)
+                        o.add("silent_since", cc.silentSinceMs.map { Time.rfc3339(ms: $0) })
+                        o.add("last_reading_at", cc.lastReadingMs.map { Time.rfc3339(ms: $0) })
+                    })
+            }
             // Additions to the contract's fields: `presence_sensor` above, and the configured
             // limits, so people see "4,6 °C (2–8 °C)".
             j.addRaw(
@@ -171,6 +196,12 @@ struct ConsoleData: Sendable {
                     let t = r.atMs
                     at = max(at ?? t, t)
                 }
+                var coldChain: RoomView.ColdChainView?
+                if ColdChainDesk.settings(config, room: key) != nil {
+                    let sensor = try db.coldSensor(room: key)
+                    coldChain = .init(
+                        excursion: try db.openExcursion(room: key), silentSinceMs: sensor?.silentSinceMs, lastReadingMs: sensor?.lastReadingMs)
+                }
                 let alerts = board.alerts.map {
                     RoomView.Alert(metric: $0.metric, value: $0.value, min: $0.min, max: $0.max, sinceMs: $0.sinceMs)
                 }
@@ -178,7 +209,7 @@ struct ConsoleData: Sendable {
                     RoomView(
                         key: key, name: try Rooms.displayName(db, key: key, config: config), occupied: occ ?? false,
                         presenceKnown: occ != nil || sensors, readings: readings, readingsAtMs: at, alerts: alerts,
-                        limits: config.rooms[key]?.limits ?? [:]))
+                        limits: config.rooms[key]?.limits ?? [:], coldChain: coldChain))
             }
             return views.sorted {
                 let c = $0.name.localizedStandardCompare($1.name)

@@ -47,6 +47,7 @@ struct StaffAPI: Sendable {
         router.get("/api/v1/agenda") { req, _ in await self.guarded("agenda") { try self.agenda(req) } }
         router.post("/api/v1/checkins") { req, _ in await self.guarded("checkin") { try await self.checkin(req) } }
         router.get("/api/v1/rooms") { req, _ in await self.guarded("rooms") { try self.rooms(req) } }
+        registerColdChain(router)
         router.get("/") { req, _ in await self.guarded("page") { try self.page(req) } }
         router.get("/assets/console.css") { _, _ in StaffAPI.asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/console.js") { _, _ in StaffAPI.asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }

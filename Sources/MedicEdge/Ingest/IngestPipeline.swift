@@ -34,8 +34,11 @@ final class IngestPipeline: Sendable {
     ) {
         self.config = config; self.db = db; self.metrics = metrics; self.state = state; self.budget = budget; self.logger = logger
         self.policy = policy
+        coldChain = ColdChainDesk(config: config, ids: ids, anchors: state.coldAnchors, metrics: metrics)
         iotPrefix = "{\"tenant_id\":" + JSONText.quote(config.tenantId) + ",\"site_id\":" + JSONText.quote(config.siteId)
     }
+    /// The fridges' record keeping (CONTRACT §6).
+    let coldChain: ColdChainDesk
     /// `{"tenant_id":…,"site_id":…` — the same start of every `integration/iot.event`.
     private let iotPrefix: String
 
@@ -253,9 +256,18 @@ final class IngestPipeline: Sendable {
 
         case .environment(let room, let device, let msgId, let e, let raw):
             if try replayed(.environment, device, msgId) { return }
-            if refuseTelemetry { return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, StorageBudget.refusal)) }
-            try Rooms.recordReadings(db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids, latest: &o.latest)
-            try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, &o)
+            // A fridge's reading is a cold-chain record, kept whatever the budget does to telemetry
+            // (CONTRACT §6): taken when telemetry is refused, without its telemetry event.
+            let fridge = ColdChainDesk.settings(config, room: room) != nil
+            if refuseTelemetry && !fridge {
+                return try reject(m.topic, .environment, device, msgId, Rejection(.storageFull, StorageBudget.refusal))
+            }
+            try Rooms.recordReadings(
+                db, room: room, device: device, reading: e, config: config, nowMs: nowMs, ids: ids, latest: &o.latest,
+                coldChain: coldChain, monoNs: state.clock.monoNs())
+            if !refuseTelemetry {
+                try iotEvent(db, device: device, deviceType: "environment", eventType: "environment", payload: raw, room: room, nowMs: nowMs, &o)
+            }
             try accepted(.environment, device, msgId)
 
         case .status(let device, let msgId, let s, let raw):

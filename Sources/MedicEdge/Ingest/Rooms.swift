@@ -52,12 +52,15 @@ enum Rooms {
     /// raises or clears the room's environment alerts.
     static func recordReadings(
         _ db: StoreTransaction, room: String, device: String, reading: EnvironmentReading, config: EdgeConfig,
-        nowMs: Int64, ids: UUIDv7, latest: inout LatestReadings
+        nowMs: Int64, ids: UUIDv7, latest: inout LatestReadings, coldChain: ColdChainDesk? = nil, monoNs: UInt64 = 0
     ) throws {
         for (metric, value) in reading.values {
             latest.rows[.init(room: room, metric: metric)] = (value, nowMs, device)
         }
         guard config.rooms[room] != nil else { return }
+        if let coldChain, let t = reading.values[.temperatureC] {
+            try coldChain.reading(db, room: room, device: device, tempC: t, ts: reading.ts, receivedMs: nowMs, monoNs: monoNs)
+        }
         for metric in EnvironmentMetric.allCases {
             guard let value = reading.values[metric] else { continue }
             guard let limits = config.rooms[room]?.limits[metric.rawValue] else { continue }

@@ -92,6 +92,7 @@ public enum Daemon {
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
         let retention = RetentionPurge(config: config, db: db, logger: logger)
+        let coldChain = ColdChainWatch(config: config, db: db, anchors: state.coldAnchors, clock: state.clock, metrics: metrics, logger: logger)
         let noshow = NoShowScheduler(config: config, db: db, watch: clockWatch, clock: state.clock, metrics: metrics, logger: logger)
 
         /// The status figures, read once a second and kept in memory for the HTTP routes.
@@ -121,6 +122,11 @@ public enum Daemon {
                     {
                         if n.isError { logger.error("\(n.text)") } else { logger.warning("\(n.text)") }
                     }
+                },
+                PeriodicJob("cold chain", every: .seconds(1)) { now in await coldChain.tick(nowMs: now) },
+                PeriodicJob("cold chain daily summary", every: .seconds(10)) { now in await coldChain.dailySummaries(nowMs: now) },
+                PeriodicJob("cold chain retention", every: .seconds(3600), needsSteadyClock: true) { now in
+                    await coldChain.retention(nowMs: now)
                 },
                 PeriodicJob("mqtt status", every: .seconds(1)) { _ in
                     mqtt.publishStatus(force: false)

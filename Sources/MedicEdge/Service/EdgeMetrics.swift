@@ -82,6 +82,28 @@ public final class EdgeMetrics: Sendable {
         Gauge(label: "medic_edge_storage_used_bytes").record(used)
         Gauge(label: "medic_edge_storage_budget_bytes").record(budget)
     }
+    /// The data directory's file system: bytes free (when `statvfs` can read it), the
+    /// `storage.min_free_bytes` kept free, and 1 while the status API says `over_budget`.
+    public func storageSpace(free: Int64?, minFree: Int64, overBudget: Bool) {
+        if let free { Gauge(label: "medic_edge_storage_free_bytes").record(free) }
+        Gauge(label: "medic_edge_storage_min_free_bytes").record(minFree)
+        Gauge(label: "medic_edge_storage_over_budget").record(overBudget ? 1 : 0)
+    }
+
+    /// A fridge's gauges (CONTRACT §6): its latest temperature and limits, whether an
+    /// excursion is open, an alarm, its sensor silent (0/1).
+    public func coldChain(room: String, tempC: Double?, limits: MetricLimits, open: Bool, alarm: Bool, silent: Bool) {
+        let r = [("room", room)]
+        if let tempC { Gauge(label: "medic_edge_coldchain_temperature_celsius", dimensions: r).record(tempC) }
+        Gauge(label: "medic_edge_coldchain_limit_celsius", dimensions: r + [("bound", "min")]).record(limits.min)
+        Gauge(label: "medic_edge_coldchain_limit_celsius", dimensions: r + [("bound", "max")]).record(limits.max)
+        Gauge(label: "medic_edge_coldchain_excursion_open", dimensions: r).record(open ? 1 : 0)
+        Gauge(label: "medic_edge_coldchain_alarm", dimensions: r).record(alarm ? 1 : 0)
+        Gauge(label: "medic_edge_coldchain_sensor_silent", dimensions: r).record(silent ? 1 : 0)
+    }
+    public func coldChainExcursionStarted(room: String, by n: Int = 1) {
+        Counter(label: "medic_edge_coldchain_excursions_total", dimensions: [("room", room)]).increment(by: n)
+    }
 
     public func exposition() -> String {
         var buffer = [UInt8]()

@@ -37,6 +37,8 @@ public final class EdgeState: Sendable {
         s = Mutex(st)
     }
     public let clock: any EdgeClock
+    /// The fridges' monotonic moments (last heard, excursion start), shared by ingest and the cold chain's timer.
+    let coldAnchors = ColdChainAnchors()
 
     public var mqttConnected: Bool {
         get { s.withLock { $0.mqttConnected } }
