@@ -4,6 +4,8 @@ import EdgeCore
 import EdgeTestSupport
 import Foundation
 import GRDB
+import Hummingbird
+import HummingbirdTesting
 import Logging
 @testable import MedicEdge
 import Testing
@@ -168,5 +170,31 @@ struct RetentionTests {
         let joaoHash = QRCode.hash(day.joao.qr)
         let found = try await db.read { try $0.patient(qrHash: joaoHash)?.id }
         #expect(found == day.joao.id)
+    }
+
+    @Test("Agenda reads go into the staff audit: agenda_read with the day, once per account and day every 15 minutes; a refused read not")
+    func agendaReadsAudited() async throws {
+        let w = try RoutesTests.World()
+        try StaffAccounts(db: w.db, clock: w.clock).add(name: "ana", password: "senha-forte-1", iterations: 1000)
+        try await w.test { client in
+            let token: String = try await client.execute(
+                uri: "/api/v1/session", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"name":"ana","password":"senha-forte-1"}"#)
+            ) { r in try #require(try RoutesTests.json(r)["token"] as? String) }
+            let bearer: HTTPFields = [.authorization: "Bearer \(token)"]
+            for date in ["2027-01-15", "2027-01-15", "2027-01-16", "15/01/2027"] {
+                try await client.execute(uri: "/api/v1/agenda?date=\(date)", method: .get, headers: bearer) { _ in }
+            }
+            w.clock.advance(seconds: 14 * 60)
+            try await client.execute(uri: "/api/v1/agenda?date=2027-01-15", method: .get, headers: bearer) { _ in }
+            w.clock.advance(seconds: 61)
+            try await client.execute(uri: "/api/v1/agenda?date=2027-01-15", method: .get, headers: bearer) { _ in }
+        }
+        let rows = try await w.db.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, target FROM staff_audit WHERE action = 'agenda_read' ORDER BY id").map {
+                "\($0["name"] as String) \($0["target"] as String)"
+            }
+        }
+        #expect(rows == ["ana 2027-01-15", "ana 2027-01-16", "ana 2027-01-15"])
     }
 }
