@@ -273,10 +273,10 @@ extension AppDatabase {
         }
     }
 
-    /// One table, row by row, in rowid order (by primary key for a table without rowid). A
-    /// read that fails ends a stretch: the copy goes on after the unreadable pages, found by
-    /// seeking ever further past the last row read (a seek that does not cross a damaged page
-    /// works). Returns (rows carried, stretches and rows lost). Throws when nothing of the
+    /// One table, row by row, in rowid order. A read that fails ends a stretch: the copy goes on
+    /// after the unreadable pages, found by seeking ever further past the last row read (a seek
+    /// that does not cross a damaged page works). A table without rowid is read by primary key,
+    /// forward, then backward from its end down to the last key read. Returns (rows carried, stretches and rows lost). Throws when nothing of the
     /// table can be read.
     private func copyRows(table: String, columns: [String], from old: DatabaseQueue) throws -> (Int, Int) {
         let oldColumns: [String] = try old.read { db in try db.columns(in: table).map(\.name) }
@@ -307,17 +307,43 @@ extension AppDatabase {
                 if new.changesCount > 0 { carried += 1 } else { lost += 1 }
             }
             guard hasRowid else {
+                // By primary key, forward until a read fails, then backward from the end down to
+                // the last key read: the rows on both sides of one damaged stretch are carried.
+                let pk = try old.read { db in try db.primaryKey(table).columns }
+                let key = pk.map { "\"\($0)\"" }.joined(separator: ", ")
+                var lastKey: [DatabaseValue]?
+                var failed = false
                 do {
                     try old.read { db in
-                        let rows = try Row.fetchCursor(db, sql: "SELECT \(list) FROM \"\(table)\"")
-                        while let row = try rows.next() { try keep(row) }
+                        let rows = try Row.fetchCursor(db, sql: "SELECT \(list) FROM \"\(table)\" ORDER BY \(key)")
+                        while let row = try rows.next() {
+                            readAny = true
+                            try keep(row)
+                            lastKey = pk.map { row[$0] as DatabaseValue }
+                        }
                     }
                 } catch let e as CarryWriteError {
                     throw e
                 } catch {
-                    if carried == 0 && lost == 0 { throw error }
                     lost += 1
+                    failed = true
                 }
+                guard failed else { return }
+                do {
+                    try old.read { db in
+                        let desc = pk.map { "\"\($0)\" DESC" }.joined(separator: ", ")
+                        let after = lastKey.map { _ in " WHERE (\(key)) > (\(pk.map { _ in "?" }.joined(separator: ", ")))" } ?? ""
+                        let rows = try Row.fetchCursor(
+                            db, sql: "SELECT \(list) FROM \"\(table)\"\(after) ORDER BY \(desc)", arguments: StatementArguments(lastKey ?? []))
+                        while let row = try rows.next() {
+                            readAny = true
+                            try keep(row)
+                        }
+                    }
+                } catch let e as CarryWriteError {
+                    throw e
+                } catch {}
+                if !readAny { throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "table \(table) unreadable") }
                 return
             }
             while rounds < 10_000 {
