@@ -116,6 +116,16 @@ public struct EdgeConfig: Sendable, Equatable {
     public var storageMaxRejectRows = 100_000
     public var rooms: [String: RoomConfig] = [:]
     public var logLevel = "info"
+    /// How long local records are kept (CONTRACT §7, LGPD), in days: `retention:`.
+    public struct Retention: Sendable, Equatable {
+        public var checkinsDays = 90
+        public var noshowsDays = 90
+        /// Kiosk results are also kept no longer than the dedupe window (8 days).
+        public var kioskResultsDays = 90
+        public var staffAuditDays = 365
+        public var coldchainDays = 1095
+    }
+    public var retention = Retention()
 
     public init() {}
 
@@ -161,6 +171,13 @@ extension EdgeConfig {
         "storage.max_bytes": ConfigBound(Double(1 << 20)...Double(1 << 40), whole: true, unit: "bytes"),
         "storage.min_free_bytes": ConfigBound(0...Double(1 << 40), whole: true, unit: "bytes"),
         "storage.max_reject_rows": ConfigBound(100...10_000_000, whole: true, unit: "rows"),
+        // At least a week: a check-in or no-show outlives its appointment's days in the
+        // window, and a kiosk result the dedupe window (CONTRACT §1).
+        "retention.checkins_days": ConfigBound(7...3650, whole: true, unit: "days"),
+        "retention.noshows_days": ConfigBound(7...3650, whole: true, unit: "days"),
+        "retention.kiosk_results_days": ConfigBound(7...3650, whole: true, unit: "days"),
+        "retention.staff_audit_days": ConfigBound(30...3650, whole: true, unit: "days"),
+        "retention.coldchain_days": ConfigBound(365...3650, whole: true, unit: "days"),
         "rooms.*.cold_chain.alarm_delay_minutes": ConfigBound(0...1440, whole: false, unit: "minutes"),
         "rooms.*.cold_chain.silence_minutes": ConfigBound(0.01...1440, whole: false, unit: "minutes"),
     ]
@@ -202,6 +219,7 @@ extension EdgeConfig {
         try r.allowOnly([
             "site_id", "tenant_id", "timezone", "data_dir", "mqtt", "cloud", "http", "checkin",
             "noshow", "sync", "storage", "rooms", "log_level",
+            "retention",
         ])
         if let v = try r.string("site_id") {
             guard v.range(of: #"^[a-z0-9-]{1,48}$"#, options: .regularExpression) != nil else {
@@ -302,6 +320,14 @@ extension EdgeConfig {
             if let v = try s.int("max_bytes") { c.storageMaxBytes = Int64(v) }
             if let v = try s.int("min_free_bytes") { c.storageMinFreeBytes = Int64(v) }
             if let v = try s.int("max_reject_rows") { c.storageMaxRejectRows = v }
+        }
+        if let s = try r.section("retention") {
+            try s.allowOnly(["checkins_days", "noshows_days", "kiosk_results_days", "staff_audit_days", "coldchain_days"])
+            if let v = try s.int("checkins_days") { c.retention.checkinsDays = v }
+            if let v = try s.int("noshows_days") { c.retention.noshowsDays = v }
+            if let v = try s.int("kiosk_results_days") { c.retention.kioskResultsDays = v }
+            if let v = try s.int("staff_audit_days") { c.retention.staffAuditDays = v }
+            if let v = try s.int("coldchain_days") { c.retention.coldchainDays = v }
         }
         if let rooms = r.dict["rooms"], !(rooms is NSNull) {
             guard let rd = rooms as? [String: Any] else { throw ConfigError(key: "rooms", problem: "must be a mapping of room keys") }

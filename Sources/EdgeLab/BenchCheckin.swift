@@ -26,6 +26,12 @@ struct BenchCheckin: AsyncParsableCommand {
     @Option(name: .customLong("phase-timeout"), help: "Seconds a phase may take at most (scans left are reported as not sent).")
     var phaseTimeout = 180.0
 
+    @Option(
+        name: .customLong("purge-days"),
+        help:
+            "Days of old records past retention (a clinic of 100 check-ins a day: 100 check-ins and kiosk results, 10 no-shows, 100 audit lines each) written into the running daemon's database; scans are measured around its retention job's next run, which purges them (0: no such phase)."
+    ) var purgeDays = 0
+
     func run() async throws {
         BenchEnv.start("checkin")
         guard scans > 0, scans <= 1_000_000, limitSamples > 0, limitSamples <= 1_000_000, patients >= 1, patients <= 100_000 else {
@@ -42,6 +48,7 @@ struct BenchCheckin: AsyncParsableCommand {
         }
         let (stub, cloudPort) = try await BenchEnv.stub(day.seed)
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
+        let daemonStart = Date()
         try await BenchEnv.start(daemon)
         try await BenchEnv.waitRoster(daemon, patients: day.patients.count, appointments: day.appointments.count)
         say(
@@ -129,14 +136,39 @@ struct BenchCheckin: AsyncParsableCommand {
         }
         var phases: [PhaseResult] = []
         var limits: [(String, Latencies, Latencies)] = []
+        var purgePhase: (Latencies, Int, String)?
         do {
+            if purgeDays > 0 {
+                // The retention job runs at the daemon's start and every 60 s after: the old
+                // records are written now (after the first run), and scans are measured from
+                // shortly before the second run until just after it logs what it removed.
+                try await BenchCheckin.fillOldRecords(dataDir: daemon.dataDir, days: min(purgeDays, 3650))
+                let from = daemonStart.addingTimeInterval(56)
+                if from > Date() { try await Task.sleep(for: .seconds(from.timeIntervalSinceNow)) }
+                say("phase 0: scans around the retention job's run (\(Time.rfc3339(Date())))…")
+                var lat: [Latencies] = []
+                var lost = 0, after = 0, line = ""
+                for round in 0..<400 where Date() < daemonStart.addingTimeInterval(120) && after < 3 {
+                    let run = try await onThread("bench-kiosk-purge") {
+                        BenchCheckin.scanLoop(
+                            kiosk, results: results, topic: topic, qrs: codes, idPrefix: "p\(round)", count: 50, gapMs: gap, deadline: phaseDeadline)
+                    }
+                    lat.append(run.0)
+                    lost += run.2
+                    if let l = daemon.log().split(separator: "\n").first(where: { $0.contains("retention: removed") }) {
+                        line = String(l)
+                        after += 1
+                    }
+                }
+                purgePhase = (Latencies(lat.flatMap(\.sorted)), lost, line.isEmpty ? "(no purge logged within 120 s of the start)" : line)
+            }
             say("measuring the limit (idle)…")
             let idle = try await limit("idle")
             limits.append(("idle", idle.mqtt, idle.sqlite))
             stub.setFaults(CloudStubFaults())
-            say("phase 1/4: cloud up, alone…")
+            say("phase 1/4: cloud up, alone… (\(Time.rfc3339(Date())))")
             phases.append(try await phase("cloud up, alone", loaded: false))
-            say("phase 2/4: cloud up, \(Int(backgroundRate)) msgs/s background…")
+            say("phase 2/4: cloud up, \(Int(backgroundRate)) msgs/s background… (\(Time.rfc3339(Date())))")
             // the limit under the same background load
             background.start()
             try await Task.sleep(for: .seconds(1))
@@ -189,6 +221,12 @@ struct BenchCheckin: AsyncParsableCommand {
                 Fmt.lpad(ratio, 11), Fmt.lpad(cpu, 12), "  ", Fmt.pad(bg, 40), outcomes,
             ]
             say("  " + cols.joined())
+        }
+        if let (lat, lost, line) = purgePhase {
+            say(
+                "  " + Fmt.pad("around the purge", 24) + Fmt.lpad(String(lat.count), 6) + Fmt.lpad(Fmt.ms(lat.p50), 9)
+                    + Fmt.lpad(Fmt.ms(lat.p99), 9) + Fmt.lpad(Fmt.ms(lat.max), 9) + Fmt.lpad(String(lost), 6)
+                    + "  (\(purgeDays) days of old records purged by the retention job: \(line))")
         }
         say("")
         let worst = phases.map(\.lat.p99).max() ?? .nan
@@ -265,6 +303,32 @@ struct BenchCheckin: AsyncParsableCommand {
             usleep(500)
         }
         return Latencies(lat)
+    }
+
+    /// `--purge-days`: records past every retention (400 days old and more), written into the
+    /// running daemon's database (a second connection, one transaction a day), for its
+    /// retention job to purge.
+    static func fillOldRecords(dataDir: String, days: Int) async throws {
+        let db = try AppDatabase.open(dataDir: dataDir)
+        let dayMs: Int64 = 86_400_000
+        let oldest = Time.nowMs() - Int64(400 + days) * dayMs
+        let t0 = benchNowNs()
+        for d in 0..<days {
+            let base = oldest + Int64(d) * dayMs
+            try await db.write { tx in
+                for k in 0..<100 {
+                    let at = base + Int64(k) * 300_000, id = "old-\(d)-\(k)"
+                    try tx.recordCheckin(
+                        appointmentId: id, patientId: "p-\(k)", nowMs: at, method: "qr", device: "k1", staff: nil, eventId: "e-\(id)")
+                    try tx.saveKioskResult(deviceId: "k1", scanId: id, outcome: "checked_in", result: "{}", nowMs: at)
+                }
+                for k in 0..<10 { try tx.recordNoShow(appointmentId: "ns-\(d)-\(k)", nowMs: base + Int64(k) * 60_000, eventId: "e-ns-\(d)-\(k)") }
+                for k in 0..<100 { try tx.audit(name: "recepcao", action: "login", target: nil, nowMs: base + Int64(k) * 60_000) }
+            }
+        }
+        say(
+            "set-up: \(days) days of old records (\(days * 310) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s for the retention job to purge"
+        )
     }
 
     /// One small insert per transaction, WAL, synchronous = FULL: the fsync'd commit each

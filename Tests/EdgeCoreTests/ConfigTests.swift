@@ -388,6 +388,8 @@ struct ConfigBoundsTests {
         "cloud.connect_timeout_seconds", "cloud.request_timeout_seconds",
         "checkin.open_before_minutes", "noshow.grace_minutes", "noshow.check_interval_seconds",
         "sync.days_ahead", "storage.max_bytes", "storage.min_free_bytes", "storage.max_reject_rows",
+        "retention.checkins_days", "retention.noshows_days", "retention.kiosk_results_days",
+        "retention.staff_audit_days", "retention.coldchain_days",
         "rooms.*.cold_chain.alarm_delay_minutes", "rooms.*.cold_chain.silence_minutes",
     ]
     /// The key an error names: a room's setting is named with its room (`f` in these tests).
@@ -448,6 +450,22 @@ struct ConfigBoundsTests {
         for v in [b.range.lowerBound, b.range.upperBound] {
             #expect(throws: Never.self, "\(key): \(v)") { try EdgeConfig.parse(yaml: Self.yaml(key, Self.text(v, whole: b.whole))) }
         }
+    }
+
+    @Test("retention: the contract's defaults (90 days, staff audit 1 year, cold chain 3 years), each key read, an unknown one named")
+    func retention() throws {
+        let d = EdgeConfig().retention
+        let defaults: [Int] = [d.checkinsDays, d.noshowsDays, d.kioskResultsDays, d.staffAuditDays, d.coldchainDays]
+        #expect(defaults == [90, 90, 90, 365, 1095])
+        let r = try EdgeConfig.parse(
+            yaml: "retention: {checkins_days: 30, noshows_days: 31, kiosk_results_days: 7, staff_audit_days: 400, coldchain_days: 1825}"
+        ).retention
+        let read: [Int] = [r.checkinsDays, r.noshowsDays, r.kioskResultsDays, r.staffAuditDays, r.coldchainDays]
+        #expect(read == [30, 31, 7, 400, 1825])
+        #expect(configError("retention: {checkin_days: 30}")?.key == "retention.checkin_days")
+        #expect(
+            configError("retention: {staff_audit_days: 7}")?.description
+                == "config error: retention.staff_audit_days: must be a whole number from 30 to 3650 (days), got 7")
     }
 
     @Test("The error for an absurd roster interval reads as one line a person can act on")

@@ -98,14 +98,14 @@ extension ColdChainWatch {
     /// 15 minutes (CONTRACT §6: at least one per 15 minutes for 3 years).
     static let thinAfterMs: Int64 = 30 * 86_400_000
     static let bucketMs: Int64 = 15 * 60_000
-    /// Cold-chain records are kept this long (3 years).
-    static let keepMs: Int64 = 1095 * 86_400_000
+    /// Cold-chain records are kept `retention.coldchain_days` (default 1095: 3 years).
+    var keepMs: Int64 { Int64(config.retention.coldchainDays) * 86_400_000 }
     /// Rows per transaction: the writer (kiosk scans) never waits long behind a purge.
     static let batchRows = 2000
 
     /// Thins and purges in bounded batches, yielding between them.
     func retention(nowMs: Int64) async {
-        let keepFrom = nowMs - Self.keepMs
+        let keepFrom = nowMs - keepMs
         let keepDate = LocalDay.dayString(keepFrom, zone: config.timeZone)
         var thinned = 0, purged = 0
         do {
@@ -127,7 +127,8 @@ extension ColdChainWatch {
             logger.error("cold chain: retention failed: \(error); retrying in an hour")
         }
         if thinned + purged > 0 {
-            logger.info("cold chain: retention thinned \(thinned) readings older than 30 days, removed \(purged) records older than 3 years")
+            let days = config.retention.coldchainDays
+            logger.info("cold chain: retention thinned \(thinned) readings older than 30 days, removed \(purged) records older than \(days) days")
         }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import Synchronization
 
 /// Reception routes (CONTRACT §4): session, agenda, check-ins, rooms and the console page.
 ///
@@ -24,6 +25,7 @@ struct StaffAPI: Sendable {
     let throttle: LoginThrottle
     let hashGate = HashGate(limit: 2)
     let data: ConsoleData
+    let agendaReads = AgendaReads()
 
     static let cookieName = "medic_edge_session"
     static let maxBodyBytes = 16 * 1024
@@ -133,7 +135,16 @@ struct StaffAPI: Sendable {
         guard let items = try data.agenda(day: day) else {
             return StaffAPI.failure(.badRequest, "bad_date", "Data inválida: use AAAA-MM-DD (por exemplo 2026-11-29).")
         }
+        if case .ok(let session, _) = auth { try auditAgendaRead(staff: session.name, day: day) }
         return HTTPRoutes.json(.ok, ConsoleData.agendaJSON(day: day, items: items))
+    }
+
+    /// A read of the agenda (personal data) in the staff audit, `agenda_read` with the day
+    /// (CONTRACT §7); once per account and day every 15 minutes, as the console polls.
+    func auditAgendaRead(staff: String, day: String) throws {
+        let now = clock.nowMs()
+        guard agendaReads.due(staff: staff, day: day, nowMs: now) else { return }
+        try db.write { try $0.audit(name: staff, action: "agenda_read", target: day, nowMs: now) }
     }
 
     func checkin(_ req: Request) async throws -> Response {
@@ -186,6 +197,7 @@ struct StaffAPI: Sendable {
             return StaffAPI.html(ConsolePage.login(site: config.siteId))
         }
         let items = try data.agenda(day: today) ?? []
+        try auditAgendaRead(staff: session.name, day: today)
         let rooms = try data.rooms()
         let status = (try? JSON.parse(statusJSON())) ?? .null
         return StaffAPI.html(
@@ -380,3 +392,19 @@ struct ConsoleContext<Listener: ConsoleListener>: RequestContext, ConsolePeerCon
 }
 typealias ConsoleRequestContext = ConsoleContext<PlainListener>
 typealias ConsoleTLSRequestContext = ConsoleContext<TLSListener>
+
+/// When each account last had a read of each day's agenda audited (kept 15 minutes).
+final class AgendaReads: Sendable {
+    static let everyMs: Int64 = 15 * 60_000
+    private let last = Mutex<[String: Int64]>([:])
+    /// True when this read is to be audited (none for this account and day in 15 minutes).
+    func due(staff: String, day: String, nowMs: Int64) -> Bool {
+        last.withLock { m in
+            let key = staff + "\u{1F}" + day
+            if let t = m[key], nowMs - t < Self.everyMs, nowMs >= t { return false }
+            if m.count > 1000 { m = m.filter { nowMs - $0.value < Self.everyMs } }
+            m[key] = nowMs
+            return true
+        }
+    }
+}

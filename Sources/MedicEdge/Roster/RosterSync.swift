@@ -248,6 +248,10 @@ final class RosterSync: Sendable {
 
     /// The appointment window: whole local days [today − 1, today + days_ahead].
     func window(nowMs: Int64) -> (from: String, to: String, fromMs: Int64, toMs: Int64) {
+        RosterSync.window(nowMs: nowMs, config: config)
+    }
+    /// The appointment window of `config` at `nowMs` (also the patients' retention, CONTRACT §7).
+    static func window(nowMs: Int64, config: EdgeConfig) -> (from: String, to: String, fromMs: Int64, toMs: Int64) {
         let zone = config.timeZone
         let today = LocalDay.dayString(nowMs, zone: zone)
         let first = LocalDay.addDays(today, -1, zone: zone)
@@ -517,7 +521,21 @@ final class RosterSync: Sendable {
                 try db.recordIncrementalPull(table, cursor: pulled.cursor, nowMs: nowMs)
             }
         }
+        try await fetchMissingPatients(nowMs: nowMs, spool: spool)
         synced(nowMs: nowMs)
+    }
+
+    /// The patients of appointments in the window that are not kept here, fetched by id: the
+    /// retention removes a patient without an appointment (CONTRACT §7), and an appointment
+    /// booked for them later comes in an incremental pull without them (their own row did not
+    /// change). At most 100 a pull.
+    func fetchMissingPatients(nowMs: Int64, spool: RosterSpool) async throws {
+        let w = window(nowMs: nowMs)
+        let missing = try await db.read { try $0.patientsMissing(forAppointmentsFrom: w.fromMs, to: w.toMs, limit: 100) }
+        guard !missing.isEmpty else { return }
+        let filter = "{\"id\":{\"_in\":[" + missing.map(JSONText.quote).joined(separator: ",") + "]}}"
+        let pulled = try await fetch("patients", fields: RosterSync.collections[0].1, filter: filter, into: spool)
+        try await db.write { db in try self.forEachPage(pulled, in: spool) { rows in try self.upsert(db, "patients", rows) } }
     }
 
     /// A pull went through: the status figures (roster counts) are read again before the

@@ -94,7 +94,8 @@ public enum Daemon {
             throw DataDirInUse(description: "data_dir \(config.dataDir): \(e)")
         }
         defer { withExtendedLifetime(dataLock) {} }
-        let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
+        // Checked first; a damaged database is moved aside and what can be read carried over.
+        let db = try StartupCheck.open(config: config, nowMs: SystemClock().nowMs(), logger: logger)
         let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
         let budget = StorageBudget(config: config, db: db, state: state, metrics: metrics, logger: logger)
@@ -103,6 +104,7 @@ public enum Daemon {
         let uplink = Uplink(config: config, db: db, http: CurlHTTPClient(label: "uplink"), metrics: metrics, state: state, logger: logger)
         let roster = RosterSync(config: config, db: db, http: CurlHTTPClient(label: "roster"), state: state, metrics: metrics, logger: logger)
         let clockWatch = ClockWatch()
+        let retention = RetentionPurge(config: config, db: db, logger: logger)
         let coldChain = ColdChainWatch(config: config, db: db, anchors: state.coldAnchors, clock: state.clock, metrics: metrics, logger: logger)
         let noshow = NoShowScheduler(config: config, db: db, watch: clockWatch, clock: state.clock, metrics: metrics, logger: logger)
 
@@ -122,6 +124,7 @@ public enum Daemon {
                 },
                 PeriodicJob("disk budget", every: .seconds(1)) { _ in await budget.enforce() },
                 PeriodicJob("bounded tables purge", every: .seconds(10), needsSteadyClock: true) { _ in await budget.purgeBounded() },
+                PeriodicJob("retention", every: .seconds(60), needsSteadyClock: true) { now in await retention.run(nowMs: now) },
                 PeriodicJob("old messages purge", every: .seconds(3600), needsSteadyClock: true) { now in
                     _ = try? await db.write { try $0.purgeOldMessages(nowMs: now) }
                 },
