@@ -45,7 +45,6 @@ extension AppDatabase {
     ]
 
     /// The database file's name in the data directory.
-    public static let fileName = "medic-edge.sqlite"
 
     /// Opens the database like `open`, after checking it (`PRAGMA quick_check`). A damaged
     /// database is moved aside, a fresh one made and what can be read carried over; the
