@@ -125,6 +125,38 @@ d usr/sbin
 ln -s ../share/medic-edge/provisioning/enroll-device "$ROOT/usr/sbin/medic-edge-enroll-device"
 ln -s ../share/medic-edge/provisioning/revoke-device "$ROOT/usr/sbin/medic-edge-revoke-device"
 
+# Man pages made from the commands' own --help (so they cannot drift from it); only when the
+# binary runs here (a package built for another architecture has none: lintian no-manual-page).
+manpage() {  # manpage NAME SUMMARY < help text : usr/share/man/man8/NAME.8.gz
+    d usr/share/man/man8
+    {
+        printf '.TH %s 8 "%s" "medic-edge %s" "MedicSaaS Edge"\n' "$(tr a-z A-Z <<<"$1")" "$(LC_ALL=C date -u -d "@$EPOCH" +%Y-%m-%d)" "$VERSION"
+        printf '.SH NAME\n%s \\- %s\n.SH DESCRIPTION\n.nf\n' "${1//-/\\-}" "$2"
+        # "WORDS:" lines are sections ("COMMAND X:" a section, the headers inside it subsections).
+        awk '{ gsub(/\\/, "\\e") }
+             /^COMMAND [A-Z-]+:$/ { sub(/:$/, ""); print ".fi\n.SH " $0 "\n.nf"; cmd = 1; next }
+             /^[A-Z][A-Z ]*:$/ { sub(/:$/, ""); print ".fi\n" (cmd ? ".SS " : ".SH ") $0 "\n.nf"; next }
+             /^[.\047]/ { $0 = "\\&" $0 }
+             { print }'
+        printf '.fi\n.SH SEE ALSO\n/usr/share/doc/medic\\-edge/install.md (the technician'"'"'s guide), https://medic\\-edge.local\n'
+    } | gzip -9n >"$ROOT/usr/share/man/man8/$1.8.gz"
+    chmod 0644 "$ROOT/usr/share/man/man8/$1.8.gz"
+}
+EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}
+if [[ $ARCH == "$(dpkg --print-architecture)" ]]; then
+    {
+        "$ROOT/usr/bin/medic-edge" --help
+        # Each daemon command's own help (the lab's commands are not in the package).
+        for c in $("$ROOT/usr/bin/medic-edge" --help | sed -n '/^SUBCOMMANDS:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p'); do
+            "$ROOT/usr/bin/medic-edge" help "$c" 2>/dev/null | grep -q 'medic-edge-lab' && continue
+            printf '\nCOMMAND %s:\n' "$(tr a-z A-Z <<<"$c")"
+            "$ROOT/usr/bin/medic-edge" help "$c"
+        done
+    } | manpage medic-edge "the MedicSaaS Edge clinic appliance daemon and its operator commands"
+    "$REPO/provisioning/enroll-device" --help | manpage medic-edge-enroll-device "enroll a device on the appliance's broker"
+    "$REPO/provisioning/revoke-device" --help | manpage medic-edge-revoke-device "revoke an enrolled device"
+fi
+
 DOC=usr/share/doc/medic-edge
 d "$DOC"
 install -m 0644 "$PKG/copyright" "$ROOT/$DOC/copyright"
@@ -132,12 +164,12 @@ install -m 0644 "$PKG/copyright" "$ROOT/$DOC/copyright"
 for f in README.md docs/install.md docs/devices.md; do
     [[ -f $REPO/$f ]] && install -m 0644 "$REPO/$f" "$ROOT/$DOC/$(basename "$f")"
 done
-EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}
 COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [[ $COMMIT != unknown && -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then COMMIT="$COMMIT (with uncommitted changes)"; fi
+DIRTY=''
+if [[ $COMMIT != unknown && -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then DIRTY=' (with uncommitted changes)'; fi
 {
     printf 'medic-edge (%s) stable; urgency=medium\n\n' "$VERSION"
-    printf '  * medic-edge %s, built from git commit %s.\n' "$VERSION" "$COMMIT"
+    printf '  * medic-edge %s, built from git commit\n    %s%s.\n' "$VERSION" "$COMMIT" "$DIRTY"
     printf '    The changes are in the repository'"'"'s history (git log).\n\n'
     printf ' -- %s  %s\n' "$MAINTAINER" "$(LC_ALL=C date -u -R -d "@$EPOCH")"
 } | gzip -9n >"$ROOT/$DOC/changelog.gz"
