@@ -96,9 +96,15 @@ for src in "$REPO"/systemd/medic-edge.service "$REPO"/systemd/medic-edge-*.servi
     dst=$ROOT/lib/systemd/system/$unit
     sed -e 's#/usr/local/bin/medic-edge\b#/usr/bin/medic-edge#g' \
         -e 's#/usr/local/share/doc/medic-edge/#/usr/share/doc/medic-edge/#g' \
-        -e 's#^\# Installed to /etc/systemd/system/ by provisioning/install.sh\..*#\# Installed to /lib/systemd/system/ by the medic-edge Debian package (from systemd/'"$unit"'). Local changes belong in#' \
-        -e 's#^\# a drop-in (systemctl edit medic-edge), not here: install.sh rewrites this file\.#\# a drop-in (systemctl edit '"${unit%.*}"'), not here: an upgrade replaces this file.#' \
-        "$src" >"$dst"
+        "$src" >"$dst.body"
+    {
+        printf '# The Debian package'"'"'s copy of systemd/%s (made by scripts/build-deb.sh), in\n' "$unit"
+        printf '# /lib/systemd/system/ with /usr paths. A package upgrade replaces it: local changes belong\n'
+        printf '# in a drop-in (systemctl edit %s). Where the notes below say install.sh and\n' "$unit"
+        printf '# /etc/systemd/system/, read this package.\n'
+        cat "$dst.body"
+    } >"$dst"
+    rm -f "$dst.body"
     chmod 0644 "$dst"
     if grep -n '/usr/local' "$dst" >&2; then
         die "$unit still names /usr/local after rewriting (lines above): teach scripts/build-deb.sh its new paths"
@@ -108,8 +114,8 @@ for src in "$REPO"/systemd/medic-edge.service "$REPO"/systemd/medic-edge-*.servi
 done
 grep -q '^ExecStart=/usr/bin/medic-edge run ' "$ROOT/lib/systemd/system/medic-edge.service" \
     || die "systemd/medic-edge.service: no ExecStart=/usr/local/bin/medic-edge run … to rewrite"
-# BACKUP TIMER: systemd/medic-edge-backup.{service,timer} are picked up by the loop above
-# once they exist; nothing else is needed here.
+# BACKUP TIMER: systemd/medic-edge-backup.{service,timer} (another branch) are picked up by the
+# loop above once they exist, the timer enabled; docs/operations.md goes to the doc directory.
 
 # --- config (a conffile), provisioning tools, docs ------------------------------------------
 d etc/medic-edge
@@ -161,7 +167,7 @@ DOC=usr/share/doc/medic-edge
 d "$DOC"
 install -m 0644 "$PKG/copyright" "$ROOT/$DOC/copyright"
 # install.md stays uncompressed: the unit's Documentation= names it.
-for f in README.md docs/install.md docs/devices.md; do
+for f in README.md docs/install.md docs/devices.md docs/operations.md; do
     [[ -f $REPO/$f ]] && install -m 0644 "$REPO/$f" "$ROOT/$DOC/$(basename "$f")"
 done
 COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
