@@ -78,7 +78,8 @@ d() { install -d -m 0755 "$ROOT/$1"; }
 
 d usr/bin
 install -m 0755 "$BINARY" "$ROOT/usr/bin/medic-edge"
-# Symbols only: the Swift metadata the runtime needs is in sections of its own.
+# Drops the symbol table and debug info (lintian: unstripped-binary-or-object); the Swift
+# metadata the runtime needs is in sections of its own and stays.
 strip --remove-section=.comment "$ROOT/usr/bin/medic-edge"
 if [[ $ARCH == "$(dpkg --print-architecture)" ]]; then
     "$ROOT/usr/bin/medic-edge" --help >/dev/null 2>&1 || die "the stripped binary does not run (medic-edge --help failed)"
