@@ -217,7 +217,6 @@ if [[ $BUILD == 1 ]]; then
 fi
 if [[ -n $BINARY ]]; then
     [[ -f $BINARY && -x $BINARY ]] || die "--binary: $BINARY is not an executable file"
-    # (package mode refuses --binary above)
     mkdir -p "$(r "$(dirname "$ME_BIN")")"
     install -m 0755 "$BINARY" "$(r "$ME_BIN")"
     info "installed $ME_BIN"
