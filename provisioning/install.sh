@@ -30,6 +30,9 @@ Cloud (omit all to run offline-only; secrets are stored root-only, never in the 
 Binary
   --binary PATH             install this prebuilt medic-edge (swift build -c release --static-swift-stdlib)
   --build                   build it from this repository first (needs the Swift toolchain)
+  --package FILE.deb        install or upgrade the medic-edge Debian package (scripts/build-deb.sh)
+                            instead: binary, unit and these tools come from it. Once the package
+                            is installed, every run uses it (no --binary/--build)
 
 Network and storage
   --lan-console             serve the reception console over HTTPS on 0.0.0.0:8443
@@ -48,7 +51,7 @@ EOF
 }
 
 SITE_ID='' TENANT_ID='' TIMEZONE='' EVENTS_URL='' DIRECTUS_URL='' DIRECTUS_TOKEN=''
-BINARY='' BUILD=0 LAN_CONSOLE='' PASSWORD_LISTENER='' DEVICE_BIND='' EXTRA_SAN='' ENCRYPTED=0 FORCE_CONFIG=0
+BINARY='' BUILD=0 PACKAGE='' LAN_CONSOLE='' PASSWORD_LISTENER='' DEVICE_BIND='' EXTRA_SAN='' ENCRYPTED=0 FORCE_CONFIG=0
 EVENTS_URL_SET=0 DIRECTUS_TOKEN_SET=0 DIRECTUS_URL_SET=0
 
 need_arg() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
@@ -64,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --directus-token-file) need_arg "$@"; [[ -r $2 ]] || die "cannot read $2"; DIRECTUS_TOKEN=$(tr -d '\r\n' <"$2"); DIRECTUS_TOKEN_SET=1; shift 2 ;;
         --binary) need_arg "$@"; BINARY=$2; shift 2 ;;
         --build) BUILD=1; shift ;;
+        --package) need_arg "$@"; PACKAGE=$2; shift 2 ;;
         --lan-console) LAN_CONSOLE=yes; shift ;;
         --no-lan-console) LAN_CONSOLE=no; shift ;;
         --password-listener) PASSWORD_LISTENER=yes; shift ;;
@@ -104,6 +108,23 @@ for u in "$EVENTS_URL" "$DIRECTUS_URL"; do
 done
 [[ $DEVICE_BIND =~ ^[0-9A-Fa-f.:]+$ ]] || die "--device-bind must be an IP address"
 [[ $BUILD == 1 && -n $BINARY ]] && die "give --binary or --build, not both"
+# Package mode: the Debian package holds the binary (/usr/bin), the unit (/lib/systemd/system)
+# and these tools; given with --package, or already installed on this box.
+PACKAGE_MODE=0
+if [[ -n $PACKAGE ]]; then
+    [[ $BUILD == 1 || -n $BINARY ]] && die "give --package, --binary or --build, not two of them"
+    [[ -f $PACKAGE && -r $PACKAGE ]] || die "--package: cannot read $PACKAGE"
+    [[ $(dpkg-deb -f "$PACKAGE" Package 2>/dev/null) == medic-edge ]] \
+        || die "--package: $PACKAGE is not a medic-edge Debian package (make one with scripts/build-deb.sh)"
+    PACKAGE=$(readlink -f "$PACKAGE")
+    PACKAGE_MODE=1
+elif ! test_mode && dpkg-query -W -f='${Status}' medic-edge 2>/dev/null | grep -q 'install ok installed'; then
+    [[ $BUILD == 1 || -n $BINARY ]] \
+        && die "the medic-edge package is installed: upgrade it with --package FILE.deb (or remove it before installing a binary)"
+    PACKAGE_MODE=1
+fi
+BIN_PATH=$ME_BIN
+[[ $PACKAGE_MODE == 1 ]] && BIN_PATH=/usr/bin/medic-edge
 if [[ -n $DIRECTUS_URL && $DIRECTUS_TOKEN_SET == 0 && ! -s $(r "$ME_CREDS")/directus-token ]]; then
     die "--directus-url needs --directus-token (or --directus-token-file)"
 fi
@@ -130,11 +151,28 @@ else
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
             || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
     fi
+    if [[ -n $PACKAGE ]]; then
+        # Its postinst makes the service user and the directories; a changed default
+        # config never replaces the one this script wrote (--force-confold).
+        info "installing the package $(dpkg-deb -f "$PACKAGE" Package Version | paste -sd' ')"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$PACKAGE"
+    fi
     if ! user_exists "$ME_USER"; then
         info "creating system user $ME_USER"
         useradd --system --user-group --home-dir "$ME_DATA" --no-create-home \
             --shell /usr/sbin/nologin --comment "medic-edge appliance daemon" "$ME_USER"
     fi
+fi
+if test_mode && [[ -n $PACKAGE ]]; then
+    # As dpkg would unpack it (no maintainer scripts); an existing config.yaml is kept, as
+    # dpkg keeps a conffile.
+    info "test mode: unpacking $(basename "$PACKAGE") (dpkg-deb -x; no maintainer scripts)"
+    unpack=$(mktemp -d)
+    dpkg-deb -x "$PACKAGE" "$unpack"
+    [[ -f $(r "$ME_CONFIG") ]] && rm -f "$unpack$ME_CONFIG"
+    cp -a "$unpack/." "$DESTDIR/"
+    rm -rf "$unpack"
 fi
 for t in openssl mosquitto_passwd; do
     command -v "$t" >/dev/null || die "$t is missing (apt-get install ${PACKAGES[*]})"
@@ -184,7 +222,7 @@ if [[ -n $BINARY ]]; then
     info "installed $ME_BIN"
 fi
 HAVE_BINARY=0
-[[ -x $(r "$ME_BIN") ]] && HAVE_BINARY=1
+[[ -x $(r "$BIN_PATH") ]] && HAVE_BINARY=1
 
 # --- 5. secrets (LoadCredential= sources: root-only files) ----------------------
 cred() { printf '%s' "$(r "$ME_CREDS")/$1"; }
@@ -461,10 +499,19 @@ CONFIG=$(r "$ME_CONFIG")
 SUMFILE=$(r "$ME_ETC")/.config.yaml.sha256
 new_config=$(render_config)
 # A config.yaml whose checksum differs from the one we last wrote was edited by hand.
+# The package's own default config (a conffile, md5 as dpkg records it) is not a local edit.
+package_default_md5() {
+    if [[ -n $PACKAGE ]]; then
+        dpkg-deb --fsys-tarfile "$PACKAGE" | tar -xOf - ".$ME_CONFIG" 2>/dev/null | md5sum | cut -d' ' -f1
+    elif [[ $PACKAGE_MODE == 1 ]]; then
+        dpkg-query -W -f='${Conffiles}\n' medic-edge 2>/dev/null | awk -v f="$ME_CONFIG" '$1 == f {print $2}'
+    fi
+}
 locally_edited=0
 if [[ -f $CONFIG ]]; then
     if [[ ! -f $SUMFILE || $(sha256sum <"$CONFIG" | cut -d' ' -f1) != "$(cut -d' ' -f1 <"$SUMFILE")" ]]; then
         locally_edited=1
+        [[ $PACKAGE_MODE == 1 && ! -f $SUMFILE && $(md5sum <"$CONFIG" | cut -d' ' -f1) == "$(package_default_md5)" ]] && locally_edited=0
     fi
 fi
 if [[ -f $CONFIG && $locally_edited == 1 && $FORCE_CONFIG == 0 ]]; then
@@ -503,9 +550,18 @@ SAN=$SAN
 EOF
 
 # --- 11. systemd unit, admin tools ------------------------------------------------------------
-UNIT_SRC=$REPO_DIR/systemd/medic-edge.service
-[[ -f $UNIT_SRC ]] || die "missing $UNIT_SRC (run install.sh from the repository checkout)"
-write_file 0644 root:root "$ME_UNIT" <"$UNIT_SRC"
+if [[ $PACKAGE_MODE == 1 ]]; then
+    # The package's unit is /lib/systemd/system/medic-edge.service; a copy left here by a
+    # source install would override it (and name /usr/local/bin).
+    if [[ -f $(r "$ME_UNIT") ]]; then
+        rm -f "$(r "$ME_UNIT")"
+        info "removed $ME_UNIT (the package's unit is used)"
+    fi
+else
+    UNIT_SRC=$REPO_DIR/systemd/medic-edge.service
+    [[ -f $UNIT_SRC ]] || die "missing $UNIT_SRC (run install.sh from the repository checkout)"
+    write_file 0644 root:root "$ME_UNIT" <"$UNIT_SRC"
+fi
 DROPIN=$ME_UNIT.d/encrypted-data.conf
 if [[ $ENCRYPTED == 1 ]]; then
     write_file 0644 root:root "$DROPIN" <<EOF
@@ -528,6 +584,7 @@ write_file 0644 root:root /etc/systemd/system/systemd-time-wait-sync.service.d/m
 [Service]
 TimeoutStartSec=$TIME_SYNC_WAIT
 EOF
+if [[ $PACKAGE_MODE == 0 ]]; then   # (the package ships the tools, docs and links itself)
 install_dir 0755 root:root "$ME_TOOLS"
 install_dir 0755 root:root "$ME_TOOLS/lib"
 install -m 0755 "$SCRIPT_DIR/enroll-device" "$(r "$ME_TOOLS")/enroll-device"
@@ -540,6 +597,7 @@ done
 install_dir 0755 root:root "$ME_SBIN"
 ln -sfn "$ME_TOOLS/enroll-device" "$(r "$ME_SBIN")/medic-edge-enroll-device"
 ln -sfn "$ME_TOOLS/revoke-device" "$(r "$ME_SBIN")/medic-edge-revoke-device"
+fi
 
 # --- 12. start ------------------------------------------------------------------------------------
 if test_mode; then
@@ -558,7 +616,7 @@ else
         systemctl restart medic-edge       # pick up a new binary or config
     else
         systemctl enable medic-edge
-        warn "no $ME_BIN yet: install one with --binary PATH or --build; the service is enabled but not started"
+        warn "no $BIN_PATH yet: install one with --binary PATH, --build or --package FILE.deb; the service is enabled but not started"
     fi
 fi
 

@@ -3,7 +3,8 @@
 # Debian 12, as root (or with sudo). The Swift 6.3 toolchain itself must already be on PATH.
 set -euo pipefail
 pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config
-      openssl faketime python3 python3-yaml python3-jsonschema chromium chromium-driver python3-selenium prometheus)
+      openssl faketime python3 python3-yaml python3-jsonschema chromium chromium-driver python3-selenium prometheus
+      dpkg-dev lintian sqlite3)
 if [ "${1:-}" = "--runtime-only" ]; then
   pkgs=(mosquitto mosquitto-clients libmosquitto-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config)
 fi

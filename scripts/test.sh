@@ -23,3 +23,5 @@ python3 devices/check_examples.py
 echo "== provisioning (installer, broker ACLs and TLS with a real mosquitto)"
 echo "(build and swift tests took $(( $(date +%s) - start )) s)"
 bash provisioning/tests/run.sh
+echo "== the Debian package (built from the debug binary; installed, upgraded, removed and purged with dpkg)"
+bash packaging/tests/run.sh
