@@ -623,12 +623,18 @@ fi
 # --- 12b. nightly backup (CONTRACT §7; docs/operations.md, "Backup and restore") -------------
 # A self-contained block: medic-edge-backup.timer starts medic-edge-backup.service nightly,
 # which runs `medic-edge backup --dir /var/lib/medic-edge/backups --keep 7` as medic-edge.
+# From the package, its own units (/lib/systemd/system, naming /usr/bin) are used: a copy
+# left in /etc/systemd/system by a source install would override them.
 for unit in medic-edge-backup.service medic-edge-backup.timer; do
+    if [[ $PACKAGE_MODE == 1 ]]; then
+        [[ -f $(r "/etc/systemd/system/$unit") ]] && rm -f "$(r "/etc/systemd/system/$unit")" && info "removed /etc/systemd/system/$unit (the package's unit is used)"
+        continue
+    fi
     [[ -f $REPO_DIR/systemd/$unit ]] || die "missing $REPO_DIR/systemd/$unit (run install.sh from the repository checkout)"
     write_file 0644 root:root "/etc/systemd/system/$unit" <"$REPO_DIR/systemd/$unit"
 done
 install_dir 0700 "$ME_USER:$ME_USER" "$ME_DATA/backups"
-if [[ -f $REPO_DIR/docs/operations.md ]]; then
+if [[ $PACKAGE_MODE == 0 && -f $REPO_DIR/docs/operations.md ]]; then
     install_dir 0755 root:root /usr/local/share/doc/medic-edge
     install -m 0644 "$REPO_DIR/docs/operations.md" "$(r /usr/local/share/doc/medic-edge)/operations.md"
 fi
