@@ -67,6 +67,7 @@ let package = Package(
             .embedInCode("Console/Assets/console.css"),
             .embedInCode("Console/Assets/console.js"),
             .embedInCode("Console/Assets/login.js"),
+            .embedInCode("Console/Assets/coldchain.js"),
         ]),
         // The cloud stub: Inngest Event API + Directus REST with fault injection.
         .target(name: "CloudStub", dependencies: [

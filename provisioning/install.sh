@@ -562,6 +562,25 @@ else
     fi
 fi
 
+# --- 12b. nightly backup (CONTRACT §7; docs/operations.md, "Backup and restore") -------------
+# A self-contained block: medic-edge-backup.timer starts medic-edge-backup.service nightly,
+# which runs `medic-edge backup --dir /var/lib/medic-edge/backups --keep 7` as medic-edge.
+for unit in medic-edge-backup.service medic-edge-backup.timer; do
+    [[ -f $REPO_DIR/systemd/$unit ]] || die "missing $REPO_DIR/systemd/$unit (run install.sh from the repository checkout)"
+    write_file 0644 root:root "/etc/systemd/system/$unit" <"$REPO_DIR/systemd/$unit"
+done
+install_dir 0700 "$ME_USER:$ME_USER" "$ME_DATA/backups"
+if [[ -f $REPO_DIR/docs/operations.md ]]; then
+    install_dir 0755 root:root /usr/local/share/doc/medic-edge
+    install -m 0644 "$REPO_DIR/docs/operations.md" "$(r /usr/local/share/doc/medic-edge)/operations.md"
+fi
+if test_mode; then
+    info "test mode: would enable medic-edge-backup.timer (nightly backup, newest 7 kept in $ME_DATA/backups)"
+else
+    systemctl daemon-reload
+    systemctl enable --now medic-edge-backup.timer
+fi
+
 # The broker no longer persists (see medic-edge.conf): a database left by an earlier
 # configuration may still hold queued kiosk scans. The broker was restarted above (or is
 # not running in test mode), so nothing writes it again.

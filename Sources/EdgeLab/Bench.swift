@@ -13,6 +13,7 @@ struct Bench: AsyncParsableCommand {
             ingest    sustained durable ingest (QoS 1, acked) vs. the broker feeding a discarding subscriber
             drain     1,000,000 pending events → cloud stub, vs. the stub's own capacity; start-to-ready
             idle      the daemon's idle resident memory vs. a bare Foundation process
+            backup    kiosk p99 with and without medic-edge backup running back to back (target ≤ 2×)
             """,
-        subcommands: [BenchCheckin.self, BenchIngest.self, BenchDrain.self, BenchIdle.self])
+        subcommands: [BenchCheckin.self, BenchIngest.self, BenchDrain.self, BenchIdle.self, BenchBackup.self])
 }

@@ -137,6 +137,7 @@ struct DemoRunner {
             "cloud stub (Inngest Event API + Directus REST) on http://127.0.0.1:\(cloudPort): "
                 + "\(day.patients.count) patients, \(day.appointments.count) appointments, 3 rooms")
 
+        let coldMinutes = DemoRunner.coldChainMinutes(pace)
         let yaml = """
             site_id: \(DemoRunner.site)
             tenant_id: \(DemoRunner.tenant)
@@ -155,7 +156,11 @@ struct DemoRunner {
             checkin: {open_before_minutes: 120}
             noshow: {grace_minutes: \(pace.graceMinutes), check_interval_seconds: 1}
             rooms:
-              geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}}
+              geladeira-vacinas:
+                name: Geladeira de vacinas
+                limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}
+                cold_chain: {alarm_delay_minutes: \(String(format: "%.4f", coldMinutes.alarm)), silence_minutes: \(String(format: "%.4f", coldMinutes.silence)),
+                             workday: {opens: "07:00", closes: "19:00"}}
 
             """
         try FileManager.default.createDirectory(atPath: root + "/daemon", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -201,14 +206,21 @@ struct DemoRunner {
         sim.addPresence(id: "pres-sala-3", room: "sala-3", auto: true)
         sim.addEnvironment(id: "env-sala-2", room: "sala-2")
         sim.addEnvironment(id: "env-sala-3", room: "sala-3")
-        let fridge = sim.addFridge(id: "env-geladeira", room: "geladeira-vacinas", autoExcursions: false)
+        // The fridge's data logger sends no live reading before its buffer is flushed.
+        let fridge = sim.addFridge(id: "env-geladeira", room: DemoRunner.fridgeRoom, autoExcursions: false, sending: false)
+        let history = FridgeHistory.make(endingAt: Date(), days: 30, intervalSeconds: 300, zone: DemoRunner.zone, seed: 20_261_129)
         sim.addWearableGateway(id: "gw-1", patients: day.patients.map(\.id), batchSize: 20...60)
         let watchFridge = DemoFlag()
+        let lastPhase = Mutex("")
         let firstWearable = DemoFlag()
         sim.onEvent { e in
             switch e {
             case .fridge(_, _, let t, let phase) where watchFridge.isOn:
-                log.line("fridge", "env-geladeira reads \(SimText.celsius(t)) (\(phase))")
+                // Every reading of the story, but a held door once.
+                let repeated = lastPhase.withLock { last in
+                    defer { last = phase }; return last == phase && phase == FridgeSim.Phase.holding.rawValue
+                }
+                if !repeated { log.line("fridge", "env-geladeira reads \(SimText.celsius(t)) (\(phase))") }
             case .acked(let d, let m, nil, let sends) where d == "gw-1" && firstWearable.setOnce():
                 log.line("wearable", "gw-1 batch \(m) acked after the appliance committed it (sent \(sends)×); the gateway stops resending it")
             case .acked(let d, let m, let err?, _):
@@ -221,6 +233,7 @@ struct DemoRunner {
         }
         log.line(
             "devices", "\(sim.deviceIds.count) simulated devices online (retained status, will offline): \(sim.deviceIds.joined(separator: ", "))")
+        try await flushHistory(log, fridge: fridge, history: history)
 
         // Check-ins at the kiosk.
         var latencies: [Double] = []
@@ -249,27 +262,6 @@ struct DemoRunner {
         }
         log.line("room", "Sala 2 is occupied → the cloud received clinic/room.occupancy_changed (occupied: true)")
 
-        // The vaccine fridge.
-        log.line("fridge", "someone leaves the vaccine fridge door open (limits 2–8 °C, hysteresis 0.5 °C)")
-        watchFridge.set(true)
-        fridge.openDoor(peak: 9.4, holdReadings: 2)
-        let raised = try await waitForCloud(stub, "clinic/environment.alert", step: "fridge alert", timeout: 30) {
-            $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" && $0["data"]?["state"]?.stringValue == "raised"
-        }
-        let active = Int((try? await daemon.status())?["alerts"]?["active"]?.doubleValue ?? -1)
-        log.line(
-            "alert",
-            "RAISED: Geladeira de vacinas at \(SimText.celsius(raised["data"]?["value"]?.doubleValue ?? 0)), above 8 °C "
-                + "→ clinic/environment.alert (raised) at the cloud; active alerts on the appliance: \(active)")
-        let cleared = try await waitForCloud(stub, "clinic/environment.alert", step: "fridge alert", timeout: 40) {
-            $0["data"]?["room_id"]?.stringValue == "geladeira-vacinas" && $0["data"]?["state"]?.stringValue == "cleared"
-        }
-        watchFridge.set(false)
-        log.line(
-            "alert",
-            "CLEARED: back to \(SimText.celsius(cleared["data"]?["value"]?.doubleValue ?? 0)), inside 2.5–7.5 °C "
-                + "→ clinic/environment.alert (cleared); one raise and one clear, no flapping")
-
         // The internet goes down.
         stub.setFaults(CloudStubFaults(mode: .down))
         let downAt = Date()
@@ -281,14 +273,16 @@ struct DemoRunner {
         log.line("cloud", "the appliance notices: cloud \(state); check-in and the devices carry on locally")
         try await scan(day.beatriz.qr, "QR scanned (appointment at \(at(50)))", expect: "checked_in", note: " with the cloud down")
         try await scan(helena.qr, "QR scanned (appointment tomorrow)", expect: "no_appointment", note: " with the cloud down")
-        while Date().timeIntervalSince(downAt) < pace.outage {
+        let cold = try await coldChain(
+            log, daemon: daemon, fridge: fridge, history: history, pace: pace, staff: staff, watchFridge: watchFridge)
+        repeat {
             try await pause(pace.backlogEvery)
             let s = try await daemon.status()
             let pending = Int(s["outbox"]?["pending"]?.doubleValue ?? 0)
             let oldest = s["outbox"]?["oldest_pending_at"]?.stringValue.flatMap(Time.parseMs)
             let age = oldest.map { " (oldest \(Int(Double(Time.nowMs() - $0) / 1000)) s)" } ?? ""
             log.line("cloud", "backlog: \(pending) events waiting on the appliance's disk\(age)")
-        }
+        } while Date().timeIntervalSince(downAt) < pace.outage
 
         // The internet comes back.
         let reader = try openReader(daemon)
@@ -311,6 +305,7 @@ struct DemoRunner {
             "cloud",
             "backlog drained to 0 in \(String(format: "%.1f", drainSeconds)) s; all \(held.count) events held during the outage "
                 + "are at the cloud (checked id by id)")
+        try await coldChainAtCloud(log, stub: stub, facts: cold)
 
         // The no-show.
         if cloudEvents(stub, "clinic/noshow.detected").isEmpty {

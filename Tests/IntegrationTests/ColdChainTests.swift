@@ -195,4 +195,50 @@ struct ColdChainTests {
         #expect(room["cold_chain"]?["sensor_silent"]?.boolValue == true)
         await env.stop()
     }
+
+    @Test(
+        "Daily summary: once per fridge and day after closing, the day's chart row; not for days before the first reading; not again after a restart")
+    func dailySummary() async throws {
+        let zone = TimeZone(identifier: "America/Sao_Paulo")!
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = zone
+        // The workday closed a minute ago (today's summary is due), opening at midnight.
+        var minute = cal.component(.hour, from: Date()) * 60 + cal.component(.minute, from: Date())
+        if minute < 3 {
+            try await Task.sleep(for: .seconds(Double(3 - minute) * 60))
+            minute = 3
+        }
+        let closes = Workday.text(ofMinute: minute - 1)
+        let env = try await Env.start(
+            extraConfig: """
+                rooms:
+                  geladeira-vacinas: {name: Geladeira de vacinas, limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}},
+                                      cold_chain: {workday: {opens: "00:00", closes: "\(closes)"}}}
+
+                """)
+        defer { Task { await env.stop() } }
+        let f = Fridge(env)
+        let today = LocalDay.dayString(Time.nowMs(), zone: zone)
+        let yesterday = LocalDay.addDays(today, -1, zone: zone)
+        let (y0, _) = try #require(LocalDay.bounds(yesterday, zone: zone))
+        try await f.send(4.0, ts: Time.rfc3339(ms: y0))
+        try await f.send(4.6, ts: Time.rfc3339(ms: y0 + 60_000))
+        try await f.send(5.0)
+        let sums = try await env.waitForCloudEvents("clinic/coldchain.daily_summary", count: 2, timeout: 25)
+        let byDate = Dictionary(uniqueKeysWithValues: sums.compactMap { e in e["data"]?["date"]?.stringValue.map { ($0, e["data"]!) } })
+        #expect(Set(byDate.keys) == [yesterday, today], "no summary before the first reading's day")
+        let y = try #require(byDate[yesterday])
+        #expect(y["readings"]?.doubleValue == 2 && y["day_min_c"]?.doubleValue == 4.0 && y["day_max_c"]?.doubleValue == 4.6)
+        #expect(y["opening"]?["current_c"]?.doubleValue == 4.0 && y["closing"]?["current_c"]?.doubleValue == 4.6)
+        #expect(y["closing"]?["max_c"]?.doubleValue == 4.6 && y["excursions"]?.doubleValue == 0)
+        #expect(y["room_id"]?.stringValue == "geladeira-vacinas" && y["tenant_id"]?.stringValue != nil)
+        let t = try #require(byDate[today])
+        #expect(t["readings"]?.doubleValue == 1 && t["closing"]?.isNull == true, "today's reading came after closing")
+        // Once: a restart does not send them again.
+        #expect(await env.daemon.terminate() == 0)
+        try await env.daemon.start()
+        try await Task.sleep(for: .seconds(12))
+        #expect(env.cloudEvents(named: "clinic/coldchain.daily_summary").count == 2)
+        await env.stop()
+    }
 }

@@ -303,6 +303,61 @@ struct ConsoleTests {
         }
     }
 
+    @Test(
+        "The chart page /coldchain: the login page without a session; the frame for a fridge; 404 for another room, 400 for a bad month; a silent sensor on the card"
+    )
+    func chartPage() async throws {
+        let config = Self.fridgeConfig.replacingOccurrences(
+            of: "hysteresis: 0.5}}}",
+            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 15, silence_minutes: 0.05, workday: {opens: \"07:30\", closes: \"18:00\"}}}")
+        try await Self.withEnv(cloud: false, extraConfig: config) { env in
+            try await Self.addStaff(env)
+            let s = try await Self.signIn(env)
+            let cookie = [("Cookie", s.cookie)]
+            let anon = try await env.daemon.get("/coldchain?room=geladeira-vacinas")
+            #expect(anon.status == 200 && anon.text.contains("id=\"login-form\""), "login page without a session")
+            let page = try await env.daemon.get("/coldchain?room=geladeira-vacinas&month=2026-03", headers: cookie)
+            #expect(page.status == 200)
+            #expect(page.headers["content-security-policy"]?.contains("script-src 'self'") == true)
+            for part in [
+                "Mapa de controle de temperatura", "Geladeira de vacinas", "março de 2026", "faixa 2–8 °C", "expediente 07:30–18:00",
+                "id=\"chart-rows\"", "data-month=\"2026-03\"", "‹ fevereiro de 2026", "abril de 2026 ›", "Baixar CSV", "Imprimir",
+                "/api/v1/coldchain/geladeira-vacinas/chart?month=2026-03&amp;format=csv", "<script src=\"/assets/coldchain.js\">",
+                "id=\"cc-banner\"",
+            ] {
+                #expect(page.text.contains(part), "chart page lacks \(part)")
+            }
+            let thisMonth = String(LocalDay.dayString(Time.nowMs(), zone: Self.zone).prefix(7))
+            let current = try await env.daemon.get("/coldchain?room=geladeira-vacinas", headers: cookie)
+            #expect(current.status == 200 && current.text.contains("data-month=\"\(thisMonth)\""), "the current month by default")
+            #expect(!current.text.contains("id=\"next-month\""), "no link to a month still to come")
+            let other = try await env.daemon.get("/coldchain?room=sala-3", headers: cookie)
+            #expect(other.status == 404 && other.text.contains("não tem controle de cadeia de frio"))
+            #expect(other.text.contains("/coldchain?room=geladeira-vacinas"), "links to the fridges")
+            for bad in ["2026-13", "2026-3", "mar%C3%A7o", "2026-03-01"] {
+                let r = try await env.daemon.get("/coldchain?room=geladeira-vacinas&month=\(bad)", headers: cookie)
+                #expect(r.status == 400 && r.text.contains("Mês inválido"), "month \(bad): \(r.status)")
+            }
+            let script = try await env.daemon.get("/assets/coldchain.js")
+            #expect(script.status == 200 && script.headers["content-type"]?.hasPrefix("text/javascript") == true)
+            #expect(script.text.contains("Esta excursão já foi registrada por "))
+            // The console carries the banner's place, and the fridge's card links to its chart.
+            let console = try await env.daemon.get("/", headers: cookie)
+            #expect(console.text.contains("id=\"cc-banner\"") && console.text.contains("href=\"/coldchain?room=geladeira-vacinas\""))
+            #expect(!console.text.contains("href=\"/coldchain?room=sala-3\""))
+
+            // A fridge sensor silent for 3 s: the server-rendered card says so, as the script does.
+            try env.device.publish(env.topic("room/geladeira-vacinas/environment/env-1"), #"{"temperature_c": 4.6}"#)
+            try await Harness.waitUntil("the fridge's sensor silent", timeout: 20) {
+                let rooms = try JSON.parse(try await env.daemon.get("/api/v1/rooms", headers: Self.bearer(s)).body)["rooms"]?.arrayValue ?? []
+                return rooms.contains { $0["id"]?.stringValue == "geladeira-vacinas" && $0["cold_chain"]?["sensor_silent"]?.boolValue == true }
+            }
+            let silent = try await env.daemon.get("/", headers: cookie).text
+            #expect(silent.contains("<li class=\"room room-alert\" data-room=\"geladeira-vacinas\">"), "the silent fridge's card is an alert")
+            #expect(silent.contains("<li>Sensor sem leituras desde "))
+        }
+    }
+
     @Test("Every staff route answers 401 JSON without credentials or with wrong ones; / shows the login page")
     func unauthorized() async throws {
         try await Self.withEnv(cloud: false) { env in
@@ -654,6 +709,46 @@ struct ConsoleTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
+    /// A chart answer as CONTRACT §6 gives it, for the last 31-day month before this one: the
+    /// browser test serves it to the chart page until the daemon has the chart route. Days 3
+    /// and 4 without readings; an excursion with a long action on the 10th; one without action
+    /// on the 11th.
+    static func chartFixture(room: String) -> String {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = zone
+        var month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: Date())!)
+        while cal.range(of: .day, in: .month, for: cal.date(from: month)!)?.count != 31 {
+            month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: cal.date(from: month)!)!)
+        }
+        let ym = String(format: "%04d-%02d", month.year!, month.month!)
+        func at(_ day: Int, _ hour: Double) -> String {
+            let start = LocalDay.bounds(String(format: "%@-%02d", ym, day), zone: zone)!.0
+            return Time.rfc3339(ms: start + Int64(hour * 3_600_000))
+        }
+        let days = (1...31).map { d -> String in
+            let date = String(format: "%@-%02d", ym, d)
+            if d == 3 || d == 4 {
+                return #"{"date":"\#(date)","opening":null,"closing":null,"day_min_c":null,"day_max_c":null,"readings":0,"excursions":[]}"#
+            }
+            var exc = ""
+            if d == 10 {
+                let action = String(repeating: "Porta encontrada entreaberta; fechada e vacinas conferidas com a coordenação. ", count: 6)
+                exc =
+                    #"{"id":"x10","started_at":"\#(at(d, 13))","ended_at":"\#(at(d, 13.7))","duration_seconds":2520,"min_c":8.1,"#
+                    + #""max_c":9.6,"acknowledged_by":"ana","action":"\#(action.prefix(480))"}"#
+            } else if d == 11 {
+                exc =
+                    #"{"id":"x11","started_at":"\#(at(d, 2))","ended_at":"\#(at(d, 2.5))","duration_seconds":1800,"min_c":1.2,"#
+                    + #""max_c":1.9,"acknowledged_by":null,"action":null}"#
+            }
+            let t = 4.0 + Double(d % 7) / 10
+            return #"{"date":"\#(date)","opening":{"at":"\#(at(d, 7.02))","current_c":\#(t),"min_c":3.1,"max_c":5.2},"#
+                + #""closing":{"at":"\#(at(d, 18.98))","current_c":4.8,"min_c":3.9,"max_c":\#(d == 10 ? 9.6 : 5.6)},"#
+                + #""day_min_c":\#(d == 11 ? 1.2 : 3.1),"day_max_c":\#(d == 10 ? 9.6 : 5.6),"readings":96,"excursions":[\#(exc)]}"#
+        }
+        return #"{"room_id":"\#(room)","month":"\#(ym)","days":[\#(days.joined(separator: ","))]}"#
+    }
+
     @Test("In a real browser: log in, see the seeded agenda, check a patient in, see a kiosk check-in appear without reload, see the offline banner")
     func browser() async throws {
         // CI installs these (apt-get install -y chromium chromium-driver python3-selenium); a
@@ -690,11 +785,20 @@ struct ConsoleTests {
         day.book(day.patients[5], startMinutes: starts[5], minutes: minutes, professional: day.draAna, room: day.sala3, service: day.nutricao)
         let expected = ["Helena Prado", "Maria Aparecida Souza", "João Pedro Lima", "Beatriz Santos", "Carlos Eduardo Nunes", "Rafael Oliveira"]
 
-        try await Self.withEnv(day: day, extraConfig: Self.fridgeConfig) { env in
+        // The fridge is a cold-chain room here, with a 3-second alarm delay.
+        let config = Self.fridgeConfig.replacingOccurrences(
+            of: "hysteresis: 0.5}}}",
+            with: "hysteresis: 0.5}}, cold_chain: {alarm_delay_minutes: 0.05, silence_minutes: 10, workday: {opens: \"07:00\", closes: \"19:00\"}}}")
+        try await Self.withEnv(day: day, extraConfig: config) { env in
             let stub = try #require(env.stub)
             let user = "recepcao", password = "Senha-da-Recepcao-2026"
             let (code, out) = try await DaemonProcess.runCLI(["staff", "add", user, "--config", env.daemon.configPath], stdin: password + "\n")
             try #require(code == 0, "staff add: \(out)")
+            let (code2, out2) = try await DaemonProcess.runCLI(
+                ["staff", "add", "ana", "--config", env.daemon.configPath], stdin: "Senha-da-Ana-2026\n")
+            try #require(code2 == 0, "staff add ana: \(out2)")
+            let fixture = env.daemon.dir + "/chart-fixture.json"
+            try Data(Self.chartFixture(room: "geladeira-vacinas").utf8).write(to: URL(fileURLWithPath: fixture))
 
             // The rooms board's material: the fridge is fine, Sala 2 is occupied, Sala 3's CO2 is high.
             try env.device.publish(env.topic("room/geladeira-vacinas/environment/env-1"), #"{"temperature_c": 4.6, "humidity_pct": 45}"#)
@@ -716,6 +820,9 @@ struct ConsoleTests {
                 "--expect-patients", expected.joined(separator: ","), "--search-phone", "99000-0003",
                 "--name-query", "joao pedro", "--name-expect", day.joao.name,
                 "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver,
+                "--coldchain-room", "geladeira-vacinas", "--second-user", "ana", "--second-password", "Senha-da-Ana-2026",
+                // Until the daemon serves GET /api/v1/coldchain/{room}/chart: then drop this line.
+                "--chart-fixture", fixture,
             ]
             let (status, output) = try await Harness.runProgram(python, args, timeout: 240)
             #expect(status == 0, "browser test failed:\n\(output)")
@@ -738,7 +845,12 @@ struct ConsoleTests {
             #expect(byName[day.joao.name]?["checked_in_at"]?.isNull == true)
             let ev = try await env.waitForCloudEvents("clinic/checkin.recorded", count: 2, timeout: 40)
             #expect(Set(ev.compactMap { $0["data"]?["method"]?.stringValue }) == ["reception", "qr"])
-            for f in ["agenda.png", "rooms.png"] {
+            // The browser acknowledged the first excursion; ana the second (the page then got the 409).
+            let excursions = try JSON.parse(
+                try await env.daemon.get("/api/v1/coldchain/excursions", headers: [("Authorization", "Bearer \(token)")]).body)
+            let acks = (excursions["excursions"]?.arrayValue ?? []).compactMap { $0["acknowledged_by"]?.stringValue }.sorted()
+            #expect(acks == ["ana", user], "acknowledged by: \(acks)")
+            for f in ["agenda.png", "rooms.png", "agenda-1280.png", "phone.png", "coldchain-banner.png", "coldchain-chart.png"] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: shots + "/" + f)[.size] as? Int) ?? 0
                 #expect(size > 10_000, "screenshot \(f)")
             }

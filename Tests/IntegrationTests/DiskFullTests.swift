@@ -182,6 +182,12 @@ struct DiskFullTests {
         }
         #expect((try await env.daemon.status())["storage"]?["state"]?.stringValue == "over_budget")
         #expect(env.daemon.log().contains("storage.min_free_bytes"))
+        // The gauges the monitoring rules read (ops/prometheus): over budget, and why.
+        try await Harness.waitUntil("medic_edge_storage_over_budget 1", timeout: 5, poll: 0.2) {
+            try await env.metric("medic_edge_storage_over_budget") == 1
+        }
+        #expect(try await env.metric("medic_edge_storage_min_free_bytes") == Double(16 << 20))
+        #expect((try await env.metric("medic_edge_storage_free_bytes") ?? -1) < Double(16 << 20))
         let r = try await env.scan(day.maria.qr, scanId: "m-scan")
         #expect(r["outcome"]?.stringValue == "checked_in", "clinical data is still recorded")
         // Space back: telemetry is taken again.
@@ -192,6 +198,10 @@ struct DiskFullTests {
             let ack = try await env.device.waitFor(env.topic("device/env-m/ack"), timeout: 5) { $0["msg_id"]?.stringValue == id }
             return ack.last?["error"] == nil
         }
+        try await Harness.waitUntil("medic_edge_storage_over_budget 0", timeout: 5, poll: 0.2) {
+            try await env.metric("medic_edge_storage_over_budget") == 0
+        }
+        #expect((try await env.metric("medic_edge_storage_free_bytes") ?? 0) > Double(16 << 20))
         await env.stop()
         tmpfs.unmount()
     }

@@ -81,13 +81,18 @@ public final class DeviceSimulator: Sendable {
     public func addEnvironment(id: String, room: String) -> EnvironmentSim {
         add(EnvironmentSim(id: id, room: room, model: self.room(room), settings: settings, emit: emitter))
     }
-    /// `intervalSeconds`: simulated seconds between readings (60 in the field).
+    /// `intervalSeconds`: simulated seconds between readings (60 in the field). `sending: false`
+    /// connects the probe but sends no live reading until `resumeReadings()` (e.g. a logger
+    /// that first flushes its buffer with `sendHistory`).
     @discardableResult
     public func addFridge(
         id: String = "env-geladeira", room: String = "geladeira-vacinas", autoExcursions: Bool = true,
-        intervalSeconds: Double = 60
+        intervalSeconds: Double = 60, sending: Bool = true
     ) -> FridgeSim {
-        add(FridgeSim(id: id, room: room, autoExcursions: autoExcursions, intervalSeconds: intervalSeconds, settings: settings, emit: emitter))
+        add(
+            FridgeSim(
+                id: id, room: room, autoExcursions: autoExcursions, intervalSeconds: intervalSeconds, sending: sending, settings: settings,
+                emit: emitter))
     }
     @discardableResult
     public func addWearableGateway(

@@ -37,6 +37,9 @@ final class SimLink: Sendable {
         var order: [String] = []
         var waiters: [String: Waiter] = [:]
         var abandoned: Set<String> = []
+        /// Flow control: callers waiting until at most `atMost` messages are unanswered.
+        var roomWaiters: [(id: Int, atMost: Int, cont: CheckedContinuation<Bool, Never>)] = []
+        var nextWaiterId = 0
         var pump: Task<Void, Never>?
         var resender: Task<Void, Never>?
         var stats: SimDeviceStats
@@ -162,6 +165,7 @@ final class SimLink: Sendable {
             return (p, waiter, error)
         }
         guard let (p, waiter, error) = found else { return }  // a late duplicate ack
+        wakeRoomWaiters()
         let ms = p.firstSentAt.map { (uptime() - $0) * 1000 } ?? 0
         if isAck { emit(.acked(device: id, msgId: key, error: error, sends: p.sends)) }
         waiter?.resume(returning: (json, p.sends, ms))
@@ -196,6 +200,7 @@ final class SimLink: Sendable {
             if kind == .kiosk { emit(.kioskGaveUp(device: id, scanId: k)) }
             w?.resume(returning: nil)
         }
+        if !gaveUp.isEmpty { wakeRoomWaiters() }
         guard let c else { return }
         for (k, topic, payload, sends) in due {
             try? c.publish(topic: topic, text: payload, qos: 1)
@@ -216,11 +221,22 @@ final class SimLink: Sendable {
 
     /// Keeps `payload` and resends it until a reply carries `key` (fire and forget).
     func sendTracked(_ topic: String, _ payload: String, key: String) {
-        state.withLock { s in
-            s.pending[key] = Pending(topic: topic, payload: payload, nextAt: uptime())
+        // The first send goes out at once (no scan of the backlog: a logger flushing thousands
+        // of readings calls this for each); resends are the resender's.
+        let client = state.withLock { s -> MQTTClient? in
+            let now = uptime()
+            var p = Pending(topic: topic, payload: payload, nextAt: now)
+            var client: MQTTClient?
+            if s.connected, let c = s.client {
+                p.sends = 1; p.firstSentAt = now; p.nextAt = now + resendBase
+                s.stats.published += 1
+                client = c
+            }
+            s.pending[key] = p
             s.order.append(key)
+            return client
         }
-        flushDue()
+        try? client?.publish(topic: topic, text: payload, qos: 1)
     }
 
     /// Sends and waits for the reply carrying `key`: (reply, sends, ms), or nil when given up,
@@ -255,6 +271,42 @@ final class SimLink: Sendable {
 
     func sends(of key: String) -> Int? { state.withLock { $0.pending[key]?.sends } }
 
+    /// Flow control for a backlog: returns once at most `atMost` messages wait for their reply
+    /// (true), or false when the link is stopped for good or the task is cancelled.
+    func waitPending(atMost: Int) async -> Bool {
+        let id = state.withLock { s in
+            s.nextWaiterId += 1; return s.nextWaiterId
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
+                let answer = state.withLock { s -> Bool? in
+                    if s.closed || Task.isCancelled { return false }
+                    if s.pending.count <= atMost { return true }
+                    s.roomWaiters.append((id, atMost, cont))
+                    return nil
+                }
+                if let answer { cont.resume(returning: answer) }
+            }
+        } onCancel: {
+            let w = self.state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                guard let i = s.roomWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.roomWaiters.remove(at: i).cont
+            }
+            w?.resume(returning: false)
+        }
+    }
+
+    private func wakeRoomWaiters() {
+        let ready = state.withLock { s -> [CheckedContinuation<Bool, Never>] in
+            guard !s.roomWaiters.isEmpty else { return [] }
+            let n = s.pending.count
+            let (go, stay) = (s.roomWaiters.filter { n <= $0.atMost }, s.roomWaiters.filter { n > $0.atMost })
+            s.roomWaiters = stay
+            return go.map(\.cont)
+        }
+        for c in ready { c.resume(returning: true) }
+    }
+
     /// A clean stop: the offline status (retained) is published explicitly, then a clean
     /// disconnect (which suppresses the will). Waiters get nil. Unacked messages stay pending
     /// (a later `connect()` resends them) unless `final`.
@@ -272,6 +324,12 @@ final class SimLink: Sendable {
             return (c, s.connected, ws)
         }
         for w in ws { w.resume(returning: nil) }
+        if final {
+            let rs = state.withLock { s in
+                defer { s.roomWaiters = [] }; return s.roomWaiters.map(\.cont)
+            }
+            for r in rs { r.resume(returning: false) }
+        }
         if let c {
             if wasConnected {
                 try? c.publish(topic: statusTopic, text: statusPayload(online: false), qos: 1, retain: true)

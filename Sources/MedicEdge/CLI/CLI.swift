@@ -10,7 +10,8 @@ public struct MedicEdgeCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "medic-edge",
         abstract: "MedicSaaS Edge: the clinic's on-premise appliance daemon.",
-        subcommands: [Run.self, Status.self, Staff.self, Outbox.self, Rejects.self, BaselineRSS.self] + LabHandOff.commands)
+        subcommands: [Run.self, Status.self, Staff.self, Outbox.self, Rejects.self, Doctor.self, Backup.self, Restore.self, BaselineRSS.self]
+            + LabHandOff.commands)
     public init() {}
 
     /// The entry point the executable calls.

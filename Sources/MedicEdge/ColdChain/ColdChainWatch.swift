@@ -131,3 +131,58 @@ extension ColdChainWatch {
         }
     }
 }
+
+extension ColdChainWatch {
+    /// How far back a day whose summary was not sent (the appliance was off at its closing) is still sent.
+    static let summaryCatchUpDays = 7
+
+    /// `clinic/coldchain.daily_summary`, once per fridge and local day, after the workday's
+    /// `closes` (CONTRACT §6): the day's row of the chart. Days before the fridge's first
+    /// reading are not summarised; a day missed while the appliance was off is sent when it runs
+    /// again (up to `summaryCatchUpDays` back).
+    func dailySummaries(nowMs: Int64) async {
+        let zone = config.timeZone
+        let today = LocalDay.dayString(nowMs, zone: zone)
+        for room in rooms {
+            let key = room.key, workday = room.settings.workday
+            do {
+                guard let first = try await db.read({ try $0.firstColdReadingMs(room: key) }) else { continue }
+                let firstDay = LocalDay.dayString(first, zone: zone)
+                for back in (0...Self.summaryCatchUpDays).reversed() {
+                    let date = LocalDay.addDays(today, -back, zone: zone)
+                    guard date >= firstDay, let (start, end) = LocalDay.bounds(date, zone: zone) else { continue }
+                    guard nowMs >= start + Int64(workday.closesMinute) * 60_000 else { continue }
+                    if try await db.read({ try $0.dailySummarySent(room: key, date: date) }) { continue }
+                    try await summarise(key: key, date: date, start: start, end: end, workday: workday, nowMs: nowMs)
+                }
+            } catch {
+                logger.error("cold chain: \(key): the daily summary failed: \(error); retrying in a minute")
+            }
+        }
+    }
+
+    private func summarise(key: String, date: String, start: Int64, end: Int64, workday: Workday, nowMs: Int64) async throws {
+        let config = self.config, ids = self.ids
+        // From the day before's start: its closing moment (the overnight window's start) is in it.
+        let (readings, excursions) = try await db.read { tx in
+            (
+                try tx.coldReadings(room: key, fromMs: start - 86_400_000 - 3_600_000, toMs: end),
+                try tx.excursions(room: key, overlappingFrom: start, to: end)
+            )
+        }
+        let day = try ColdChainChart.day(
+            date: date, timeZone: config.timeZone, workday: workday, readings: readings, excursions: excursions, nowMs: nowMs)
+        try await db.write { tx in
+            guard try !tx.dailySummarySent(room: key, date: date) else { return }
+            let cloud = try Rooms.cloudId(tx, key: key)
+            let data = JSONText.object { j in
+                j.add("tenant_id", config.tenantId); j.add("site_id", config.siteId); j.add("room_id", key)
+                if let cloud { j.add("cloud_room_id", cloud) }
+                ColdChainChart.addSummary(day, to: &j)
+            }
+            let id = try tx.enqueue(
+                name: "clinic/coldchain.daily_summary", eventClass: .clinical, source: "room:\(key)", data: data, nowMs: nowMs, ids: ids)
+            try tx.markDailySummarySent(room: key, date: date, eventId: id, nowMs: nowMs)
+        }
+    }
+}

@@ -81,6 +81,7 @@ enum ConsolePage {
               <div class="who"><span>Conectado como <strong id="staff-name">\(esc(staff))</strong></span>
                 <button id="logout" type="button" class="btn btn-quiet">Sair</button></div>
             </header>
+            \(coldChainBanner(zone: zone))
             \(banner(status, zone: zone))
             <div id="announce" class="toast" role="status" aria-live="polite" aria-atomic="true"></div>
             <main class="layout">
@@ -122,6 +123,7 @@ enum ConsolePage {
             <footer class="foot muted small">Atualização automática a cada 2 s · \
             <span id="last-update">carregado às \(KioskMessages.clock(nowMs, zone: zone))</span></footer>
             </div>
+            <script src="/assets/coldchain.js"></script>
             <script src="/assets/console.js"></script>
             </body>
             </html>
@@ -239,8 +241,14 @@ enum ConsolePage {
     static func roomCards(_ rooms: [RoomView], zone: TimeZone, nowMs: Int64) -> String {
         rooms.map { r in
             let hasLimits = !r.limits.isEmpty
+            // A cold-chain sensor's silence is an alert of its own (`sensor_silent` in the API's `alerts`).
+            let silent = r.coldChain?.silentSinceMs
+            let alerting = !r.alerts.isEmpty || silent != nil
+            let chart =
+                r.coldChain != nil
+                ? "<p class=\"room-links\"><a href=\"/coldchain?room=\(esc(urlQuery(r.key)))\">Mapa de temperatura</a></p>" : ""
             let badge =
-                !r.alerts.isEmpty
+                alerting
                 ? "<span class=\"badge badge-alert\">Alerta</span>"
                 : hasLimits ? "<span class=\"badge badge-ok\">Normal</span>" : ""
             var occ = ""
@@ -266,17 +274,19 @@ enum ConsolePage {
             } else if hasLimits {
                 when = "<p class=\"updated stale\">Sem leituras ainda</p>"
             }
-            let alerts = r.alerts.map { a -> String in
-                let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
-                return
-                    "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde "
-                    + "\(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
-            }.joined()
-            return "<li class=\"room\(r.alerts.isEmpty ? "" : " room-alert")\" data-room=\"\(esc(r.key))\">"
+            let alerts =
+                r.alerts.map { a -> String in
+                    let (label, unit) = metricLabels.first { $0.0 == a.metric }.map { ($0.1, $0.2) } ?? (a.metric, "")
+                    return
+                        "<li>\(label) \(number(a.value)) \(unit) fora do limite (\(number(a.min))–\(number(a.max)) \(unit)) desde "
+                        + "\(KioskMessages.clock(a.sinceMs, zone: zone))</li>"
+                }.joined()
+                + (silent.map { "<li>Sensor sem leituras desde \(KioskMessages.clock($0, zone: zone))</li>" } ?? "")
+            return "<li class=\"room\(alerting ? " room-alert" : "")\" data-room=\"\(esc(r.key))\">"
                 + "<div class=\"room-head\"><h3>\(esc(r.name))</h3>\(badge)</div>\(occ)"
                 + (dl.isEmpty ? "" : "<dl class=\"readings\">\(dl)</dl>") + when
                 + (alerts.isEmpty ? "" : "<ul class=\"alerts\" aria-label=\"Alertas de \(esc(r.name))\">\(alerts)</ul>")
-                + "</li>"
+                + chart + "</li>"
         }.joined()
     }
 

@@ -50,6 +50,7 @@ struct StaffAPI: Sendable {
         router.get("/assets/console.css") { _, _ in StaffAPI.asset(ConsoleAssets.css, type: "text/css; charset=utf-8") }
         router.get("/assets/console.js") { _, _ in StaffAPI.asset(ConsoleAssets.js, type: "text/javascript; charset=utf-8") }
         router.get("/assets/login.js") { _, _ in StaffAPI.asset(ConsoleAssets.loginJS, type: "text/javascript; charset=utf-8") }
+        registerColdChainPages(router)
     }
 
     // MARK: routes

@@ -65,6 +65,8 @@ struct UplinkService: Service {
     }
 }
 
+struct DataDirInUse: Error, CustomStringConvertible { let description: String }
+
 /// Builds and runs the appliance.
 public enum Daemon {
     public static func makeLogger(level: String, label: String = "medic-edge") -> Logger {
@@ -81,6 +83,17 @@ public enum Daemon {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = makeLogger(level: config.logLevel)
         let metrics = EdgeMetrics(bootstrap: true)
+        // The data directory's lock, held until the process ends: `medic-edge restore`
+        // refuses while it is held, and a second daemon on the same data cannot start.
+        let dataLock: DataDirLock
+        do { dataLock = try DataDirLock.acquire(dataDir: config.dataDir) } catch let e as DataDirLock.Failure {
+            if case .held = e {
+                throw DataDirInUse(
+                    description: "data_dir \(config.dataDir) is in use: \(e) (another medic-edge on the same data, or a restore in progress)")
+            }
+            throw DataDirInUse(description: "data_dir \(config.dataDir): \(e)")
+        }
+        defer { withExtendedLifetime(dataLock) {} }
         let db = try AppDatabase.open(dataDir: config.dataDir, budgetBytes: config.storageMaxBytes, backgroundCheckpoints: true)
         let checkpointer = try Checkpointer(path: db.path ?? "")
         let state = EdgeState(cloudConfigured: config.cloud?.eventsURL != nil)
@@ -121,6 +134,7 @@ public enum Daemon {
                     }
                 },
                 PeriodicJob("cold chain", every: .seconds(1)) { now in await coldChain.tick(nowMs: now) },
+                PeriodicJob("cold chain daily summary", every: .seconds(10)) { now in await coldChain.dailySummaries(nowMs: now) },
                 PeriodicJob("cold chain retention", every: .seconds(3600), needsSteadyClock: true) { now in
                     await coldChain.retention(nowMs: now)
                 },

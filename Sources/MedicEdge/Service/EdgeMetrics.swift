@@ -82,6 +82,13 @@ public final class EdgeMetrics: Sendable {
         Gauge(label: "medic_edge_storage_used_bytes").record(used)
         Gauge(label: "medic_edge_storage_budget_bytes").record(budget)
     }
+    /// The data directory's file system: bytes free (when `statvfs` can read it), the
+    /// `storage.min_free_bytes` kept free, and 1 while the status API says `over_budget`.
+    public func storageSpace(free: Int64?, minFree: Int64, overBudget: Bool) {
+        if let free { Gauge(label: "medic_edge_storage_free_bytes").record(free) }
+        Gauge(label: "medic_edge_storage_min_free_bytes").record(minFree)
+        Gauge(label: "medic_edge_storage_over_budget").record(overBudget ? 1 : 0)
+    }
 
     /// A fridge's gauges (CONTRACT §6): its latest temperature and limits, whether an
     /// excursion is open, an alarm, its sensor silent (0/1).

@@ -259,6 +259,7 @@ final class StorageBudget: Sendable {
             state.setStorage(evicted > 0 ? .evicting : .ok, used: c.physical)
         }
         metrics.storage(used: c.physical, budget: config.storageMaxBytes)
+        metrics.storageSpace(free: Self.freeBytes(config.dataDir), minFree: config.storageMinFreeBytes, overBudget: state.storage.0 == .overBudget)
     }
 
     /// Checkpoints the WAL to its start and gives the database's free pages back.

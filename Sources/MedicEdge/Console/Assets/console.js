@@ -116,13 +116,15 @@
       when = '<p class="updated stale">Sem leituras ainda</p>';
     }
     var al = alerts.map(function (a) {
+      if (a.metric === 'sensor_silent') return '<li>Sensor sem leituras desde ' + clock(a.since) + '</li>';
       var m = METRICS.filter(function (x) { return x[0] === a.metric; })[0] || [a.metric, a.metric, ''];
       return '<li>' + m[1] + ' ' + num(a.value) + ' ' + m[2] + ' fora do limite (' + num(a.min) + '–' + num(a.max) + ' ' + m[2] + ') desde ' + clock(a.since) + '</li>';
     }).join('');
     return '<li class="room' + (alerts.length ? ' room-alert' : '') + '" data-room="' + esc(r.id) + '">' +
       '<div class="room-head"><h3>' + esc(r.name) + '</h3>' + badgeHTML + '</div>' + occ +
       (dl ? '<dl class="readings">' + dl + '</dl>' : '') + when +
-      (al ? '<ul class="alerts" aria-label="Alertas de ' + esc(r.name) + '">' + al + '</ul>' : '') + '</li>';
+      (al ? '<ul class="alerts" aria-label="Alertas de ' + esc(r.name) + '">' + al + '</ul>' : '') +
+      (r.cold_chain ? '<p class="room-links"><a href="/coldchain?room=' + encodeURIComponent(r.id) + '">Mapa de temperatura</a></p>' : '') + '</li>';
   }
 
   function bannerText(s) {
@@ -168,6 +170,7 @@
   }
 
   function drawRooms(data) {
+    if (window.MedicColdChain) window.MedicColdChain.rooms(data);
     var now = Date.now();
     var text = JSON.stringify(data) + '|' + Math.floor(now / 60000);
     if (text === lastRooms) return;

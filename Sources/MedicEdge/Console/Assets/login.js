@@ -15,7 +15,8 @@
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
       body: JSON.stringify({ name: name, password: password })
     }).then(function (r) {
-      if (r.ok) { location.assign('/'); return; }
+      // Back to the page that asked for the login (the console, or the cold-chain chart).
+      if (r.ok) { location.replace(location.href.split('#')[0]); return; }
       return r.json().catch(function () { return {}; }).then(function (j) {
         err.textContent = (j && j.error && j.error.message) || 'Não foi possível entrar (erro ' + r.status + ').';
         document.getElementById('login-password').select();
