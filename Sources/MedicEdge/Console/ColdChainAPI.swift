@@ -8,6 +8,9 @@ import Hummingbird
 extension StaffAPI {
     func registerColdChain<Context: RequestContext>(_ router: Router<Context>) {
         router.get("/api/v1/coldchain/excursions") { req, _ in await self.guarded("excursions") { try await self.excursions(req) } }
+        router.get("/api/v1/coldchain/:room/chart") { req, ctx in
+            await self.guarded("chart") { try await self.chart(req, room: ctx.parameters.get("room") ?? "") }
+        }
         router.post("/api/v1/coldchain/excursions/:id/ack") { req, ctx in
             await self.guarded("excursion ack") { try await self.acknowledge(req, id: ctx.parameters.get("id") ?? "") }
         }
