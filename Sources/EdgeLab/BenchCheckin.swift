@@ -28,8 +28,10 @@ struct BenchCheckin: AsyncParsableCommand {
 
     @Option(
         name: .customLong("purge-days"),
-        help:
-            "Days of old records past retention (a clinic of 100 check-ins a day: 100 check-ins and kiosk results, 10 no-shows, 100 audit lines each) written into the running daemon's database; scans are measured around its retention job's next run, which purges them (0: no such phase)."
+        help: ArgumentHelp(
+            "Days of old records past retention (a clinic of 100 check-ins a day: 100 check-ins and kiosk results, 10 no-shows, "
+                + "100 audit lines each) written into the running daemon's database; scans are measured around its retention "
+                + "job's next run, which purges them (0: no such phase).")
     ) var purgeDays = 0
 
     func run() async throws {
@@ -327,7 +329,8 @@ struct BenchCheckin: AsyncParsableCommand {
             }
         }
         say(
-            "set-up: \(days) days of old records (\(days * 310) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s for the retention job to purge"
+            "set-up: \(days) days of old records (\(days * 310) rows) written in \(Fmt.f(Double(benchNowNs() - t0) / 1e9)) s "
+                + "for the retention job to purge"
         )
     }
 

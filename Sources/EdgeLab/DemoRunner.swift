@@ -159,7 +159,8 @@ struct DemoRunner {
               geladeira-vacinas:
                 name: Geladeira de vacinas
                 limits: {temperature_c: {min: 2, max: 8, hysteresis: 0.5}}
-                cold_chain: {alarm_delay_minutes: \(String(format: "%.4f", coldMinutes.alarm)), silence_minutes: \(String(format: "%.4f", coldMinutes.silence)),
+                cold_chain: {alarm_delay_minutes: \(String(format: "%.4f", coldMinutes.alarm)),
+                             silence_minutes: \(String(format: "%.4f", coldMinutes.silence)),
                              workday: {opens: "07:00", closes: "19:00"}}
 
             """

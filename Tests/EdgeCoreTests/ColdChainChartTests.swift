@@ -133,7 +133,7 @@ struct ColdChainChartTests {
     }
 
     @Test(
-        "Given a month of readings every 5 minutes with known values, when charted, then every day's opening, closing, extremes and count match the reference, in the struct, the JSON and the CSV"
+        "A month of 5-minute readings with known values: every day's opening, closing, extremes and count match the reference (struct, JSON, CSV)"
     )
     func generatedMonth() throws {
         let w = try ColdChainChart.readingWindow(month: "2026-11", timeZone: GenMonth.zone, workday: .standard)
@@ -301,7 +301,8 @@ struct ColdChainChartTests {
         #expect(Array(text.utf8.prefix(3)) == [0xEF, 0xBB, 0xBF])
         let header =
             "\u{FEFF}Data;Abertura (hora);Abertura atual (°C);Abertura mín (°C);Abertura máx (°C);Fechamento (hora);Fechamento atual (°C);"
-            + "Fechamento mín (°C);Fechamento máx (°C);Mínima do dia (°C);Máxima do dia (°C);Leituras;Excursões;Ações tomadas;Responsável;Situação\r\n"
+            + "Fechamento mín (°C);Fechamento máx (°C);Mínima do dia (°C);Máxima do dia (°C);Leituras;Excursões;"
+            + "Ações tomadas;Responsável;Situação\r\n"
         #expect(text.hasPrefix(header))
         #expect(text.hasSuffix("\r\n"))
         let rows = csvRows(String(text.dropFirst()))
@@ -376,8 +377,10 @@ struct ColdChainChartTests {
         }
         #expect(
             text
-                == #"{"room_id":"geladeira-vacinas","date":"2026-11-03","opening":{"at":"2026-11-03T10:00:00Z","current_c":4.5,"min_c":4.5,"max_c":4.5},"#
-                + #""closing":{"at":"2026-11-03T22:00:00Z","current_c":5,"min_c":4.5,"max_c":5},"day_min_c":4.5,"day_max_c":5,"readings":2,"excursions":1}"#
+                == #"{"room_id":"geladeira-vacinas","date":"2026-11-03","#
+                + #""opening":{"at":"2026-11-03T10:00:00Z","current_c":4.5,"min_c":4.5,"max_c":4.5},"#
+                + #""closing":{"at":"2026-11-03T22:00:00Z","current_c":5,"min_c":4.5,"max_c":5},"#
+                + #""day_min_c":4.5,"day_max_c":5,"readings":2,"excursions":1}"#
         )
         let empty = try ColdChainChart.day(date: "2026-11-04", timeZone: GenMonth.zone, workday: .standard, readings: [], excursions: [], nowMs: 0)
         #expect(

@@ -118,7 +118,7 @@ struct ColdChainMonthTests {
     typealias Point = (at: Int64, cur: Double, min: Double, max: Double)
 
     @Test(
-        "A month of 5-minute readings with two excursions and a silence: the excursion events, the live silence alert, and the charts' JSON and CSV day by day"
+        "A month of 5-minute readings, two excursions, a silence: the excursion events, the live silence alert, the charts' JSON and CSV by day"
     )
     func month() async throws {
         let cal = Self.calendar

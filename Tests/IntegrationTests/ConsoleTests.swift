@@ -304,7 +304,7 @@ struct ConsoleTests {
     }
 
     @Test(
-        "The chart page /coldchain: the login page without a session; the frame for a fridge; 404 for another room, 400 for a bad month; a silent sensor on the card"
+        "The chart page /coldchain: login page without a session; the frame for a fridge; 404 other room, 400 bad month; a silent sensor on the card"
     )
     func chartPage() async throws {
         let config = Self.fridgeConfig.replacingOccurrences(
@@ -709,46 +709,6 @@ struct ConsoleTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
-    /// A chart answer as CONTRACT §6 gives it, for the last 31-day month before this one: the
-    /// browser test serves it to the chart page until the daemon has the chart route. Days 3
-    /// and 4 without readings; an excursion with a long action on the 10th; one without action
-    /// on the 11th.
-    static func chartFixture(room: String) -> String {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = zone
-        var month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: Date())!)
-        while cal.range(of: .day, in: .month, for: cal.date(from: month)!)?.count != 31 {
-            month = cal.dateComponents([.year, .month], from: cal.date(byAdding: .month, value: -1, to: cal.date(from: month)!)!)
-        }
-        let ym = String(format: "%04d-%02d", month.year!, month.month!)
-        func at(_ day: Int, _ hour: Double) -> String {
-            let start = LocalDay.bounds(String(format: "%@-%02d", ym, day), zone: zone)!.0
-            return Time.rfc3339(ms: start + Int64(hour * 3_600_000))
-        }
-        let days = (1...31).map { d -> String in
-            let date = String(format: "%@-%02d", ym, d)
-            if d == 3 || d == 4 {
-                return #"{"date":"\#(date)","opening":null,"closing":null,"day_min_c":null,"day_max_c":null,"readings":0,"excursions":[]}"#
-            }
-            var exc = ""
-            if d == 10 {
-                let action = String(repeating: "Porta encontrada entreaberta; fechada e vacinas conferidas com a coordenação. ", count: 6)
-                exc =
-                    #"{"id":"x10","started_at":"\#(at(d, 13))","ended_at":"\#(at(d, 13.7))","duration_seconds":2520,"min_c":8.1,"#
-                    + #""max_c":9.6,"acknowledged_by":"ana","action":"\#(action.prefix(480))"}"#
-            } else if d == 11 {
-                exc =
-                    #"{"id":"x11","started_at":"\#(at(d, 2))","ended_at":"\#(at(d, 2.5))","duration_seconds":1800,"min_c":1.2,"#
-                    + #""max_c":1.9,"acknowledged_by":null,"action":null}"#
-            }
-            let t = 4.0 + Double(d % 7) / 10
-            return #"{"date":"\#(date)","opening":{"at":"\#(at(d, 7.02))","current_c":\#(t),"min_c":3.1,"max_c":5.2},"#
-                + #""closing":{"at":"\#(at(d, 18.98))","current_c":4.8,"min_c":3.9,"max_c":\#(d == 10 ? 9.6 : 5.6)},"#
-                + #""day_min_c":\#(d == 11 ? 1.2 : 3.1),"day_max_c":\#(d == 10 ? 9.6 : 5.6),"readings":96,"excursions":[\#(exc)]}"#
-        }
-        return #"{"room_id":"\#(room)","month":"\#(ym)","days":[\#(days.joined(separator: ","))]}"#
-    }
-
     @Test("In a real browser: log in, see the seeded agenda, check a patient in, see a kiosk check-in appear without reload, see the offline banner")
     func browser() async throws {
         // CI installs these (apt-get install -y chromium chromium-driver python3-selenium); a
@@ -797,8 +757,6 @@ struct ConsoleTests {
             let (code2, out2) = try await DaemonProcess.runCLI(
                 ["staff", "add", "ana", "--config", env.daemon.configPath], stdin: "Senha-da-Ana-2026\n")
             try #require(code2 == 0, "staff add ana: \(out2)")
-            let fixture = env.daemon.dir + "/chart-fixture.json"
-            try Data(Self.chartFixture(room: "geladeira-vacinas").utf8).write(to: URL(fileURLWithPath: fixture))
 
             // The rooms board's material: the fridge is fine, Sala 2 is occupied, Sala 3's CO2 is high.
             try env.device.publish(env.topic("room/geladeira-vacinas/environment/env-1"), #"{"temperature_c": 4.6, "humidity_pct": 45}"#)
@@ -821,8 +779,6 @@ struct ConsoleTests {
                 "--name-query", "joao pedro", "--name-expect", day.joao.name,
                 "--screenshots", shots, "--chromium", chromium, "--chromedriver", driver,
                 "--coldchain-room", "geladeira-vacinas", "--second-user", "ana", "--second-password", "Senha-da-Ana-2026",
-                // Until the daemon serves GET /api/v1/coldchain/{room}/chart: then drop this line.
-                "--chart-fixture", fixture,
             ]
             let (status, output) = try await Harness.runProgram(python, args, timeout: 240)
             #expect(status == 0, "browser test failed:\n\(output)")

@@ -27,7 +27,7 @@ struct RetentionTests {
     }
 
     @Test(
-        "400 days of check-ins, no-shows, kiosk results and staff audit on a ManualClock: after the purge, 90 d / 90 d / 8 d / 365 d are left, the patients of the window and of the last 24 h, the appointments of the window; a shorter retention: config cuts further"
+        "400 days aged (ManualClock): 90/90/8/365 d of check-ins/no-shows/kiosk results/audit left, the window's patients; a shorter config cuts more"
     )
     func agedByAYear() async throws {
         let clock = ManualClock(ms: 1_767_225_600_000)  // 2026-01-01T00:00:00Z

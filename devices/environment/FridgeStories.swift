@@ -96,7 +96,8 @@ extension FridgeSim {
             let ex = h.excursions()
             report(
                 "the data logger flushes its buffer: \(h.readings.count) readings every \(SimFormat.number(timing.historyIntervalSeconds / 60)) min "
-                    + "over \(timing.historyDays) days, oldest first, at most \(timing.historyWindow) unacknowledged; \(ex.count) past excursions in it"
+                    + "over \(timing.historyDays) days, oldest first, at most \(timing.historyWindow) unacknowledged; "
+                    + "\(ex.count) past excursions in it"
             )
             let b = try await sendHistory(h, window: timing.historyWindow, timeout: 600) { n in report("\(n) of \(h.readings.count) sent") }
             resumeReadings()
