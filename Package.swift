@@ -102,7 +102,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "medic-edge-lab", dependencies: ["EdgeLab"]),
-        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "EdgeCoreTests", dependencies: ["EdgeCore", "EdgeStore", "EdgeTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CloudStubTests", dependencies: ["CloudStub", "EdgeHTTPClient", "EdgeTestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "EdgeTestSupport", "EdgeSimulators", "EdgeCore", "EdgeMQTT", "EdgeHTTPClient", "CloudStub", "MedicEdge",

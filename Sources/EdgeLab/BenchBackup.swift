@@ -28,14 +28,7 @@ struct BenchBackup: AsyncParsableCommand {
             throw ValidationError("--scans 2…1,000,000, --fill 0…5,000,000, --patients 1…100,000")
         }
         let broker = try await BenchEnv.broker()
-        var day = ClinicDay()
-        for i in 0..<patients {
-            let p = ClinicDay.Patient(
-                id: String(format: "9a000000-0000-4000-8000-%012d", 1000 + i), name: "Paciente \(i) Bench",
-                phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:bench\(i):\(UUID().uuidString.prefix(10))")
-            day.patients.append(p)
-            day.book(p, startMinutes: 30 + Double(i % 60))
-        }
+        let day = BenchEnv.clinicDay(patients: patients)
         let (stub, cloudPort) = try await BenchEnv.stub(day.seed)
         let daemon = try BenchEnv.daemon(mqttPort: broker.port, cloudPort: cloudPort)
         try await BenchEnv.start(daemon)

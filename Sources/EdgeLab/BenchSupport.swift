@@ -191,6 +191,19 @@ nonisolated(unsafe) private var benchInterrupt: InterruptHandler?
 enum BenchEnv {
     static let site = "test-site"
 
+    /// A clinic day of `patients` bench patients, each booked within the next 30–90 minutes.
+    static func clinicDay(patients: Int) -> ClinicDay {
+        var day = ClinicDay()
+        for i in 0..<patients {
+            let p = ClinicDay.Patient(
+                id: String(format: "9a000000-0000-4000-8000-%012d", 1000 + i), name: "Paciente \(i) Bench",
+                phone: "+55119\(String(format: "%08d", i))", qr: "medic-qr:v1:bench\(i):\(UUID().uuidString.prefix(10))")
+            day.patients.append(p)
+            day.book(p, startMinutes: 30 + Double(i % 60))
+        }
+        return day
+    }
+
     static func start(_ title: String) {
         BenchCleanup.shared.installSignalHandlers()
         let bin = Harness.binaryPath()

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import EdgeCore
+import EdgeTestSupport
 
 /// A generated November 2026 in São Paulo (UTC−03:00 all month, no daylight saving): a reading
 /// every 5 minutes with known values at known times, and a reference chart computed by plain
@@ -70,37 +71,6 @@ enum GenMonth {
     }
 
     static func at(_ d: Int, _ h: Int, _ m: Int = 0) -> Int64 { novStart + Int64(d) * day + Int64(h) * Clinic.hour + Int64(m) * Clinic.minute }
-}
-
-/// Splits RFC 4180 text with `;` cells and CRLF lines (quoted cells may hold `;`, `"` and newlines).
-func csvRows(_ text: String) -> [[String]] {
-    var rows: [[String]] = [], row: [String] = [], cell = ""
-    var quoted = false, i = text.unicodeScalars.startIndex
-    let s = text.unicodeScalars
-    while i < s.endIndex {
-        let c = s[i]
-        if quoted {
-            if c == "\"" {
-                let n = s.index(after: i)
-                if n < s.endIndex && s[n] == "\"" { cell.unicodeScalars.append("\""); i = n } else { quoted = false }
-            } else {
-                cell.unicodeScalars.append(c)
-            }
-        } else if c == "\"" && cell.isEmpty {
-            quoted = true
-        } else if c == ";" {
-            row.append(cell); cell = ""
-        } else if c == "\r" {
-            let n = s.index(after: i)
-            if n < s.endIndex && s[n] == "\n" { i = n }
-            row.append(cell); rows.append(row); row = []; cell = ""
-        } else {
-            cell.unicodeScalars.append(c)
-        }
-        i = s.index(after: i)
-    }
-    if !cell.isEmpty || !row.isEmpty { row.append(cell); rows.append(row) }
-    return rows
 }
 
 @Suite("Cold chain daily chart (CONTRACT §6)")

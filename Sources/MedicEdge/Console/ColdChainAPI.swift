@@ -34,12 +34,10 @@ extension StaffAPI {
 
     /// `{"action"}` (1–500 characters) → 201; 409 when already acknowledged; 404 unknown.
     func acknowledge(_ req: Request, id: String) async throws -> Response {
-        let auth = try authenticate(req, changesState: true)
-        guard case .ok(let session, _) = auth else { return auth.refusal! }
-        let body: [UInt8]
-        switch await StaffAPI.readBody(req) {
-        case .success(let b): body = b
-        case .failure(let r): return r
+        let (session, body): (StaffAccounts.Session, [UInt8])
+        switch try await signedBody(req) {
+        case .ok(let s, let b): (session, body) = (s, b)
+        case .refused(let r): return r
         }
         guard let doc = try? JSON.parse(body), let raw = doc["action"]?.stringValue else {
             return StaffAPI.failure(.badRequest, "bad_request", "Envie JSON: {\"action\": \"ação tomada\"}.")

@@ -148,12 +148,10 @@ struct StaffAPI: Sendable {
     }
 
     func checkin(_ req: Request) async throws -> Response {
-        let auth = try authenticate(req, changesState: true)
-        guard case .ok(let session, _) = auth else { return auth.refusal! }
-        let body: [UInt8]
-        switch await StaffAPI.readBody(req) {
-        case .success(let b): body = b
-        case .failure(let r): return r
+        let (session, body): (StaffAccounts.Session, [UInt8])
+        switch try await signedBody(req) {
+        case .ok(let s, let b): (session, body) = (s, b)
+        case .refused(let r): return r
         }
         guard let doc = try? JSON.parse(body), let id = doc["appointment_id"]?.stringValue, !id.isEmpty, id.utf8.count <= 128 else {
             return StaffAPI.failure(.badRequest, "bad_request", "Envie JSON: {\"appointment_id\": \"…\"}.")
@@ -314,6 +312,17 @@ struct StaffAPI: Sendable {
     }
 
     enum Body { case success([UInt8]), failure(Response) }
+
+    /// A state-changing request's session and body, or the refusal to answer with (401, CSRF, too large).
+    enum SignedBody { case ok(StaffAccounts.Session, [UInt8]), refused(Response) }
+    func signedBody(_ req: Request) async throws -> SignedBody {
+        let auth = try authenticate(req, changesState: true)
+        guard case .ok(let session, _) = auth else { return .refused(auth.refusal!) }
+        switch await StaffAPI.readBody(req) {
+        case .success(let b): return .ok(session, b)
+        case .failure(let r): return .refused(r)
+        }
+    }
     static func readBody(_ req: Request) async -> Body {
         do {
             let buf = try await req.body.collect(upTo: maxBodyBytes)
