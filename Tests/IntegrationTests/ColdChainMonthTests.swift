@@ -324,4 +324,3 @@ struct ColdChainMonthTests {
         return count
     }
 }
-
