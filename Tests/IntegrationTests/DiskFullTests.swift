@@ -95,7 +95,20 @@ struct DiskFullTests {
         #expect(r1["outcome"]?.stringValue == "checked_in")
         #expect(try await env.daemon.get("/healthz").status == 200)
 
-        // Full: readings (2 KiB each) until commits fail.
+        // Full: readings (2 KiB each) until commits fail. A reader holds a snapshot meanwhile:
+        // otherwise, after a checkpoint, SQLite rewinds the WAL and reuses its space, so a small
+        // commit now and then succeeds on a full disk (seen: s-2 answered, /healthz never 503).
+        // With the WAL pinned, every commit needs new space: the failure is deterministic.
+        let pin = Process()
+        pin.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        pin.arguments = [env.daemon.dataDir + "/medic-edge.sqlite"]
+        let pinInput = Pipe()
+        pin.standardInput = pinInput
+        pin.standardOutput = FileHandle.nullDevice
+        try pin.run()
+        defer { if pin.isRunning { pin.terminate() } }
+        pinInput.fileHandleForWriting.write(Data("BEGIN;\nSELECT count(*) FROM sqlite_master;\n".utf8))
+        try await Task.sleep(for: .milliseconds(300))
         tmpfs.fill(filler, leaving: 0)
         var sent: [String] = []
         for round in 0..<60 {
@@ -127,6 +140,9 @@ struct DiskFullTests {
         #expect(env.daemon.process?.isRunning == true)
 
         // Space back: no restart; the devices resend what was not acked.
+        pinInput.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
+        try pinInput.fileHandleForWriting.close()
+        pin.waitUntilExit()
         try FileManager.default.removeItem(atPath: filler)
         try env.device.publish(env.topic("kiosk/k1/scan"), #"{"scan_id": "s-2", "qr": "\#(day.joao.qr)", "ts": "\#(Time.rfc3339(Date()))"}"#)
         let r2 = try await env.device.waitFor(env.topic("kiosk/k1/result"), timeout: 10) { $0["scan_id"]?.stringValue == "s-2" }
